@@ -1,0 +1,69 @@
+"""Writes of the volume entry and their undos, used by the API and the volume-manager workflows.
+
+Short database steps, run as local activities. Each is idempotent: a local activity can run
+again after a worker crash, and a compensation may run when its step never happened.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.errors import rejected, typed_errors
+from core import errors
+from core.faults import NO_FAULTS, FaultPlan
+from core.types import Compensation, CreateEntryInput, VolumeEntry
+from inventory import repository as repo
+from inventory.db import transaction
+
+
+class EntryActivities:
+    """The entry's lifecycle writes, bound to one inventory."""
+
+    def __init__(self, database_url: str, *, faults: FaultPlan = NO_FAULTS) -> None:
+        self.database_url = database_url
+        self.faults = faults
+
+    @activity.defn
+    def create_volume_entry(self, data: CreateEntryInput) -> VolumeEntry:
+        """Insert the entry in `managing` with size 0, keyed by the workflow-made id."""
+        with typed_errors():
+            self.faults.check("create_volume_entry")
+            with transaction(self.database_url) as session:
+                try:
+                    volume, created = repo.insert_volume_entry(
+                        session, data.volume_id, data.spec, data.workflow_id
+                    )
+                except repo.DuplicateBackendObject as err:
+                    raise rejected(
+                        errors.ALREADY_MANAGED,
+                        f"ref: {err} on backend {data.spec.backend}; "
+                        "each backend object can be managed once",
+                    ) from None
+                if created:
+                    repo.add_event(session, volume.id, "manage_existing.requested",
+                                   data.workflow_id, {"ref": data.spec.ref})
+                return repo.to_entry(session, volume)
+
+    @activity.defn
+    def delete_volume_entry(self, undo: Compensation) -> bool:
+        """Undo of create_volume_entry: soft-delete the entry; a no-op if it never existed."""
+        with typed_errors():
+            self.faults.check("delete_volume_entry")
+            with transaction(self.database_url) as session:
+                done = repo.soft_delete_volume(session, undo.volume_id, undo.reason)
+                if done:
+                    repo.add_event(session, undo.volume_id, "compensate.delete_volume_entry",
+                                   undo.workflow_id, {"reason": undo.reason})
+                return done
+
+    @activity.defn
+    def mark_error_managing(self, undo: Compensation) -> bool:
+        """Undo of a cast or later step: the entry goes to `error_managing` with the reason."""
+        with typed_errors():
+            self.faults.check("mark_error_managing")
+            with transaction(self.database_url) as session:
+                done = repo.mark_error_managing(session, undo.volume_id, undo.reason)
+                if done:
+                    repo.add_event(session, undo.volume_id, "compensate.mark_error_managing",
+                                   undo.workflow_id, {"reason": undo.reason})
+                return done

@@ -1,0 +1,187 @@
+"""Activities of the volume-manager workflow, run by the worker of the backend they adopt on.
+
+The scheduler check, sizing, quota, the driver's adoption and the finish. They run as local
+activities on the backend's own worker: only that worker sees the backend, and no step pays
+a task-queue round trip. The driver is synchronous; these run in the worker's thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import rejected, typed_errors
+from backends.base import AlreadyManaged, Driver, DriverError, InvalidReference
+from core import errors, naming, statuses
+from core.capabilities import unmatched_specs
+from core.faults import NO_FAULTS, FaultPlan
+from core.types import Adopted, Compensation, FinishInput, QuotaInput, VolumeEntry
+from inventory import quota
+from inventory import repository as repo
+from inventory.db import transaction
+from inventory.models import Volume, VolumeType, utcnow
+
+
+@contextmanager
+def driver_errors() -> Iterator[None]:
+    """Driver exceptions as typed errors; only a retryable DriverError is retried."""
+    with typed_errors():
+        try:
+            yield
+        except AlreadyManaged as err:
+            raise rejected(errors.ALREADY_MANAGED, str(err)) from None
+        except InvalidReference as err:
+            raise rejected(errors.INVALID_REF, str(err)) from None
+        except DriverError as err:
+            raise ApplicationError(str(err), type=errors.MANAGE_FAILED,
+                                   non_retryable=not err.retryable) from None
+
+
+class ManagerActivities:
+    """Bound to one inventory and the one driver of this backend worker."""
+
+    def __init__(
+        self,
+        database_url: str,
+        driver: Driver,
+        *,
+        service_down_time: timedelta = timedelta(seconds=60),
+        faults: FaultPlan = NO_FAULTS,
+    ) -> None:
+        self.database_url = database_url
+        self.driver = driver
+        self.service_down_time = service_down_time
+        self.faults = faults
+
+    @activity.defn
+    def check_backend(self, entry: VolumeEntry) -> VolumeEntry:
+        """The scheduler's check: the backend is up, has room, and suits the volume type."""
+        with typed_errors():
+            self.faults.check("check_backend")
+            with transaction(self.database_url) as session:
+                volume = self._live_entry(session, entry.id)
+                service_host = naming.backend_of_host(entry.host) if entry.host else None
+                services = (
+                    [s for s in [repo.get_backend_service(session, service_host)] if s]
+                    if service_host else list(repo.cluster_services(session, entry.backend))
+                )
+                up = [s for s in services
+                      if repo.service_is_up(s, utcnow(), self.service_down_time)]
+                why = None
+                if not up:
+                    why = f"backend {entry.backend} is down or disabled"
+                else:
+                    service = up[0]
+                    caps = service.capabilities or {}
+                    volume_type = session.get(VolumeType, entry.volume_type_id)
+                    misses = unmatched_specs(volume_type.extra_specs if volume_type else {}, caps)
+                    if misses:
+                        why = (f"backend {entry.backend} does not match volume type "
+                               f"'{entry.volume_type}': {'; '.join(misses)}")
+                    elif service.free_capacity_gb <= 0:
+                        why = f"backend {entry.backend} has no free capacity"
+                    elif entry.availability_zone != service.availability_zone:
+                        why = (f"backend {entry.backend} is in zone "
+                               f"'{service.availability_zone}', not '{entry.availability_zone}'")
+                if why:
+                    raise rejected(errors.NO_VALID_BACKEND, f"No valid backend was found. {why}")
+                if volume.host is None or "#" not in volume.host:
+                    pool = caps.get("pool_name") or self.driver.pool
+                    volume.host = f"{up[0].host}#{pool}"
+                if "manage_existing.start" not in repo.volume_events(session, entry.id):
+                    repo.add_event(session, entry.id, "manage_existing.start",
+                                   activity.info().workflow_id, {"host": volume.host})
+                return repo.to_entry(session, volume)
+
+    @activity.defn
+    def get_existing_size(self, entry: VolumeEntry) -> int:
+        """Ask the driver how big the object is (GiB, rounded up) and record it."""
+        with driver_errors():
+            self.faults.check("get_existing_size")
+            size = self.driver.manage_existing_get_size(entry.ref)
+            with transaction(self.database_url) as session:
+                self._live_entry(session, entry.id).size = size
+            return size
+
+    @activity.defn
+    def reserve_quota(self, data: QuotaInput) -> bool:
+        """Reserve volumes +1 and gigabytes +size (and per type) for the project."""
+        with typed_errors():
+            self.faults.check("reserve_quota")
+            try:
+                with transaction(self.database_url) as session:
+                    return quota.reserve(session, data.volume_id, data.project_id,
+                                         quota.deltas_for(data.volume_type, data.size),
+                                         data.workflow_id)
+            except quota.QuotaExceeded as err:
+                raise rejected(errors.QUOTA_EXCEEDED, str(err)) from None
+
+    @activity.defn
+    def rollback_quota(self, undo: Compensation) -> int:
+        """Undo of reserve_quota (and of commit_quota): give the units back."""
+        with typed_errors():
+            self.faults.check("rollback_quota")
+            with transaction(self.database_url) as session:
+                undone = quota.rollback(session, undo.volume_id)
+                if undone:
+                    repo.add_event(session, undo.volume_id, "compensate.rollback_quota",
+                                   undo.workflow_id, {"reason": undo.reason})
+                return undone
+
+    @activity.defn
+    def driver_manage_existing(self, entry: VolumeEntry) -> Adopted:
+        """The driver adopts the object: it is renamed to `volume-<id>`."""
+        with driver_errors():
+            self.faults.check("driver_manage_existing")
+            fields = self.driver.manage_existing(entry.id, entry.ref)
+            return Adopted(fields.provider_id, fields.provider_location)
+
+    @activity.defn
+    def undo_manage_existing(self, undo: Compensation) -> bool:
+        """Undo of driver_manage_existing: the object gets its original name back."""
+        with driver_errors():
+            self.faults.check("undo_manage_existing")
+            with transaction(self.database_url, readonly=True) as session:
+                volume = repo.get_volume(session, undo.volume_id)
+                ref = dict(volume.backend_ref) if volume else {}
+            renamed = self.driver.revert_manage_existing(undo.volume_id, ref)
+            if renamed:
+                with transaction(self.database_url) as session:
+                    repo.add_event(session, undo.volume_id, "compensate.undo_manage_existing",
+                                   undo.workflow_id, {"reason": undo.reason, "ref": ref})
+            return renamed
+
+    @activity.defn
+    def commit_quota(self, data: Compensation) -> int:
+        with typed_errors():
+            self.faults.check("commit_quota")
+            with transaction(self.database_url) as session:
+                return quota.commit(session, data.volume_id)
+
+    @activity.defn
+    def finish(self, data: FinishInput) -> VolumeEntry:
+        """The entry becomes `available` with its provider fields; audit manage_existing.end."""
+        with typed_errors():
+            self.faults.check("finish")
+            with transaction(self.database_url) as session:
+                volume = self._live_entry(session, data.volume_id)
+                if volume.status == statuses.MANAGING:
+                    volume.status = statuses.AVAILABLE
+                    volume.provider_id = data.adopted.provider_id
+                    volume.provider_location = data.adopted.provider_location
+                    volume.launched_at = utcnow()
+                    volume.error = None
+                    repo.add_event(session, volume.id, "manage_existing.end", data.workflow_id,
+                                   {"size": volume.size})
+                return repo.to_entry(session, volume)
+
+    def _live_entry(self, session: Session, volume_id: str) -> Volume:
+        volume = repo.get_volume(session, volume_id, for_update=True)
+        if volume is None or volume.deleted:
+            raise rejected(errors.VOLUME_NOT_FOUND, f"volume {volume_id} is not in the inventory")
+        return volume

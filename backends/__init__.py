@@ -1,0 +1,1 @@
+"""Storage backends (drivers). They know nothing of Temporal: activities call them."""

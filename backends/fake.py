@@ -1,0 +1,131 @@
+"""An in-memory backend with fault injection, for tests and benchmarks.
+
+Objects live in a dict guarded by a lock, so concurrent adoptions of one object race the
+way they would on real storage: exactly one rename wins. `renames` counts every rename that
+took effect, so tests can prove an effect happened once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import (
+    GIB,
+    AlreadyManaged,
+    Capabilities,
+    Driver,
+    InvalidReference,
+    ManageableVolume,
+    ProviderFields,
+    size_in_gib,
+)
+from core import naming
+from core.faults import FaultPlan
+
+
+@dataclass
+class FakeObject:
+    size_bytes: int
+    object_id: str
+    in_use: bool = False
+
+
+@dataclass
+class FakeDriver(Driver):
+    pool: str = "pool"
+    objects: dict[str, FakeObject] = field(default_factory=dict)
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    total_capacity_gb: float = 10_000.0
+    extra_capabilities: dict[str, Any] = field(default_factory=dict)
+    renames: list[tuple[str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_object(self, name: str, size_gib: float = 1.0, *, in_use: bool = False) -> None:
+        with self._lock:
+            self.objects[name] = FakeObject(
+                int(size_gib * GIB), object_id=f"fake-{len(self.objects) + 1}", in_use=in_use
+            )
+
+    def capabilities(self) -> Capabilities:
+        used = sum(size_in_gib(o.size_bytes) for o in self.objects.values())
+        return Capabilities(
+            pool_name=self.pool,
+            total_capacity_gb=self.total_capacity_gb,
+            free_capacity_gb=max(0.0, self.total_capacity_gb - used),
+            extra={"volume_backend_name": "fake", "storage_protocol": "fake",
+                   "vendor_name": "volume-manage", **self.extra_capabilities},
+        )
+
+    def _find(self, ref: dict[str, str]) -> str:
+        """The current name of the object `ref` names."""
+        if "source-name" in ref:
+            name = ref["source-name"]
+            if name not in self.objects:
+                raise InvalidReference(ref, f"object {name!r} does not exist.")
+            return name
+        if "source-id" in ref:
+            for name, obj in self.objects.items():
+                if obj.object_id == ref["source-id"]:
+                    return name
+            raise InvalidReference(ref, f"no object has id {ref['source-id']!r}.")
+        raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
+
+    def manage_existing_get_size(self, ref: dict[str, str]) -> int:
+        self.faults.check("manage_existing_get_size")
+        with self._lock:
+            name = self._find(ref)
+            managed_id = naming.managed_volume_id(name)
+            if managed_id:
+                raise AlreadyManaged(ref, managed_id)
+            return size_in_gib(self.objects[name].size_bytes)
+
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+        self.faults.check("manage_existing")
+        target = naming.managed_object_name(volume_id)
+        with self._lock:
+            if target in self.objects:  # a retry: the rename already happened
+                return ProviderFields(provider_id=self.objects[target].object_id)
+            name = self._find(ref)
+            if naming.managed_volume_id(name):
+                raise AlreadyManaged(ref, naming.managed_volume_id(name))
+            self.objects[target] = self.objects.pop(name)
+            self.renames.append((name, target))
+            return ProviderFields(provider_id=self.objects[target].object_id)
+
+    def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
+        self.faults.check("revert_manage_existing")
+        target = naming.managed_object_name(volume_id)
+        original = ref.get("source-name")
+        with self._lock:
+            if target not in self.objects:
+                return False
+            if original is None:  # a source-id ref: the id survives the rename
+                original = f"unmanaged-{self.objects[target].object_id}"
+            if original in self.objects:
+                raise InvalidReference(ref, f"cannot rename back: {original!r} exists again.")
+            self.objects[original] = self.objects.pop(target)
+            self.renames.append((target, original))
+            return True
+
+    def unmanage(self, volume_id: str) -> None:
+        self.faults.check("unmanage")
+
+    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
+        with self._lock:
+            items = list(self.objects.items())
+        result = []
+        for name, obj in items:
+            cinder_id = managed.get(name) or naming.managed_volume_id(name)
+            reason = "already managed" if cinder_id else ("volume in use" if obj.in_use else None)
+            result.append(ManageableVolume(
+                reference={"source-name": name}, size=size_in_gib(obj.size_bytes),
+                safe_to_manage=reason is None, reason_not_safe=reason, cinder_id=cinder_id,
+                extra_info={"id": obj.object_id},
+            ))
+        return result
+
+    def object_names(self) -> list[str]:
+        with self._lock:
+            return list(self.objects)

@@ -1,0 +1,183 @@
+"""A backend over one directory of raw and qcow2 image files (like Cinder's NFS drivers).
+
+A ref names a file by `source-name` (its file name in the directory) or `source-id` (its
+inode number). Adopting renames the file to `volume-<id>` in the same directory (an atomic
+rename, so two adoptions of one file cannot both win); the undo renames it back. Unmanage
+keeps the `volume-<id>` name, as Cinder's NFS and LVM drivers do, so the object shows up as
+manageable again under that name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from backends.base import (
+    AlreadyManaged,
+    Capabilities,
+    Driver,
+    DriverError,
+    InvalidReference,
+    ManageableVolume,
+    ProviderFields,
+    size_in_gib,
+)
+from core import naming
+from core.faults import NO_FAULTS, FaultPlan
+
+SUPPORTED_FORMATS = ("raw", "qcow2")
+QEMU_IMG_TIMEOUT_S = 60
+
+
+class FileDriver(Driver):
+    def __init__(self, directory: str | Path, pool: str = "pool", *,
+                 faults: FaultPlan = NO_FAULTS) -> None:
+        super().__init__(pool)
+        self.directory = Path(directory).resolve()
+        self.faults = faults
+        if not self.directory.is_dir():
+            raise DriverError(f"backend directory {self.directory} does not exist")
+        if shutil.which("qemu-img") is None:
+            raise DriverError("qemu-img is not installed (Debian package qemu-utils)")
+
+    # --- resolving refs --------------------------------------------------------------------
+
+    def _path(self, ref: dict[str, str]) -> Path:
+        """The file `ref` names, refusing anything outside the directory."""
+        if "source-name" in ref:
+            name = ref["source-name"]
+            if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+                raise InvalidReference(ref, "source-name must be a plain file name "
+                                            "in the backend directory (no paths).")
+            path = self.directory / name
+        elif "source-id" in ref:
+            path = self._by_inode(ref)
+        else:
+            raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
+        if path.is_symlink():
+            target = path.resolve()
+            where = "inside" if target.parent == self.directory else "outside"
+            raise InvalidReference(
+                ref, f"{path.name} is a symlink to a file {where} the backend directory; "
+                     "only regular files are adopted.")
+        if not path.exists():
+            raise InvalidReference(ref, f"file {path.name!r} does not exist.")
+        if not path.is_file():
+            raise InvalidReference(ref, f"{path.name!r} is not a regular file.")
+        return path
+
+    def _by_inode(self, ref: dict[str, str]) -> Path:
+        try:
+            inode = int(ref["source-id"])
+        except ValueError:
+            raise InvalidReference(ref, "source-id must be the file's inode number.") from None
+        for entry in os.scandir(self.directory):
+            if entry.inode() == inode:
+                return Path(entry.path)
+        raise InvalidReference(ref, f"no file has inode {inode}.")
+
+    def _image_info(self, path: Path) -> dict[str, Any]:
+        try:
+            out = subprocess.run(
+                ["qemu-img", "info", "--output=json", str(path)],
+                check=True, capture_output=True, text=True, timeout=QEMU_IMG_TIMEOUT_S,
+            ).stdout
+        except subprocess.CalledProcessError as err:
+            raise DriverError(f"Failed to open image {path.name}: {err.stderr.strip()}") from None
+        info: dict[str, Any] = json.loads(out)
+        return info
+
+    def _check_image(self, ref: dict[str, str], info: dict[str, Any]) -> None:
+        if info.get("format") not in SUPPORTED_FORMATS:
+            raise InvalidReference(ref, f"Unsupported image format: '{info.get('format')}'.")
+        if info.get("backing-filename"):
+            raise InvalidReference(ref, "Backing file present.")
+
+    # --- the driver interface ---------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        stat = os.statvfs(self.directory)
+        return Capabilities(
+            pool_name=self.pool,
+            total_capacity_gb=round(stat.f_blocks * stat.f_frsize / 1024**3, 2),
+            free_capacity_gb=round(stat.f_bavail * stat.f_frsize / 1024**3, 2),
+            extra={"volume_backend_name": "file", "storage_protocol": "file",
+                   "vendor_name": "volume-manage", "thin_provisioning_support": True},
+        )
+
+    def manage_existing_get_size(self, ref: dict[str, str]) -> int:
+        self.faults.check("manage_existing_get_size")
+        path = self._path(ref)
+        managed_id = naming.managed_volume_id(path.name)
+        if managed_id:
+            raise AlreadyManaged(ref, managed_id)
+        info = self._image_info(path)
+        self._check_image(ref, info)
+        return size_in_gib(int(info["virtual-size"]))
+
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+        self.faults.check("manage_existing")
+        target = self.directory / naming.managed_object_name(volume_id)
+        if target.exists():  # a retry: the rename already happened
+            return self._provider_fields(target)
+        path = self._path(ref)
+        if naming.managed_volume_id(path.name):
+            raise AlreadyManaged(ref, naming.managed_volume_id(path.name))
+        try:
+            # os.link + unlink would keep both names for a moment; rename is atomic and fails
+            # if another adoption renamed the file first.
+            os.rename(path, target)
+        except FileNotFoundError:
+            raise AlreadyManaged(ref) from None
+        return self._provider_fields(target)
+
+    def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
+        self.faults.check("revert_manage_existing")
+        target = self.directory / naming.managed_object_name(volume_id)
+        if not target.exists():
+            return False
+        original = ref.get("source-name") or f"unmanaged-{target.stat().st_ino}"
+        destination = self.directory / original
+        if destination.exists():
+            raise DriverError(f"cannot rename {target.name} back: {original} exists again")
+        os.rename(target, destination)
+        return True
+
+    def unmanage(self, volume_id: str) -> None:
+        self.faults.check("unmanage")
+
+    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
+        result = []
+        for entry in sorted(os.scandir(self.directory), key=lambda e: e.name):
+            if entry.is_symlink() or not entry.is_file():
+                continue
+            ref = {"source-name": entry.name}
+            cinder_id = managed.get(entry.name) or naming.managed_volume_id(entry.name)
+            reason: str | None = "already managed" if cinder_id else None
+            size = 0
+            try:
+                info = self._image_info(Path(entry.path))
+                size = size_in_gib(int(info["virtual-size"]))
+                if reason is None:
+                    self._check_image(ref, info)
+            except InvalidReference as err:
+                reason = str(err).rsplit(": ", 1)[-1]
+            except DriverError:
+                reason = "Failed to open image."
+            result.append(ManageableVolume(
+                reference=ref, size=size, safe_to_manage=reason is None,
+                reason_not_safe=reason, cinder_id=cinder_id,
+                extra_info={"source-id": str(entry.inode())},
+            ))
+        return result
+
+    def object_names(self) -> list[str]:
+        return sorted(entry.name for entry in os.scandir(self.directory))
+
+    def _provider_fields(self, path: Path) -> ProviderFields:
+        return ProviderFields(provider_id=str(path.stat().st_ino),
+                              provider_location=str(self.directory))

@@ -1,0 +1,31 @@
+"""Error types callers can match on; the message always names the field and the reason."""
+
+from __future__ import annotations
+
+# ApplicationError types raised by activities and workflows.
+INVALID_INPUT = "InvalidInput"  # a request field is malformed
+HOST_NOT_FOUND = "HostNotFound"
+SERVICE_UNAVAILABLE = "ServiceUnavailable"
+VOLUME_TYPE_NOT_FOUND = "VolumeTypeNotFound"
+ALREADY_MANAGED = "AlreadyManaged"
+NO_VALID_BACKEND = "NoValidBackend"
+QUOTA_EXCEEDED = "QuotaExceeded"
+INVALID_REF = "InvalidRef"
+MANAGE_FAILED = "ManageExistingFailed"
+VOLUME_NOT_FOUND = "VolumeNotFound"
+INJECTED_FAULT = "InjectedFault"
+
+
+class RequestError(ValueError):
+    """A rejected request: which field, and why, in words for a storage operator."""
+
+    def __init__(self, field: str, reason: str, error_type: str = INVALID_INPUT) -> None:
+        self.field = field
+        self.reason = reason
+        self.error_type = error_type
+        super().__init__(f"{field}: {reason}")
+
+    @property
+    def type_name(self) -> str:
+        """`InvalidInput.host`-style type, so the error type itself names the field."""
+        return f"{self.error_type}.{self.field}"

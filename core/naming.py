@@ -1,0 +1,60 @@
+"""Names derived from data: workflow ids, task queues, normalised refs, host parts.
+
+Deterministic and readable, so the same request always maps to the same workflow and an
+operator can find a volume's workflows in the Temporal UI by its id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+MANAGED_NAME = re.compile(
+    r"^volume-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
+
+
+MANAGE_EXISTING_WORKFLOW = "ManageExistingWorkflow"
+MANAGE_VOLUME_WORKFLOW = "ManageVolumeWorkflow"
+
+
+def manage_request_workflow_id(request_id: str) -> str:
+    return f"manage-request-{request_id}"
+
+
+def manage_volume_workflow_id(volume_id: str) -> str:
+    return f"manage-volume-{volume_id}"
+
+
+def backend_task_queue(backend: str) -> str:
+    """Each backend (host@backend, or a cluster) is served by its own workers."""
+    return f"volume-backend-{backend}"
+
+
+def backend_of_host(host: str) -> str:
+    """`node1@file#pool` -> `node1@file` (the service that owns the pool)."""
+    return host.split("#", 1)[0]
+
+
+def pool_of_host(host: str) -> str | None:
+    return host.split("#", 1)[1] if "#" in host else None
+
+
+def ref_key(ref: dict[str, str]) -> str:
+    """One short key per ref, whatever the key order, for the one-adoption-per-object index.
+
+    A digest, so that any ref fits a unique index on every database.
+    """
+    canonical = json.dumps(ref, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def managed_volume_id(object_name: str) -> str | None:
+    """The volume id in a backend object named `volume-<uuid>`, else None."""
+    match = MANAGED_NAME.match(object_name)
+    return match.group(1) if match else None
+
+
+def managed_object_name(volume_id: str) -> str:
+    return f"volume-{volume_id}"

@@ -1,0 +1,11 @@
+"""Volume statuses, as Cinder names them (see DESIGN.md's glossary)."""
+
+MANAGING = "managing"
+AVAILABLE = "available"
+ERROR_MANAGING = "error_managing"
+UNMANAGING = "unmanaging"
+ERROR_UNMANAGING = "error_unmanaging"
+DELETED = "deleted"
+
+# Statuses that mean a workflow is still working on the entry.
+IN_PROGRESS = frozenset({MANAGING, UNMANAGING})

@@ -1,0 +1,131 @@
+"""Inputs and outputs of the workflows and activities.
+
+One dataclass per input, so fields can be added later without breaking stored histories:
+add new fields with defaults, never rename or remove one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ManageRequest:
+    """What an operator asks for: adopt the object `ref` on `host` (or `cluster`)."""
+
+    ref: dict[str, str]
+    host: str | None = None
+    cluster: str | None = None
+    name: str | None = None
+    description: str | None = None
+    volume_type: str | None = None
+    availability_zone: str | None = None
+    bootable: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+    project_id: str = "admin"
+    user_id: str = "admin"
+    # Made by the client when the caller gives none; the API workflow id is built from it,
+    # so sending the same request twice adopts once.
+    request_id: str = ""
+
+
+@dataclass
+class ManageSpec:
+    """A validated request, resolved against the inventory: what the entry will hold."""
+
+    ref: dict[str, str]
+    ref_key: str
+    backend: str  # the service (host@backend) or cluster that owns the object
+    host: str | None
+    cluster: str | None
+    availability_zone: str
+    volume_type_id: str
+    volume_type_name: str
+    name: str | None
+    description: str | None
+    bootable: bool
+    metadata: dict[str, str]
+    project_id: str
+    user_id: str
+
+
+@dataclass
+class CreateEntryInput:
+    volume_id: str
+    spec: ManageSpec
+    workflow_id: str
+
+
+@dataclass
+class VolumeEntry:
+    """The inventory row as workflows and clients see it."""
+
+    id: str
+    status: str
+    project_id: str
+    user_id: str
+    host: str | None
+    cluster: str | None
+    backend: str
+    availability_zone: str
+    volume_type_id: str
+    volume_type: str
+    name: str | None
+    description: str | None
+    size: int
+    bootable: bool
+    metadata: dict[str, str]
+    ref: dict[str, str]
+    provider_id: str | None = None
+    provider_location: str | None = None
+    error: str | None = None
+    workflow_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class CastInput:
+    """Hand a new entry to the volume-manager workflow."""
+
+    entry: VolumeEntry
+
+
+@dataclass
+class ManageVolumeInput:
+    """What ManageVolumeWorkflow adopts: the entry made by the API workflow."""
+
+    entry: VolumeEntry
+
+
+@dataclass
+class Compensation:
+    """Input of every compensating activity; the saga fills `reason` when it unwinds."""
+
+    volume_id: str
+    reason: str = ""
+    workflow_id: str = ""
+
+
+@dataclass
+class QuotaInput:
+    volume_id: str
+    project_id: str
+    volume_type: str
+    size: int
+    workflow_id: str = ""
+
+
+@dataclass
+class Adopted:
+    """Where the adopted object now lives, as the driver reports it."""
+
+    provider_id: str | None = None
+    provider_location: str | None = None
+
+
+@dataclass
+class FinishInput:
+    volume_id: str
+    adopted: Adopted
+    workflow_id: str = ""

@@ -1,0 +1,265 @@
+"""Reads and writes of the inventory, each a function over a session in one transaction.
+
+Every write is safe to repeat: activities are retried, and local activities may run again
+after a worker crash, so a function checks whether its effect is already there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import statuses
+from core.types import ManageSpec, VolumeEntry
+from inventory.models import Event, Service, Volume, VolumeType, as_utc, utcnow
+
+BACKEND_BINARY = "volume-backend"
+
+
+class DuplicateBackendObject(Exception):
+    """Another live entry already holds this backend object."""
+
+    def __init__(self, holder: Volume | None) -> None:
+        self.holder = holder
+        holder_text = f" by volume {holder.id} ({holder.status})" if holder else ""
+        super().__init__(f"the backend object is already managed{holder_text}")
+
+
+# --- volume types -------------------------------------------------------------------------
+
+
+def find_volume_type(session: Session, name_or_id: str) -> VolumeType | None:
+    by_name = session.scalar(select(VolumeType).where(VolumeType.name == name_or_id))
+    return by_name or session.get(VolumeType, name_or_id)
+
+
+def create_volume_type(
+    session: Session, type_id: str, name: str, extra_specs: dict[str, Any] | None = None
+) -> VolumeType:
+    existing = find_volume_type(session, name)
+    if existing is not None:
+        existing.extra_specs = extra_specs or {}
+        return existing
+    volume_type = VolumeType(id=type_id, name=name, extra_specs=extra_specs or {})
+    session.add(volume_type)
+    session.flush()
+    return volume_type
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+def get_backend_service(session: Session, host: str) -> Service | None:
+    return session.scalar(
+        select(Service).where(Service.host == host, Service.binary == BACKEND_BINARY)
+    )
+
+
+def cluster_services(session: Session, cluster: str) -> Sequence[Service]:
+    return session.scalars(
+        select(Service)
+        .where(Service.cluster == cluster, Service.binary == BACKEND_BINARY)
+        .order_by(Service.host)
+    ).all()
+
+
+def service_is_up(service: Service, now: datetime, down_time: timedelta) -> bool:
+    """Up means enabled and heard from within `down_time` (Cinder's service_down_time)."""
+    if service.disabled or service.last_seen is None:
+        return False
+    return now - as_utc(service.last_seen) <= down_time
+
+
+def report_service(
+    session: Session,
+    host: str,
+    *,
+    cluster: str | None,
+    availability_zone: str,
+    capabilities: dict[str, Any],
+    total_capacity_gb: float,
+    free_capacity_gb: float,
+) -> Service:
+    """Register a backend service, or refresh its heartbeat and what it can do."""
+    service = get_backend_service(session, host)
+    if service is None:
+        service = Service(host=host, binary=BACKEND_BINARY)
+        session.add(service)
+    service.cluster = cluster
+    service.availability_zone = availability_zone
+    service.capabilities = capabilities
+    service.total_capacity_gb = total_capacity_gb
+    service.free_capacity_gb = free_capacity_gb
+    service.last_seen = utcnow()
+    session.flush()
+    return service
+
+
+# --- volumes -------------------------------------------------------------------------------
+
+
+def insert_volume_entry(
+    session: Session, volume_id: str, spec: ManageSpec, workflow_id: str
+) -> tuple[Volume, bool]:
+    """Insert the entry in `managing`; return (row, created). A retry finds its own row.
+
+    Raises DuplicateBackendObject when another live entry holds the same backend object:
+    the unique index decides, so two racing requests cannot both win.
+    """
+    existing = session.get(Volume, volume_id)
+    if existing is not None:
+        return existing, False
+    volume = Volume(
+        id=volume_id,
+        project_id=spec.project_id,
+        user_id=spec.user_id,
+        host=spec.host,
+        cluster=spec.cluster,
+        backend=spec.backend,
+        availability_zone=spec.availability_zone,
+        volume_type_id=spec.volume_type_id,
+        name=spec.name,
+        description=spec.description,
+        size=0,
+        status=statuses.MANAGING,
+        bootable=spec.bootable,
+        meta=spec.metadata,
+        backend_ref=spec.ref,
+        backend_ref_key=spec.ref_key,
+        workflow_id=workflow_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(volume)
+    except IntegrityError:
+        raise DuplicateBackendObject(live_holder(session, spec.backend, spec.ref_key)) from None
+    return volume, True
+
+
+def live_holder(session: Session, backend: str, key: str) -> Volume | None:
+    return session.scalar(
+        select(Volume).where(
+            Volume.backend == backend, Volume.backend_ref_key == key, Volume.deleted.is_(False)
+        )
+    )
+
+
+def get_volume(session: Session, volume_id: str, *, for_update: bool = False) -> Volume | None:
+    query = select(Volume).where(Volume.id == volume_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def mark_error_managing(session: Session, volume_id: str, reason: str) -> bool:
+    """Move a live entry still being managed to `error_managing`; True if this call did it."""
+    volume = get_volume(session, volume_id, for_update=True)
+    if volume is None or volume.deleted or volume.status != statuses.MANAGING:
+        return False
+    volume.status = statuses.ERROR_MANAGING
+    volume.error = reason
+    return True
+
+
+def soft_delete_volume(session: Session, volume_id: str, reason: str) -> bool:
+    """Remove an entry from the live inventory, keeping the row; True if this call did it."""
+    volume = get_volume(session, volume_id, for_update=True)
+    if volume is None or volume.deleted:
+        return False
+    volume.deleted = True
+    volume.deleted_at = utcnow()
+    volume.status = statuses.DELETED
+    if reason:
+        volume.error = reason
+    return True
+
+
+def set_status(session: Session, volume_id: str, status: str, **fields: Any) -> Volume | None:
+    volume = get_volume(session, volume_id, for_update=True)
+    if volume is None:
+        return None
+    volume.status = status
+    for name, value in fields.items():
+        setattr(volume, name, value)
+    return volume
+
+
+def list_volumes(
+    session: Session,
+    *,
+    status: str | None = None,
+    host: str | None = None,
+    project_id: str | None = None,
+    include_deleted: bool = False,
+    limit: int = 100,
+) -> Sequence[Volume]:
+    query = select(Volume).order_by(Volume.created_at.desc(), Volume.id).limit(limit)
+    if not include_deleted:
+        query = query.where(Volume.deleted.is_(False))
+    if status:
+        query = query.where(Volume.status == status)
+    if host:
+        query = query.where(Volume.host.startswith(host))
+    if project_id:
+        query = query.where(Volume.project_id == project_id)
+    return session.scalars(query).all()
+
+
+def to_entry(session: Session, volume: Volume) -> VolumeEntry:
+    volume_type = session.get(VolumeType, volume.volume_type_id)
+    return VolumeEntry(
+        id=volume.id,
+        status=volume.status,
+        project_id=volume.project_id,
+        user_id=volume.user_id,
+        host=volume.host,
+        cluster=volume.cluster,
+        backend=volume.backend,
+        availability_zone=volume.availability_zone,
+        volume_type_id=volume.volume_type_id,
+        volume_type=volume_type.name if volume_type else volume.volume_type_id,
+        name=volume.name,
+        description=volume.description,
+        size=volume.size,
+        bootable=volume.bootable,
+        metadata=dict(volume.meta or {}),
+        ref=dict(volume.backend_ref or {}),
+        provider_id=volume.provider_id,
+        provider_location=volume.provider_location,
+        error=volume.error,
+        workflow_id=volume.workflow_id,
+        created_at=_iso(volume.created_at),
+        updated_at=_iso(volume.updated_at),
+    )
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def add_event(
+    session: Session,
+    volume_id: str | None,
+    event_type: str,
+    workflow_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        Event(volume_id=volume_id, event_type=event_type, workflow_id=workflow_id,
+              details=details or {})
+    )
+
+
+def volume_events(session: Session, volume_id: str) -> list[str]:
+    rows = session.scalars(
+        select(Event.event_type).where(Event.volume_id == volume_id).order_by(Event.id)
+    )
+    return list(rows)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return as_utc(moment).isoformat() if moment else None

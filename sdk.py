@@ -1,0 +1,134 @@
+"""The client SDK: start and follow adoptions from Python (starter.py and the REST API use it).
+
+    client = await sdk.connect(settings)
+    entry = await sdk.manage(client, ManageRequest(ref={"source-name": "vol-17"},
+                                                   host="node1@file#pool"))
+    entry = await sdk.wait_until_done(client, settings.database_url, entry.id)
+
+A request is checked field by field before any workflow starts, so a malformed one starts
+nothing. The request id makes the API workflow id: sending the same request twice returns
+the same volume instead of adopting twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from core import naming, statuses
+from core.config import Settings
+from core.errors import RequestError
+from core.types import ManageRequest, VolumeEntry
+from core.validation import validate_request_fields
+from inventory import repository as repo
+from inventory.db import transaction
+
+
+class ManageError(Exception):
+    """A request that failed; `type` is the error type (e.g. InvalidInput.host)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        self.type = error_type
+        self.message = message
+        super().__init__(message)
+
+
+async def connect(settings: Settings) -> Client:
+    try:
+        return await Client.connect(settings.temporal_address,
+                                    namespace=settings.temporal_namespace)
+    except RuntimeError as err:
+        raise ManageError("TemporalUnavailable",
+                          f"cannot reach Temporal at {settings.temporal_address}: {err}") from None
+
+
+def prepare(request: ManageRequest) -> ManageRequest:
+    """Check the fields (raising ManageError naming the field) and give it a request id."""
+    try:
+        checked = validate_request_fields(request)
+    except RequestError as err:
+        raise ManageError(err.type_name, str(err)) from None
+    return dataclasses.replace(checked, request_id=checked.request_id or str(uuid.uuid4()))
+
+
+async def manage(
+    client: Client, request: ManageRequest, *, task_queue: str = "volume-api"
+) -> VolumeEntry:
+    """Start (or attach to) the API workflow and return the entry in `managing`."""
+    request = prepare(request)
+    workflow_id = naming.manage_request_workflow_id(request.request_id)
+    where = request.host or request.cluster
+    try:
+        handle = await client.start_workflow(
+            naming.MANAGE_EXISTING_WORKFLOW,
+            request,
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=VolumeEntry,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"Manage {request.ref} on {where}",
+            static_details=f"project {request.project_id}, user {request.user_id}",
+        )
+    except WorkflowAlreadyStartedError:
+        # The same request finished before: return its answer, adopt nothing new.
+        handle = client.get_workflow_handle(workflow_id, result_type=VolumeEntry)
+    return await _result(handle)
+
+
+async def wait_until_done(client: Client, database_url: str, volume_id: str) -> VolumeEntry:
+    """Wait for the volume-manager workflow to end; return the entry as it ended."""
+    handle = client.get_workflow_handle(naming.manage_volume_workflow_id(volume_id))
+    try:
+        await handle.result()
+    except WorkflowFailureError:
+        pass  # the entry records the failure (error_managing with the reason)
+    entry = get_volume(database_url, volume_id, include_deleted=True)
+    if entry is None:
+        raise ManageError("VolumeNotFound", f"volume {volume_id} is not in the inventory")
+    return entry
+
+
+def get_volume(database_url: str, volume_id: str, *, include_deleted: bool = False
+               ) -> VolumeEntry | None:
+    with transaction(database_url, readonly=True) as session:
+        volume = repo.get_volume(session, volume_id)
+        if volume is None or (volume.deleted and not include_deleted):
+            return None
+        return repo.to_entry(session, volume)
+
+
+def list_volumes(
+    database_url: str, *, status: str | None = None, host: str | None = None,
+    project_id: str | None = None, limit: int = 100,
+) -> list[VolumeEntry]:
+    with transaction(database_url, readonly=True) as session:
+        rows = repo.list_volumes(session, status=status, host=host, project_id=project_id,
+                                 limit=limit)
+        return [repo.to_entry(session, row) for row in rows]
+
+
+def is_terminal(status: str) -> bool:
+    return status not in statuses.IN_PROGRESS
+
+
+async def _result(handle: object) -> VolumeEntry:
+    try:
+        result: VolumeEntry = await handle.result()  # type: ignore[attr-defined]
+        return result
+    except WorkflowFailureError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError):
+            raise ManageError(cause.type or "ManageFailed", cause.message) from None
+        raise ManageError("ManageFailed", str(cause or err)) from None
+    except RPCError as err:
+        raise ManageError("TemporalError", err.message) from None
+
+
+__all__ = ["ManageError", "Settings", "connect", "get_volume", "list_volumes", "manage",
+           "wait_until_done"]

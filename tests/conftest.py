@@ -1,0 +1,68 @@
+"""Fixtures: one real Temporal dev server per session, a real database per backend
+(a SQLite file and a fresh PostgreSQL database), and in-process workers per test on fresh
+task queues and hosts, so tests never see each other's work.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from temporalio.client import Client
+
+from inventory.db import dispose_engines
+from inventory.migrate import upgrade
+from tests.stack import Stack
+from tests.temporal_server import DevServer
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.db")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server: DevServer) -> Client:
+    return await Client.connect(temporal_server.address)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A freshly migrated inventory: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("inventory") / "inventory.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        yield url
+        dispose_engines()
+        return
+    name = f"vm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
+    url = f"{url}/{name}"
+    upgrade(url)
+    yield url
+    dispose_engines()
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def stack(client: Client, database_url: str) -> AsyncIterator[Stack]:
+    """An API worker and one fake backend's worker, on queues of this test alone."""
+    async with Stack(client, database_url) as running:
+        yield running

@@ -1,0 +1,203 @@
+"""Run a worker: the API/scheduler worker, or one storage backend's worker.
+
+    python worker.py api
+    python worker.py backend --backend-host node1@file#pool --driver file --path DIR
+
+Options come from flags or the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+DATABASE_URL). SIGINT/SIGTERM stop polling and let in-flight activities finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import typer
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.api import ApiActivities
+from activities.entries import EntryActivities
+from activities.manager import ManagerActivities
+from backends.base import Driver
+from backends.registry import DRIVERS, make_driver
+from core import naming
+from core.config import Settings
+from core.faults import NO_FAULTS, Fault, FaultPlan
+from core.validation import HOST_PATTERN
+from inventory import repository as repo
+from inventory.db import transaction
+from workflows.manage_existing import ManageExistingWorkflow
+from workflows.manage_volume import ManageVolumeWorkflow
+
+HEARTBEAT_INTERVAL_S = 10.0
+DRAIN_TIMEOUT = timedelta(seconds=30)
+
+log = logging.getLogger("volume-manage.worker")
+
+
+def api_worker(
+    client: Client, settings: Settings, *, faults: FaultPlan = NO_FAULTS
+) -> Worker:
+    """The worker of ManageExistingWorkflow on the API task queue."""
+    api = ApiActivities(settings.database_url, client,
+                        service_down_time=timedelta(seconds=settings.service_down_time_s),
+                        faults=faults)
+    entries = EntryActivities(settings.database_url, faults=faults)
+    return Worker(
+        client,
+        task_queue=settings.api_task_queue,
+        workflows=[ManageExistingWorkflow],
+        activities=[api.validate_manage_request, api.cast_manage,
+                    entries.create_volume_entry, entries.delete_volume_entry,
+                    entries.mark_error_managing],
+        activity_executor=ThreadPoolExecutor(max_workers=32),
+        graceful_shutdown_timeout=DRAIN_TIMEOUT,
+    )
+
+
+def backend_worker(
+    client: Client, settings: Settings, backend: str, driver: Driver,
+    *, faults: FaultPlan = NO_FAULTS,
+) -> Worker:
+    """The worker of one backend (host@backend, or a cluster) on that backend's own queue."""
+    manager = ManagerActivities(settings.database_url, driver,
+                                service_down_time=timedelta(seconds=settings.service_down_time_s),
+                                faults=faults)
+    entries = EntryActivities(settings.database_url, faults=faults)
+    return Worker(
+        client,
+        task_queue=naming.backend_task_queue(backend),
+        workflows=[ManageVolumeWorkflow],
+        activities=[manager.check_backend, manager.get_existing_size, manager.reserve_quota,
+                    manager.rollback_quota, manager.driver_manage_existing,
+                    manager.undo_manage_existing, manager.commit_quota, manager.finish,
+                    entries.mark_error_managing],
+        activity_executor=ThreadPoolExecutor(max_workers=32),
+        graceful_shutdown_timeout=DRAIN_TIMEOUT,
+    )
+
+
+def report_service(
+    settings: Settings, host: str, driver: Driver, *, cluster: str | None, zone: str
+) -> None:
+    """Register or refresh the backend's service row: the scheduler's view of it."""
+    caps = driver.capabilities()
+    with transaction(settings.database_url) as session:
+        repo.report_service(
+            session, host, cluster=cluster, availability_zone=zone,
+            capabilities=caps.as_dict(), total_capacity_gb=caps.total_capacity_gb,
+            free_capacity_gb=caps.free_capacity_gb,
+        )
+
+
+async def heartbeat(settings: Settings, host: str, driver: Driver,
+                    *, cluster: str | None, zone: str) -> None:
+    """Report the service every HEARTBEAT_INTERVAL_S; a failed report is logged and retried."""
+    while True:
+        try:
+            await asyncio.to_thread(report_service, settings, host, driver,
+                                    cluster=cluster, zone=zone)
+        except Exception as err:  # the database may be down for a while; keep going
+            log.warning("service heartbeat for %s failed: %s", host, err)
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+async def run_until_signalled(worker: Worker, *background: asyncio.Task[None]) -> None:
+    """Run the worker; on SIGINT/SIGTERM stop polling and drain in-flight work."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker polling task queue %s", worker.task_queue)
+        await stop.wait()
+        log.info("stopping: draining in-flight activities (up to %s)", DRAIN_TIMEOUT)
+    for task in background:
+        task.cancel()
+
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+def _settings(address: str | None, namespace: str | None, database_url: str | None) -> Settings:
+    base = Settings.from_env()
+    return Settings(
+        temporal_address=address or base.temporal_address,
+        temporal_namespace=namespace or base.temporal_namespace,
+        database_url=database_url or base.database_url,
+        api_task_queue=base.api_task_queue,
+        service_down_time_s=base.service_down_time_s,
+    )
+
+
+AddressOpt = typer.Option(
+    None, "--temporal-address", help="host:port of Temporal [TEMPORAL_ADDRESS]"
+)
+NamespaceOpt = typer.Option(None, "--namespace", help="Temporal namespace [TEMPORAL_NAMESPACE]")
+DatabaseOpt = typer.Option(None, "--database-url", help="inventory database [DATABASE_URL]")
+FaultOpt = typer.Option([], "--fault", help="inject a fault for drills: step[:times[:permanent]]")
+
+
+@app.command()
+def api(
+    temporal_address: str | None = AddressOpt,
+    namespace: str | None = NamespaceOpt,
+    database_url: str | None = DatabaseOpt,
+    fault: list[str] = FaultOpt,
+) -> None:
+    """Run the API/scheduler worker (ManageExistingWorkflow on the API task queue)."""
+    settings = _settings(temporal_address, namespace, database_url)
+
+    async def main() -> None:
+        client = await Client.connect(settings.temporal_address,
+                                      namespace=settings.temporal_namespace)
+        faults = FaultPlan([Fault.parse(f) for f in fault])
+        await run_until_signalled(api_worker(client, settings, faults=faults))
+
+    asyncio.run(main())
+
+
+@app.command()
+def backend(
+    backend_host: str = typer.Option(..., help="this backend, as host@backend#pool"),
+    driver: str = typer.Option("file", help=f"driver: {', '.join(DRIVERS)}"),
+    path: str | None = typer.Option(None, help="directory of images (file driver)"),
+    cluster: str | None = typer.Option(None, help="cluster this backend belongs to"),
+    availability_zone: str = typer.Option("nova", help="availability zone of the backend"),
+    temporal_address: str | None = AddressOpt,
+    namespace: str | None = NamespaceOpt,
+    database_url: str | None = DatabaseOpt,
+    fault: list[str] = FaultOpt,
+) -> None:
+    """Run one backend's worker: ManageVolumeWorkflow and its driver on the backend's queue."""
+    if not HOST_PATTERN.match(backend_host):
+        raise typer.BadParameter("must look like host@backend#pool", param_hint="--backend-host")
+    settings = _settings(temporal_address, namespace, database_url)
+    faults = FaultPlan([Fault.parse(f) for f in fault])
+    pool = naming.pool_of_host(backend_host) or "pool"
+    try:
+        the_driver = make_driver(driver, pool, path, faults)
+    except Exception as err:
+        raise typer.BadParameter(str(err)) from None
+    host = naming.backend_of_host(backend_host)
+
+    async def main() -> None:
+        client = await Client.connect(settings.temporal_address,
+                                      namespace=settings.temporal_namespace)
+        await asyncio.to_thread(report_service, settings, host, the_driver,
+                                cluster=cluster, zone=availability_zone)
+        beat = asyncio.create_task(heartbeat(settings, host, the_driver,
+                                             cluster=cluster, zone=availability_zone))
+        worker = backend_worker(client, settings, cluster or host, the_driver, faults=faults)
+        await run_until_signalled(worker, beat)
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app()

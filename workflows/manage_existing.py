@@ -1,0 +1,42 @@
+"""ManageExistingWorkflow: the API half of manage-existing (Cinder's api flow, the seed).
+
+validate -> create the entry (managing, size 0) -> cast to ManageVolumeWorkflow; returns the
+entry at once, like Cinder's 202. On failure the saga unwinds in reverse and the workflow
+fails with the cause's type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+from core.types import CastInput, Compensation, CreateEntryInput, ManageRequest, VolumeEntry
+from workflows.saga import SagaWorkflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.api import ApiActivities
+    from activities.entries import EntryActivities
+
+
+@workflow.defn(name="ManageExistingWorkflow")
+class ManageExistingWorkflow(SagaWorkflow):
+    @workflow.run
+    async def run(self, request: ManageRequest) -> VolumeEntry:
+        volume_id = str(workflow.uuid4())
+        undo = Compensation(volume_id)
+        try:
+            spec = await self.run_step(ApiActivities.validate_manage_request, request)
+
+            self.saga.register(EntryActivities.delete_volume_entry, undo)
+            entry: VolumeEntry = await self.run_step(
+                EntryActivities.create_volume_entry,
+                CreateEntryInput(volume_id, spec, workflow.info().workflow_id),
+            )
+
+            self.saga.register(EntryActivities.mark_error_managing, undo)
+            await self.run_step(ApiActivities.cast_manage, CastInput(entry))
+        except (Exception, asyncio.CancelledError) as err:
+            raise await self.compensate(err, "manage request failed") from err
+        self.step = "done"
+        return entry

@@ -1,0 +1,57 @@
+"""ManageVolumeWorkflow: the volume-manager half of manage-existing, on the backend's queue.
+
+scheduler check -> size -> reserve quota -> driver adopts (rename) -> commit quota -> finish.
+Each compensation is registered before its step. On failure the saga unwinds in reverse:
+the object gets its name back, the quota is returned, and the entry ends `error_managing`
+with the reason, so nothing stays in `managing`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+from core.types import (
+    Compensation,
+    FinishInput,
+    ManageVolumeInput,
+    QuotaInput,
+    VolumeEntry,
+)
+from workflows.saga import SagaWorkflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.entries import EntryActivities
+    from activities.manager import ManagerActivities
+
+
+@workflow.defn(name="ManageVolumeWorkflow")
+class ManageVolumeWorkflow(SagaWorkflow):
+    @workflow.run
+    async def run(self, data: ManageVolumeInput) -> VolumeEntry:
+        entry: VolumeEntry = data.entry
+        workflow_id = workflow.info().workflow_id
+        undo = Compensation(entry.id)
+        try:
+            self.saga.register(EntryActivities.mark_error_managing, undo)
+            entry = await self.run_step(ManagerActivities.check_backend, entry)
+            size = await self.run_step(ManagerActivities.get_existing_size, entry)
+
+            self.saga.register(ManagerActivities.rollback_quota, undo)
+            await self.run_step(
+                ManagerActivities.reserve_quota,
+                QuotaInput(entry.id, entry.project_id, entry.volume_type, size, workflow_id),
+            )
+
+            self.saga.register(ManagerActivities.undo_manage_existing, undo)
+            adopted = await self.run_step(ManagerActivities.driver_manage_existing, entry)
+
+            await self.run_step(ManagerActivities.commit_quota, undo)
+            entry = await self.run_step(
+                ManagerActivities.finish, FinishInput(entry.id, adopted, workflow_id)
+            )
+        except (Exception, asyncio.CancelledError) as err:
+            raise await self.compensate(err, f"managing volume {entry.id} failed") from err
+        self.step = "done"
+        return entry

@@ -1,0 +1,140 @@
+"""The saga list: compensations registered before their steps, unwound once in reverse.
+
+Written once here so that each workflow reads as its business steps. Every compensation is
+a local activity taking a `Compensation`; the saga fills in the failure reason. Unwinding
+runs shielded from cancellation, retries each compensation on its own policy, and never
+swallows a compensation that finally fails: it is logged, the rest still run, and the
+caller gets an error that says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+from core.types import Compensation
+from workflows.steps import run_step
+
+# A compensation is retried with backoff for up to a day: an unwind must not be abandoned
+# because the database was down for a while.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+COMPENSATION_DEADLINE = timedelta(days=1)
+
+
+@dataclasses.dataclass
+class Registered:
+    activity: Callable[..., Any]
+    arg: Compensation
+
+    @property
+    def name(self) -> str:
+        return getattr(self.activity, "__name__", str(self.activity))
+
+
+class Saga:
+    def __init__(self) -> None:
+        self.registered: list[Registered] = []
+        self.unwound: list[str] = []
+        self.failed: list[str] = []
+
+    def register(self, compensation: Callable[..., Any], arg: Compensation) -> None:
+        """Register the undo of the step about to run (before it runs, not after)."""
+        self.registered.append(Registered(compensation, arg))
+
+    @property
+    def pending(self) -> list[str]:
+        return [item.name for item in self.registered]
+
+    async def unwind(self, reason: str) -> None:
+        """Run every registered compensation in reverse order, shielded from cancellation."""
+        await asyncio.shield(asyncio.ensure_future(self._unwind(reason)))
+
+    async def _unwind(self, reason: str) -> None:
+        while self.registered:
+            item = self.registered.pop()
+            arg = dataclasses.replace(item.arg, reason=reason,
+                                      workflow_id=workflow.info().workflow_id)
+            try:
+                await workflow.execute_local_activity(
+                    item.activity,
+                    arg,
+                    schedule_to_close_timeout=COMPENSATION_DEADLINE,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=COMPENSATION_RETRY,
+                    summary=f"compensate: {item.name}",
+                )
+                self.unwound.append(item.name)
+            except ActivityError as err:
+                workflow.logger.error("compensation %s finally failed: %s", item.name, err)
+                self.failed.append(item.name)
+
+
+def failure_of(err: BaseException) -> tuple[str, str]:
+    """(type, message) of a failure, looking through Temporal's wrappers to the cause."""
+    cause: BaseException = err
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.type or "ApplicationError", cause.message
+    if isinstance(cause, CancelledError | asyncio.CancelledError):
+        return "Cancelled", "the request was cancelled"
+    if isinstance(cause, ActivityError):
+        return "ActivityFailed", str(cause)
+    return type(cause).__name__, str(cause)
+
+
+def failed(saga: Saga, err: BaseException, what: str) -> ApplicationError:
+    """The typed, non-retryable error a workflow ends with after unwinding."""
+    error_type, message = failure_of(err)
+    if saga.failed:
+        message += f" (compensations that could not run: {', '.join(saga.failed)})"
+    return ApplicationError(
+        f"{what}: {message}", {"unwound": saga.unwound, "failed": saga.failed},
+        type=error_type, non_retryable=True,
+    )
+
+
+class SagaWorkflow:
+    """Base of the saga workflows: runs steps and tells the UI and queries where it is."""
+
+    def __init__(self) -> None:
+        self.saga = Saga()
+        self.step = "starting"
+
+    async def run_step(self, activity: Any, arg: Any) -> Any:
+        self.step = activity.__name__
+        workflow.set_current_details(
+            f"step: {self.step}; compensations registered: {self.saga.pending or 'none'}"
+        )
+        return await run_step(activity, arg)
+
+    async def compensate(self, err: BaseException, what: str) -> BaseException:
+        """Unwind the saga; return what the workflow should raise (cancellation stays one)."""
+        self.step = "compensating"
+        workflow.set_current_details(f"compensating: {self.saga.pending}")
+        await self.saga.unwind(failure_of(err)[1])
+        self.step = "failed"
+        if isinstance(err, asyncio.CancelledError):
+            return err
+        return failed(self.saga, err, what)
+
+    @workflow.query
+    def saga_state(self) -> dict[str, Any]:
+        """Which step runs and which compensations are registered, ran or failed."""
+        return {
+            "step": self.step,
+            "registered": self.saga.pending,
+            "unwound": self.saga.unwound,
+            "failed": self.saga.failed,
+        }

@@ -1,0 +1,44 @@
+"""How a workflow runs one step, with timeouts and retries chosen on purpose.
+
+Steps are local activities: the inventory writes are a few milliseconds and the driver calls
+run on the one worker that can see the backend, so a task-queue round trip per step would
+cost more than the step (see DESIGN.md, "Where the time goes"). A local activity that dies
+with its worker runs again when the workflow task is retried, which is why every activity
+is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+# Infrastructure failures (database down, backend busy) are retried with backoff until the
+# step's deadline; errors that a retry cannot fix are raised as non-retryable by the activity.
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+)
+
+
+async def run_step(
+    activity: Callable[..., Any],
+    arg: Any,
+    *,
+    attempt_timeout: timedelta = timedelta(seconds=30),
+    deadline: timedelta = timedelta(minutes=10),
+) -> Any:
+    """Run one saga step as a local activity; the UI shows it by its name."""
+    name = getattr(activity, "__name__", str(activity))
+    return await workflow.execute_local_activity(
+        activity,
+        args=[arg],
+        start_to_close_timeout=attempt_timeout,
+        schedule_to_close_timeout=deadline,
+        retry_policy=STEP_RETRY,
+        summary=name,
+    )
