@@ -12,6 +12,7 @@ the same volume instead of adopting twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 
@@ -84,10 +85,8 @@ async def manage(
 async def wait_until_done(client: Client, database_url: str, volume_id: str) -> VolumeEntry:
     """Wait for the volume-manager workflow to end; return the entry as it ended."""
     handle = client.get_workflow_handle(naming.manage_volume_workflow_id(volume_id))
-    try:
-        await handle.result()
-    except WorkflowFailureError:
-        pass  # the entry records the failure (error_managing with the reason)
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()  # a failure is recorded on the entry (error_managing, reason)
     entry = get_volume(database_url, volume_id, include_deleted=True)
     if entry is None:
         raise ManageError("VolumeNotFound", f"volume {volume_id} is not in the inventory")

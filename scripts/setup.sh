@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Make the project runnable on a fresh machine: a venv with the project and its test tools,
+# and qemu-img (Debian's qemu-utils) for the file backend. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[test]"
+    rm -f .venv/.installed-* && touch "$stamp"
+fi
+
+if ! command -v qemu-img >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing qemu-utils (qemu-img) for the file backend..."
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null
+    else
+        echo "qemu-img is missing: install Debian's qemu-utils (sudo apt-get install qemu-utils)" >&2
+        exit 1
+    fi
+fi

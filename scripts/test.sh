@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run the whole test suite: lint, types, and pytest against a real Temporal dev server
+# (started by the fixtures) and real databases (a SQLite file and PostgreSQL at 127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+# PostgreSQL runs on every dev and CI machine; start it if it has stopped.
+if ! .venv/bin/python -c "import psycopg; psycopg.connect('postgresql://postgres@127.0.0.1:5432/test').close()" 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    fi
+fi
+
+.venv/bin/ruff check .
+.venv/bin/mypy .
+set +e
+.venv/bin/pytest "$@"
+status=$?
+set -e
+if [ "$status" = 5 ]; then
+    echo "pytest ran no test: that is a failure" >&2
+    exit 1
+fi
+exit "$status"
