@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 
 from core import naming, statuses
 from core.config import Settings
+from core.converter import DATA_CONVERTER
 from core.errors import RequestError
 from core.types import ManageRequest, VolumeEntry
 from core.validation import validate_request_fields
@@ -42,7 +43,8 @@ class ManageError(Exception):
 async def connect(settings: Settings) -> Client:
     try:
         return await Client.connect(settings.temporal_address,
-                                    namespace=settings.temporal_namespace)
+                                    namespace=settings.temporal_namespace,
+                                    data_converter=DATA_CONVERTER)
     except RuntimeError as err:
         raise ManageError("TemporalUnavailable",
                           f"cannot reach Temporal at {settings.temporal_address}: {err}") from None

@@ -19,6 +19,7 @@ import typer
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import sdk
 from activities.api import ApiActivities
 from activities.entries import EntryActivities
 from activities.manager import ManagerActivities
@@ -153,8 +154,7 @@ def api(
     settings = _settings(temporal_address, namespace, database_url)
 
     async def main() -> None:
-        client = await Client.connect(settings.temporal_address,
-                                      namespace=settings.temporal_namespace)
+        client = await sdk.connect(settings)
         faults = FaultPlan([Fault.parse(f) for f in fault])
         await run_until_signalled(api_worker(client, settings, faults=faults))
 
@@ -186,8 +186,7 @@ def backend(
     host = naming.backend_of_host(backend_host)
 
     async def main() -> None:
-        client = await Client.connect(settings.temporal_address,
-                                      namespace=settings.temporal_namespace)
+        client = await sdk.connect(settings)
         await asyncio.to_thread(report_service, settings, host, the_driver,
                                 cluster=cluster, zone=availability_zone)
         beat = asyncio.create_task(heartbeat(settings, host, the_driver,

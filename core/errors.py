@@ -19,11 +19,14 @@ INJECTED_FAULT = "InjectedFault"
 class RequestError(ValueError):
     """A rejected request: which field, and why, in words for a storage operator."""
 
-    def __init__(self, field: str, reason: str, error_type: str = INVALID_INPUT) -> None:
-        self.field = field
+    def __init__(
+        self, field: str, reason: str, error_type: str = INVALID_INPUT, *, where: str = ""
+    ) -> None:
+        self.field = field  # the request field, e.g. "metadata"
         self.reason = reason
         self.error_type = error_type
-        super().__init__(f"{field}: {reason}")
+        # `where` points inside the field, e.g. "metadata['size']" or "metadata key"
+        super().__init__(f"{where or field}: {reason}")
 
     @property
     def type_name(self) -> str:

@@ -33,22 +33,24 @@ def parse_bool(value: object, field: str = "bootable") -> bool:
     raise RequestError(field, f"must be true or false, got {_show(value)}")
 
 
-def check_text(field: str, value: object, *, allow_empty: bool = False) -> str:
+def check_text(field: str, value: object, *, allow_empty: bool = False, where: str = "") -> str:
     """A string of at most 255 characters that PostgreSQL and UTF-8 can store."""
+
+    def bad(reason: str) -> RequestError:
+        return RequestError(field, reason, where=where)
+
     if not isinstance(value, str):
-        raise RequestError(field, f"must be a string, got {_show(value)}")
+        raise bad(f"must be a string, got {_show(value)}")
     if not value and not allow_empty:
-        raise RequestError(field, "must not be empty")
+        raise bad("must not be empty")
     if len(value) > MAX_FIELD_LENGTH:
-        raise RequestError(
-            field, f"must be at most {MAX_FIELD_LENGTH} characters, got {len(value)}"
-        )
+        raise bad(f"must be at most {MAX_FIELD_LENGTH} characters, got {len(value)}")
     if "\x00" in value:
-        raise RequestError(field, "must not contain NUL characters")
+        raise bad("must not contain NUL characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise RequestError(field, "must be valid Unicode text") from None
+        raise bad("must be valid Unicode text") from None
     return value
 
 
@@ -71,8 +73,8 @@ def check_string_map(field: str, value: object, *, allow_empty: bool) -> dict[st
         raise RequestError(field, "must not be empty")
     checked: dict[str, str] = {}
     for key, item in value.items():
-        check_text(f"{field} key", key)
-        checked[key] = check_text(f"{field}[{key!r}]", item)
+        check_text(field, key, where=f"{field} key")
+        checked[key] = check_text(field, item, where=f"{field}[{key!r}]")
     return checked
 
 

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from temporalio.client import Client
 
+from core.converter import DATA_CONVERTER
 from inventory.db import dispose_engines
 from inventory.migrate import upgrade
 from tests.stack import Stack
@@ -34,7 +35,7 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSer
 
 @pytest.fixture(scope="session")
 async def client(temporal_server: DevServer) -> Client:
-    return await Client.connect(temporal_server.address)
+    return await Client.connect(temporal_server.address, data_converter=DATA_CONVERTER)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -73,18 +73,20 @@ class Stack:
              delay_s: float = 0.0) -> None:
         self.faults.faults.append(Fault(step, times, retryable, delay_s))
 
-    def request(self, ref: str | dict[str, str] = "vol-1", **fields: Any) -> ManageRequest:
-        as_dict = {"source-name": ref} if isinstance(ref, str) else ref
-        base = ManageRequest(ref=as_dict, host=self.host, project_id=self.project)
+    def request(self, source: str | dict[str, str] = "vol-1", **fields: Any) -> ManageRequest:
+        """A request for `source` (a source-name, or a whole ref) on this stack's backend;
+        `fields` override anything, `ref` included."""
+        ref = {"source-name": source} if isinstance(source, str) else source
+        base = ManageRequest(ref=ref, host=self.host, project_id=self.project)
         return dataclasses.replace(base, **fields)
 
-    async def manage(self, ref: str | dict[str, str] = "vol-1", **fields: Any) -> VolumeEntry:
-        return await sdk.manage(self.client, self.request(ref, **fields),
+    async def manage(self, source: str | dict[str, str] = "vol-1", **fields: Any) -> VolumeEntry:
+        return await sdk.manage(self.client, self.request(source, **fields),
                                 task_queue=self.settings.api_task_queue)
 
-    async def manage_and_wait(self, ref: str | dict[str, str] = "vol-1",
+    async def manage_and_wait(self, source: str | dict[str, str] = "vol-1",
                               **fields: Any) -> VolumeEntry:
-        entry = await self.manage(ref, **fields)
+        entry = await self.manage(source, **fields)
         return await sdk.wait_until_done(self.client, self.database_url, entry.id)
 
     def volume(self, volume_id: str) -> VolumeEntry | None:
@@ -110,3 +112,12 @@ class Stack:
 
     def manager_handle(self, volume_id: str) -> Any:
         return self.client.get_workflow_handle(naming.manage_volume_workflow_id(volume_id))
+
+
+async def start_raw(stack: Stack, request: ManageRequest) -> Any:
+    """Start the API workflow directly, skipping the SDK's checks (as the Temporal CLI could)."""
+    return await stack.client.execute_workflow(
+        naming.MANAGE_EXISTING_WORKFLOW, request,
+        id=naming.manage_request_workflow_id(uuid.uuid4().hex),
+        task_queue=stack.settings.api_task_queue, result_type=VolumeEntry,
+    )
