@@ -64,7 +64,7 @@ async def manage(
 ) -> VolumeEntry:
     """Start (or attach to) the API workflow and return the entry in `managing`."""
     request = prepare(request)
-    workflow_id = naming.manage_request_workflow_id(request.request_id)
+    workflow_id = naming.manage_request_workflow_id(request.project_id, request.request_id)
     where = request.host or request.cluster
     try:
         handle = await client.start_workflow(

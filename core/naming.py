@@ -19,8 +19,9 @@ MANAGE_EXISTING_WORKFLOW = "ManageExistingWorkflow"
 MANAGE_VOLUME_WORKFLOW = "ManageVolumeWorkflow"
 
 
-def manage_request_workflow_id(request_id: str) -> str:
-    return f"manage-request-{request_id}"
+def manage_request_workflow_id(project_id: str, request_id: str) -> str:
+    """Scoped by project: two projects using the same request id never share an answer."""
+    return f"manage-request-{project_id}-{request_id}"
 
 
 def manage_volume_workflow_id(volume_id: str) -> str:

@@ -118,6 +118,6 @@ async def start_raw(stack: Stack, request: ManageRequest) -> Any:
     """Start the API workflow directly, skipping the SDK's checks (as the Temporal CLI could)."""
     return await stack.client.execute_workflow(
         naming.MANAGE_EXISTING_WORKFLOW, request,
-        id=naming.manage_request_workflow_id(uuid.uuid4().hex),
+        id=naming.manage_request_workflow_id(stack.project, uuid.uuid4().hex),
         task_queue=stack.settings.api_task_queue, result_type=VolumeEntry,
     )
