@@ -73,6 +73,7 @@ async def test_failing_compensation_is_retried_and_takes_effect_once(stack: Stac
         "compensate.mark_error_managing",
         "compensate.delete_volume_entry",
     ]
+    assert volume.workflow_id is not None
     api = stack.client.get_workflow_handle(volume.workflow_id)
     steps = await local_activity_steps(api)
     assert steps == ["validate_manage_request", "create_volume_entry", "cast_manage",
