@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.errors import rejected, typed_errors
-from core import errors
+from core import errors, statuses
 from core.faults import NO_FAULTS, FaultPlan
 from core.types import Compensation, CreateEntryInput, VolumeEntry
 from inventory import repository as repo
@@ -39,6 +39,10 @@ class EntryActivities:
                         f"ref: {err} on backend {data.spec.backend}; "
                         "each backend object can be managed once",
                     ) from None
+                if not created and volume.status != statuses.MANAGING:
+                    # A re-run after a crash, after this request was already unwound.
+                    raise rejected(errors.MANAGE_FAILED,
+                                   f"volume {volume.id} was already rolled back: {volume.error}")
                 if created:
                     repo.add_event(session, volume.id, "manage_existing.requested",
                                    data.workflow_id, {"ref": data.spec.ref})

@@ -64,7 +64,11 @@ class ManagerActivities:
         with typed_errors():
             self.faults.check("check_backend")
             with transaction(self.database_url) as session:
-                volume = self._live_entry(session, entry.id)
+                volume = self._managing_entry(session, entry.id)
+                if "manage_existing.start" in repo.volume_events(session, entry.id):
+                    # Passed before: this is a re-run after a crash, and later steps may
+                    # already have changed the backend. Checking again could strand them.
+                    return repo.to_entry(session, volume)
                 service_host = naming.backend_of_host(entry.host) if entry.host else None
                 services = (
                     [s for s in [repo.get_backend_service(session, service_host)] if s]
@@ -93,9 +97,8 @@ class ManagerActivities:
                 if volume.host is None or "#" not in volume.host:
                     pool = caps.get("pool_name") or self.driver.pool
                     volume.host = f"{up[0].host}#{pool}"
-                if "manage_existing.start" not in repo.volume_events(session, entry.id):
-                    repo.add_event(session, entry.id, "manage_existing.start",
-                                   activity.info().workflow_id, {"host": volume.host})
+                repo.add_event(session, entry.id, "manage_existing.start",
+                               activity.info().workflow_id, {"host": volume.host})
                 return repo.to_entry(session, volume)
 
     @activity.defn
@@ -103,9 +106,11 @@ class ManagerActivities:
         """Ask the driver how big the object is (GiB, rounded up) and record it."""
         with driver_errors():
             self.faults.check("get_existing_size")
-            size = self.driver.manage_existing_get_size(entry.ref)
+            with transaction(self.database_url, readonly=True) as session:
+                self._managing_entry(session, entry.id)
+            size = self.driver.manage_existing_get_size(entry.id, entry.ref)
             with transaction(self.database_url) as session:
-                self._live_entry(session, entry.id).size = size
+                self._managing_entry(session, entry.id).size = size
             return size
 
     @activity.defn
@@ -115,6 +120,7 @@ class ManagerActivities:
             self.faults.check("reserve_quota")
             try:
                 with transaction(self.database_url) as session:
+                    self._managing_entry(session, data.volume_id)
                     return quota.reserve(session, data.volume_id, data.project_id,
                                          quota.deltas_for(data.volume_type, data.size),
                                          data.workflow_id)
@@ -138,6 +144,8 @@ class ManagerActivities:
         """The driver adopts the object: it is renamed to `volume-<id>`."""
         with driver_errors():
             self.faults.check("driver_manage_existing")
+            with transaction(self.database_url, readonly=True) as session:
+                self._managing_entry(session, entry.id)
             fields = self.driver.manage_existing(entry.id, entry.ref)
             return Adopted(fields.provider_id, fields.provider_location)
 
@@ -161,6 +169,7 @@ class ManagerActivities:
         with typed_errors():
             self.faults.check("commit_quota")
             with transaction(self.database_url) as session:
+                self._managing_entry(session, data.volume_id)
                 return quota.commit(session, data.volume_id)
 
     @activity.defn
@@ -170,18 +179,35 @@ class ManagerActivities:
             self.faults.check("finish")
             with transaction(self.database_url) as session:
                 volume = self._live_entry(session, data.volume_id)
-                if volume.status == statuses.MANAGING:
-                    volume.status = statuses.AVAILABLE
-                    volume.provider_id = data.adopted.provider_id
-                    volume.provider_location = data.adopted.provider_location
-                    volume.launched_at = utcnow()
-                    volume.error = None
-                    repo.add_event(session, volume.id, "manage_existing.end", data.workflow_id,
-                                   {"size": volume.size})
+                if volume.status == statuses.AVAILABLE and volume.launched_at:
+                    return repo.to_entry(session, volume)  # finished before a crash
+                self._managing_entry(session, data.volume_id)
+                volume.status = statuses.AVAILABLE
+                volume.provider_id = data.adopted.provider_id
+                volume.provider_location = data.adopted.provider_location
+                volume.launched_at = utcnow()
+                volume.error = None
+                repo.add_event(session, volume.id, "manage_existing.end", data.workflow_id,
+                               {"size": volume.size})
                 return repo.to_entry(session, volume)
 
     def _live_entry(self, session: Session, volume_id: str) -> Volume:
         volume = repo.get_volume(session, volume_id, for_update=True)
         if volume is None or volume.deleted:
             raise rejected(errors.VOLUME_NOT_FOUND, f"volume {volume_id} is not in the inventory")
+        return volume
+
+    def _managing_entry(self, session: Session, volume_id: str) -> Volume:
+        """The entry, which must still be `managing`.
+
+        Steps check this first: a re-run after a crash may come after the saga already
+        unwound (the entry is then `error_managing`), and must not adopt again.
+        """
+        volume = self._live_entry(session, volume_id)
+        if volume.status != statuses.MANAGING:
+            raise rejected(
+                errors.MANAGE_FAILED,
+                f"volume {volume_id} is {volume.status}, no longer managing: "
+                f"{volume.error or 'nothing left to do'}",
+            )
         return volume

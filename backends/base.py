@@ -90,8 +90,12 @@ class Driver(ABC):
     def capabilities(self) -> Capabilities: ...
 
     @abstractmethod
-    def manage_existing_get_size(self, ref: dict[str, str]) -> int:
-        """Size in GiB (rounded up) of the object `ref` names; InvalidReference if none."""
+    def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
+        """Size in GiB (rounded up) of the object `ref` names; InvalidReference if none.
+
+        If the object is already adopted as `volume_id` (a step re-run after a crash), the
+        size of the adopted object.
+        """
 
     @abstractmethod
     def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:

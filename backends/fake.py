@@ -72,9 +72,12 @@ class FakeDriver(Driver):
             raise InvalidReference(ref, f"no object has id {ref['source-id']!r}.")
         raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
 
-    def manage_existing_get_size(self, ref: dict[str, str]) -> int:
+    def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
         self.faults.check("manage_existing_get_size")
         with self._lock:
+            adopted = self.objects.get(naming.managed_object_name(volume_id))
+            if adopted is not None:
+                return size_in_gib(adopted.size_bytes)
             name = self._find(ref)
             managed_id = naming.managed_volume_id(name)
             if managed_id:

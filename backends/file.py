@@ -109,11 +109,12 @@ class FileDriver(Driver):
                    "vendor_name": "volume-manage", "thin_provisioning_support": True},
         )
 
-    def manage_existing_get_size(self, ref: dict[str, str]) -> int:
+    def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
         self.faults.check("manage_existing_get_size")
-        path = self._path(ref)
+        adopted = self.directory / naming.managed_object_name(volume_id)
+        path = adopted if adopted.is_file() else self._path(ref)
         managed_id = naming.managed_volume_id(path.name)
-        if managed_id:
+        if managed_id and managed_id != volume_id:
             raise AlreadyManaged(ref, managed_id)
         info = self._image_info(path)
         self._check_image(ref, info)

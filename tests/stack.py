@@ -29,7 +29,7 @@ from worker import api_worker, backend_worker, report_service
 
 class Stack:
     def __init__(self, client: Client, database_url: str, *, driver: Driver | None = None,
-                 zone: str = "nova") -> None:
+                 zone: str = "nova", backend_in_process: bool = True) -> None:
         tag = uuid.uuid4().hex[:8]
         self.client = client
         self.database_url = database_url
@@ -43,6 +43,7 @@ class Stack:
         self.host = f"{self.backend}#pool"
         self.project = f"project-{tag}"
         self.zone = zone
+        self.backend_in_process = backend_in_process
         self.workers: list[Worker] = []
 
     @property
@@ -51,12 +52,11 @@ class Stack:
         return self.driver
 
     async def __aenter__(self) -> Stack:
-        self.report_service()
-        self.workers = [
-            api_worker(self.client, self.settings, faults=self.faults),
-            backend_worker(self.client, self.settings, self.backend, self.driver,
-                           faults=self.faults),
-        ]
+        self.workers = [api_worker(self.client, self.settings, faults=self.faults)]
+        if self.backend_in_process:
+            self.report_service()
+            self.workers.append(backend_worker(self.client, self.settings, self.backend,
+                                               self.driver, faults=self.faults))
         for worker in self.workers:
             await worker.__aenter__()
         return self

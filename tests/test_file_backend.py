@@ -108,7 +108,8 @@ def test_driver_refuses_an_object_already_named_as_a_volume(tmp_path: Path) -> N
     driver = FileDriver(tmp_path)
 
     with pytest.raises(AlreadyManaged, match="already managed"):
-        driver.manage_existing_get_size({"source-name": name})
+        driver.manage_existing_get_size("1b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f",
+                                        {"source-name": name})
 
 
 def test_driver_rename_is_idempotent_and_undone_once(tmp_path: Path) -> None:

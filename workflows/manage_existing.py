@@ -26,9 +26,10 @@ class ManageExistingWorkflow(SagaWorkflow):
         volume_id = str(workflow.uuid4())
         undo = Compensation(volume_id)
         try:
-            spec = await self.run_step(ApiActivities.validate_manage_request, request)
-
+            # Registered before validation too: a run replayed after a crash gets the same
+            # volume id and may find the entry a lost attempt created (a no-op otherwise).
             self.saga.register(EntryActivities.delete_volume_entry, undo)
+            spec = await self.run_step(ApiActivities.validate_manage_request, request)
             entry: VolumeEntry = await self.run_step(
                 EntryActivities.create_volume_entry,
                 CreateEntryInput(volume_id, spec, workflow.info().workflow_id),
