@@ -25,7 +25,7 @@ from core import naming, statuses
 from core.config import Settings
 from core.converter import DATA_CONVERTER
 from core.errors import RequestError
-from core.types import ManageRequest, VolumeEntry
+from core.types import ManageRequest, UnmanageInput, VolumeEntry
 from core.validation import validate_request_fields
 from inventory import repository as repo
 from inventory.db import transaction
@@ -95,6 +95,29 @@ async def wait_until_done(client: Client, database_url: str, volume_id: str) -> 
     return entry
 
 
+async def unmanage(client: Client, database_url: str, volume_id: str) -> VolumeEntry:
+    """Give a volume back and wait for it; refused at once if its status does not allow it."""
+    entry = get_volume(database_url, volume_id)
+    if entry is None:
+        raise ManageError("VolumeNotFound", f"no volume with id {volume_id!r} in the inventory")
+    if entry.status not in statuses.UNMANAGEABLE and entry.status != statuses.UNMANAGING:
+        raise ManageError(
+            "InvalidVolume",
+            f"Volume {volume_id} cannot be unmanaged: its status is {entry.status}; it must be "
+            "available or in an error state, and detached.",
+        )
+    handle = await client.start_workflow(
+        naming.UNMANAGE_VOLUME_WORKFLOW,
+        UnmanageInput(volume_id, entry.project_id),
+        id=naming.unmanage_volume_workflow_id(volume_id),
+        task_queue=naming.backend_task_queue(entry.backend),
+        result_type=VolumeEntry,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Unmanage volume {volume_id} ({entry.ref} on {entry.host})",
+    )
+    return await _result(handle)
+
+
 def get_volume(database_url: str, volume_id: str, *, include_deleted: bool = False
                ) -> VolumeEntry | None:
     with transaction(database_url, readonly=True) as session:
@@ -131,5 +154,6 @@ async def _result(handle: object) -> VolumeEntry:
         raise ManageError("TemporalError", err.message) from None
 
 
-__all__ = ["ManageError", "Settings", "connect", "get_volume", "list_volumes", "manage",
+__all__ = ["ManageError", "Settings", "VolumeEntry", "connect", "get_volume", "list_volumes",
+           "manage", "unmanage",
            "wait_until_done"]

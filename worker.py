@@ -23,6 +23,7 @@ import sdk
 from activities.api import ApiActivities
 from activities.entries import EntryActivities
 from activities.manager import ManagerActivities
+from activities.unmanage import UnmanageActivities
 from backends.base import Driver
 from backends.registry import DRIVERS, make_driver
 from core import naming
@@ -33,6 +34,7 @@ from inventory import repository as repo
 from inventory.db import transaction
 from workflows.manage_existing import ManageExistingWorkflow
 from workflows.manage_volume import ManageVolumeWorkflow
+from workflows.unmanage_volume import UnmanageVolumeWorkflow
 
 HEARTBEAT_INTERVAL_S = 10.0
 DRAIN_TIMEOUT = timedelta(seconds=30)
@@ -64,19 +66,23 @@ def backend_worker(
     client: Client, settings: Settings, backend: str, driver: Driver,
     *, faults: FaultPlan = NO_FAULTS,
 ) -> Worker:
-    """The worker of one backend (host@backend, or a cluster) on that backend's own queue."""
+    """The worker of one backend (host@backend, or a cluster) on that backend's own queue:
+    adoption, unmanage and listing, which all need the driver."""
     manager = ManagerActivities(settings.database_url, driver,
                                 service_down_time=timedelta(seconds=settings.service_down_time_s),
                                 faults=faults)
     entries = EntryActivities(settings.database_url, faults=faults)
+    unmanage = UnmanageActivities(settings.database_url, driver, faults=faults)
     return Worker(
         client,
         task_queue=naming.backend_task_queue(backend),
-        workflows=[ManageVolumeWorkflow],
+        workflows=[ManageVolumeWorkflow, UnmanageVolumeWorkflow],
         activities=[manager.check_backend, manager.get_existing_size, manager.reserve_quota,
                     manager.rollback_quota, manager.driver_manage_existing,
                     manager.undo_manage_existing, manager.commit_quota, manager.finish,
-                    entries.mark_error_managing],
+                    entries.mark_error_managing,
+                    unmanage.start_unmanage, unmanage.restore_status, unmanage.driver_unmanage,
+                    unmanage.readopt, unmanage.finish_unmanage],
         activity_executor=ThreadPoolExecutor(max_workers=32),
         graceful_shutdown_timeout=DRAIN_TIMEOUT,
     )

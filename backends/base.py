@@ -101,16 +101,17 @@ class Driver(ABC):
     def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
         """Adopt the object: rename it to `volume-<id>`. Repeating it is harmless."""
 
-    @abstractmethod
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
         """Undo `manage_existing`: give the object its original name back, if it was renamed.
 
         True if this call renamed it back; a no-op when the adoption never happened.
         """
+        return self.unmanage(volume_id, ref) is not None
 
     @abstractmethod
-    def unmanage(self, volume_id: str) -> None:
-        """Stop managing the object; it stays on the backend (see the driver's docs)."""
+    def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        """Stop managing the object: it stays on the backend, renamed back (see the driver's
+        docs). Returns the name it now has; None if it was not under `volume-<id>`."""
 
     @abstractmethod
     def get_manageable_volumes(

@@ -99,21 +99,22 @@ class FakeDriver(Driver):
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
         self.faults.check("revert_manage_existing")
+        return self._rename_back(volume_id, ref) is not None
+
+    def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        self.faults.check("unmanage")
+        return self._rename_back(volume_id, ref)
+
+    def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:
         target = naming.managed_object_name(volume_id)
-        original = ref.get("source-name")
         with self._lock:
             if target not in self.objects:
-                return False
-            if original is None:  # a source-id ref: the id survives the rename
-                original = f"unmanaged-{self.objects[target].object_id}"
-            if original in self.objects:
-                raise InvalidReference(ref, f"cannot rename back: {original!r} exists again.")
-            self.objects[original] = self.objects.pop(target)
-            self.renames.append((target, original))
-            return True
-
-    def unmanage(self, volume_id: str) -> None:
-        self.faults.check("unmanage")
+                return None
+            name = naming.returned_name(ref, self.objects[target].object_id,
+                                        lambda n: n in self.objects)
+            self.objects[name] = self.objects.pop(target)
+            self.renames.append((target, name))
+            return name
 
     def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
         with self._lock:

@@ -138,18 +138,22 @@ class FileDriver(Driver):
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
         self.faults.check("revert_manage_existing")
+        return self._rename_back(volume_id, ref) is not None
+
+    def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        """The file gets its original name back (Cinder's NFS driver keeps `volume-<id>`;
+        here a `volume-<uuid>` file always means a live entry, which the audit relies on)."""
+        self.faults.check("unmanage")
+        return self._rename_back(volume_id, ref)
+
+    def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:
         target = self.directory / naming.managed_object_name(volume_id)
         if not target.exists():
-            return False
-        original = ref.get("source-name") or f"unmanaged-{target.stat().st_ino}"
-        destination = self.directory / original
-        if destination.exists():
-            raise DriverError(f"cannot rename {target.name} back: {original} exists again")
-        os.rename(target, destination)
-        return True
-
-    def unmanage(self, volume_id: str) -> None:
-        self.faults.check("unmanage")
+            return None
+        name = naming.returned_name(ref, str(target.stat().st_ino),
+                                    lambda n: (self.directory / n).exists())
+        os.rename(target, self.directory / name)
+        return name
 
     def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
         result = []

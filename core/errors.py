@@ -32,3 +32,4 @@ class RequestError(ValueError):
     def type_name(self) -> str:
         """`InvalidInput.host`-style type, so the error type itself names the field."""
         return f"{self.error_type}.{self.field}"
+INVALID_VOLUME = "InvalidVolume"  # the volume is in a state that does not allow the action

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 
 MANAGED_NAME = re.compile(
     r"^volume-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
@@ -17,6 +18,7 @@ MANAGED_NAME = re.compile(
 
 MANAGE_EXISTING_WORKFLOW = "ManageExistingWorkflow"
 MANAGE_VOLUME_WORKFLOW = "ManageVolumeWorkflow"
+UNMANAGE_VOLUME_WORKFLOW = "UnmanageVolumeWorkflow"
 
 
 def manage_request_workflow_id(project_id: str, request_id: str) -> str:
@@ -26,6 +28,10 @@ def manage_request_workflow_id(project_id: str, request_id: str) -> str:
 
 def manage_volume_workflow_id(volume_id: str) -> str:
     return f"manage-volume-{volume_id}"
+
+
+def unmanage_volume_workflow_id(volume_id: str) -> str:
+    return f"unmanage-volume-{volume_id}"
 
 
 def backend_task_queue(backend: str) -> str:
@@ -59,3 +65,12 @@ def managed_volume_id(object_name: str) -> str | None:
 
 def managed_object_name(volume_id: str) -> str:
     return f"volume-{volume_id}"
+
+
+def returned_name(ref: dict[str, str], object_id: str, taken: Callable[[str], bool]) -> str:
+    """The name an object gets back when it stops being managed: its original source-name,
+    or `unmanaged-<object id>` when the ref had no name or the name is taken again."""
+    original = ref.get("source-name")
+    if original and not taken(original):
+        return original
+    return f"unmanaged-{object_id}"

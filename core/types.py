@@ -129,3 +129,11 @@ class FinishInput:
     volume_id: str
     adopted: Adopted
     workflow_id: str = ""
+
+
+@dataclass
+class UnmanageInput:
+    """Give a volume back: the object stays on the backend, the entry leaves the inventory."""
+
+    volume_id: str
+    project_id: str = ""

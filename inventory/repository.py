@@ -261,5 +261,25 @@ def volume_events(session: Session, volume_id: str) -> list[str]:
     return list(rows)
 
 
+def _last_event(session: Session, volume_id: str, event_type: str) -> Event | None:
+    return session.scalar(
+        select(Event)
+        .where(Event.volume_id == volume_id, Event.event_type == event_type)
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+
+
+def last_event(session: Session, volume_id: str, event_type: str) -> str | None:
+    """The workflow id of the newest event of this type for the volume, if any."""
+    event = _last_event(session, volume_id, event_type)
+    return event.workflow_id if event else None
+
+
+def last_event_details(session: Session, volume_id: str, event_type: str) -> dict[str, Any]:
+    event = _last_event(session, volume_id, event_type)
+    return dict(event.details) if event else {}
+
+
 def _iso(moment: datetime | None) -> str | None:
     return as_utc(moment).isoformat() if moment else None

@@ -144,3 +144,28 @@ async def test_sigkill_mid_adoption_resumes_and_adopts_once(
 def _service_registered(stack: Stack) -> bool:
     with transaction(stack.database_url, readonly=True) as session:
         return repo.get_backend_service(session, stack.backend) is not None
+
+
+async def test_unmanage_interrupted_by_sigkill_finishes_once(
+    process_stack: tuple[Stack, BackendProcess]
+) -> None:
+    stack, backend = process_stack
+    backend.start()
+    await wait_for(lambda: _service_registered(stack))
+    adopted = await stack.manage_and_wait("disk.qcow2")
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+
+    backend.start("finish_unmanage:delay=5")
+    task = asyncio.ensure_future(sdk.unmanage(stack.client, stack.database_url, adopted.id))
+    # Renamed back, entry not yet deleted: finish_unmanage (held 5 s by the fault) runs.
+    await wait_for(lambda: os.listdir(backend.directory) == ["disk.qcow2"])
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+
+    backend.start()
+    gone = await task
+    assert gone.status == statuses.DELETED
+    assert os.listdir(backend.directory) == ["disk.qcow2"]
+    assert stack.usage()["volumes"] == (0, 0)
+    assert stack.events(adopted.id).count("unmanage.end") == 1

@@ -1,0 +1,125 @@
+"""UnmanageVolumeWorkflow: the volume leaves the inventory, the object stays on the backend
+under its original name, the quota comes back; refusals and failures change nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+import sdk
+from core import statuses
+from inventory import repository as repo
+from inventory.db import transaction
+from tests.stack import Stack
+
+
+async def unmanage(stack: Stack, volume_id: str) -> sdk.VolumeEntry:
+    return await sdk.unmanage(stack.client, stack.database_url, volume_id)
+
+
+async def test_unmanage_gives_the_object_back_and_releases_quota(stack: Stack) -> None:
+    stack.fake.add_object("vol-1", size_gib=2)
+    adopted = await stack.manage_and_wait("vol-1")
+
+    gone = await unmanage(stack, adopted.id)
+
+    assert gone.status == statuses.DELETED
+    assert "vol-1" in stack.fake.objects and f"volume-{adopted.id}" not in stack.fake.objects
+    assert stack.usage()["volumes"] == (0, 0) and stack.usage()["gigabytes"] == (0, 0)
+    assert stack.events(adopted.id)[-3:] == ["unmanage.start", "unmanage.renamed",
+                                              "unmanage.end"]
+    assert sdk.get_volume(stack.database_url, adopted.id) is None
+
+    again = await stack.manage_and_wait("vol-1")  # manageable again
+    assert again.status == statuses.AVAILABLE
+
+
+async def test_unmanage_of_a_failed_adoption_removes_only_the_entry(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    stack.fail("finish", retryable=False)
+    failed = await stack.manage_and_wait("vol-1")
+    assert failed.status == statuses.ERROR_MANAGING
+
+    gone = await unmanage(stack, failed.id)
+
+    assert gone.status == statuses.DELETED
+    assert "vol-1" in stack.fake.objects
+    assert all(used == (0, 0) for used in stack.usage().values())
+
+
+async def test_unknown_volume_is_refused(stack: Stack) -> None:
+    with pytest.raises(sdk.ManageError) as caught:
+        await unmanage(stack, "00000000-0000-4000-8000-00000000dead")
+    assert caught.value.type == "VolumeNotFound"
+
+
+async def test_volume_still_managing_is_refused(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    stack.fail("check_backend", times=0, delay_s=2.0)
+    entry = await stack.manage("vol-1")
+
+    with pytest.raises(sdk.ManageError) as caught:
+        await unmanage(stack, entry.id)
+
+    assert caught.value.type == "InvalidVolume"
+    assert "managing" in caught.value.message
+    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    assert done.status == statuses.AVAILABLE
+
+
+async def test_attached_volume_is_refused_by_the_workflow(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    adopted = await stack.manage_and_wait("vol-1")
+    with transaction(stack.database_url) as session:
+        volume = repo.get_volume(session, adopted.id)
+        assert volume is not None
+        volume.attach_status = "attached"
+
+    with pytest.raises(sdk.ManageError) as caught:
+        await unmanage(stack, adopted.id)
+
+    assert caught.value.type == "InvalidVolume"
+    assert "detached" in caught.value.message
+    after = stack.volume(adopted.id)
+    assert after is not None and after.status == statuses.AVAILABLE
+    assert f"volume-{adopted.id}" in stack.fake.objects
+
+
+async def test_driver_failure_leaves_the_volume_as_it_was(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    adopted = await stack.manage_and_wait("vol-1")
+    stack.fail("unmanage", retryable=False)
+
+    with pytest.raises(sdk.ManageError):
+        await unmanage(stack, adopted.id)
+
+    after = stack.volume(adopted.id)
+    assert after is not None and after.status == statuses.AVAILABLE
+    assert "unmanage" in (after.error or "")
+    assert f"volume-{adopted.id}" in stack.fake.objects
+    assert stack.usage()["volumes"] == (1, 0)
+
+
+async def test_failure_after_the_rename_adopts_the_object_again(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    adopted = await stack.manage_and_wait("vol-1")
+    stack.fail("finish_unmanage", retryable=False)
+
+    with pytest.raises(sdk.ManageError):
+        await unmanage(stack, adopted.id)
+
+    after = stack.volume(adopted.id)
+    assert after is not None and after.status == statuses.AVAILABLE
+    assert f"volume-{adopted.id}" in stack.fake.objects and "vol-1" not in stack.fake.objects
+    assert stack.usage()["volumes"] == (1, 0)
+
+
+async def test_unmanage_when_the_original_name_was_taken_again(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    adopted = await stack.manage_and_wait("vol-1")
+    stack.fake.add_object("vol-1")  # someone made a new object with the old name
+
+    await unmanage(stack, adopted.id)
+
+    object_id = stack.fake.objects[f"unmanaged-{adopted.provider_id}"].object_id
+    assert object_id == adopted.provider_id
+    assert "vol-1" in stack.fake.objects

@@ -1,0 +1,38 @@
+"""UnmanageVolumeWorkflow: give a volume back. The object stays on the backend under its
+original name; the quota is released and the entry soft-deleted, on the backend's queue.
+
+start (unmanaging) -> driver lets go (rename back) -> finish (release quota, delete entry).
+On failure: the object is adopted again and the volume returns to its previous status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+from core.types import Compensation, UnmanageInput, VolumeEntry
+from workflows.saga import SagaWorkflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.unmanage import UnmanageActivities
+
+
+@workflow.defn(name="UnmanageVolumeWorkflow")
+class UnmanageVolumeWorkflow(SagaWorkflow):
+    @workflow.run
+    async def run(self, data: UnmanageInput) -> VolumeEntry:
+        undo = Compensation(data.volume_id)
+        try:
+            self.saga.register(UnmanageActivities.restore_status, undo)
+            entry: VolumeEntry = await self.run_step(UnmanageActivities.start_unmanage, data)
+
+            self.saga.register(UnmanageActivities.readopt, undo)
+            await self.run_step(UnmanageActivities.driver_unmanage, entry)
+
+            entry = await self.run_step(UnmanageActivities.finish_unmanage, data)
+        except (Exception, asyncio.CancelledError) as err:
+            raise await self.compensate(err, f"unmanaging volume {data.volume_id} failed") \
+                from err
+        self.step = "done"
+        return entry
