@@ -15,20 +15,35 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
+from datetime import timedelta
+from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.service import RPCError
 
-from core import naming, statuses
+from core import errors, naming, paging, statuses, validation
 from core.config import Settings
 from core.converter import DATA_CONVERTER
 from core.errors import RequestError
-from core.types import ManageRequest, UnmanageInput, VolumeEntry
+from core.types import (
+    ManageablePage,
+    ManageableQuery,
+    ManageRequest,
+    UnmanageInput,
+    VolumeEntry,
+)
 from core.validation import validate_request_fields
 from inventory import repository as repo
 from inventory.db import transaction
+from inventory.models import utcnow
+
+LISTING_TIMEOUT_S = 60
+
+
+T = TypeVar("T")
 
 
 class ManageError(Exception):
@@ -118,6 +133,47 @@ async def unmanage(client: Client, database_url: str, volume_id: str) -> VolumeE
     return await _result(handle)
 
 
+async def list_manageable(
+    client: Client, settings: Settings, host: str, *, marker: str | None = None,
+    limit: int | None = None, offset: int = 0, sort: str = "reference:desc",
+) -> ManageablePage:
+    """One page of what could be adopted on `host` (host@backend[#pool]), sorted and paged
+    like Cinder's manageable_volumes; read by that backend's own worker."""
+    try:
+        sort_key, sort_dir = paging.parse_sort(sort)
+        query = ManageableQuery(backend="", marker=paging.parse_marker(marker), limit=limit,
+                                offset=offset, sort_key=sort_key, sort_dir=sort_dir)
+        paging.check_query(query)
+        query.backend = backend_of(settings, host)
+    except RequestError as err:
+        raise ManageError(err.type_name, str(err)) from None
+    handle = await client.start_workflow(
+        naming.LIST_MANAGEABLE_WORKFLOW, query,
+        id=f"manageable-{query.backend}-{uuid.uuid4()}",
+        task_queue=naming.backend_task_queue(query.backend),
+        result_type=ManageablePage,
+        execution_timeout=timedelta(seconds=LISTING_TIMEOUT_S),
+        static_summary=f"List manageable objects on {host}",
+    )
+    return await _result(handle)
+
+
+def backend_of(settings: Settings, host: str) -> str:
+    """The backend (host@backend or its cluster) whose worker serves `host`, if it is up."""
+    if not validation.HOST_PATTERN.match(host):
+        raise RequestError("host", f"must look like 'hostname@backend#pool', got {host!r}")
+    with transaction(settings.database_url, readonly=True) as session:
+        service = repo.get_backend_service(session, naming.backend_of_host(host))
+        if service is None:
+            raise RequestError("host", f"Host '{naming.backend_of_host(host)}' not found.",
+                               errors.HOST_NOT_FOUND)
+        down_time = timedelta(seconds=settings.service_down_time_s)
+        if not repo.service_is_up(service, utcnow(), down_time):
+            raise RequestError("host", "Service is unavailable at this time.",
+                               errors.SERVICE_UNAVAILABLE)
+        return service.cluster or service.host
+
+
 def get_volume(database_url: str, volume_id: str, *, include_deleted: bool = False
                ) -> VolumeEntry | None:
     with transaction(database_url, readonly=True) as session:
@@ -141,12 +197,15 @@ def is_terminal(status: str) -> bool:
     return status not in statuses.IN_PROGRESS
 
 
-async def _result(handle: object) -> VolumeEntry:
+async def _result(handle: WorkflowHandle[Any, T]) -> T:
     try:
-        result: VolumeEntry = await handle.result()  # type: ignore[attr-defined]
-        return result
+        return await handle.result()
     except WorkflowFailureError as err:
         cause = err.cause
+        while isinstance(cause, ActivityError) and cause.cause is not None:
+            cause = cause.cause
+        if isinstance(cause, TemporalTimeout):
+            raise ManageError("Timeout", "the backend's worker did not answer in time") from None
         if isinstance(cause, ApplicationError):
             raise ManageError(cause.type or "ManageFailed", cause.message) from None
         raise ManageError("ManageFailed", str(cause or err)) from None
@@ -154,6 +213,15 @@ async def _result(handle: object) -> VolumeEntry:
         raise ManageError("TemporalError", err.message) from None
 
 
-__all__ = ["ManageError", "Settings", "VolumeEntry", "connect", "get_volume", "list_volumes",
-           "manage", "unmanage",
-           "wait_until_done"]
+__all__ = [
+    "ManageError",
+    "Settings",
+    "VolumeEntry",
+    "connect",
+    "get_volume",
+    "list_manageable",
+    "list_volumes",
+    "manage",
+    "unmanage",
+    "wait_until_done",
+]

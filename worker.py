@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 import sdk
 from activities.api import ApiActivities
 from activities.entries import EntryActivities
+from activities.listing import ListingActivities
 from activities.manager import ManagerActivities
 from activities.unmanage import UnmanageActivities
 from backends.base import Driver
@@ -32,6 +33,7 @@ from core.faults import NO_FAULTS, Fault, FaultPlan
 from core.validation import HOST_PATTERN
 from inventory import repository as repo
 from inventory.db import transaction
+from workflows.list_manageable import ListManageableWorkflow
 from workflows.manage_existing import ManageExistingWorkflow
 from workflows.manage_volume import ManageVolumeWorkflow
 from workflows.unmanage_volume import UnmanageVolumeWorkflow
@@ -73,16 +75,17 @@ def backend_worker(
                                 faults=faults)
     entries = EntryActivities(settings.database_url, faults=faults)
     unmanage = UnmanageActivities(settings.database_url, driver, faults=faults)
+    listing = ListingActivities(settings.database_url, driver)
     return Worker(
         client,
         task_queue=naming.backend_task_queue(backend),
-        workflows=[ManageVolumeWorkflow, UnmanageVolumeWorkflow],
+        workflows=[ManageVolumeWorkflow, UnmanageVolumeWorkflow, ListManageableWorkflow],
         activities=[manager.check_backend, manager.get_existing_size, manager.reserve_quota,
                     manager.rollback_quota, manager.driver_manage_existing,
                     manager.undo_manage_existing, manager.commit_quota, manager.finish,
                     entries.mark_error_managing,
                     unmanage.start_unmanage, unmanage.restore_status, unmanage.driver_unmanage,
-                    unmanage.readopt, unmanage.finish_unmanage],
+                    unmanage.readopt, unmanage.finish_unmanage, listing.list_manageable],
         activity_executor=ThreadPoolExecutor(max_workers=32),
         graceful_shutdown_timeout=DRAIN_TIMEOUT,
     )

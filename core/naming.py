@@ -19,6 +19,7 @@ MANAGED_NAME = re.compile(
 MANAGE_EXISTING_WORKFLOW = "ManageExistingWorkflow"
 MANAGE_VOLUME_WORKFLOW = "ManageVolumeWorkflow"
 UNMANAGE_VOLUME_WORKFLOW = "UnmanageVolumeWorkflow"
+LIST_MANAGEABLE_WORKFLOW = "ListManageableWorkflow"
 
 
 def manage_request_workflow_id(project_id: str, request_id: str) -> str:

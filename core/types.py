@@ -137,3 +137,31 @@ class UnmanageInput:
 
     volume_id: str
     project_id: str = ""
+
+
+@dataclass
+class ManageableQuery:
+    """A page of what could be adopted on one backend (Cinder's GET manageable_volumes)."""
+
+    backend: str
+    marker: dict[str, str] | None = None
+    limit: int | None = None
+    offset: int = 0
+    sort_key: str = "reference"
+    sort_dir: str = "desc"
+
+
+@dataclass
+class ManageableItem:
+    reference: dict[str, str]
+    size: int
+    safe_to_manage: bool
+    reason_not_safe: str | None = None
+    cinder_id: str | None = None
+    extra_info: dict[str, str] | None = None
+
+
+@dataclass
+class ManageablePage:
+    items: list[ManageableItem]
+    total: int
