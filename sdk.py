@@ -215,6 +215,7 @@ async def _result(handle: WorkflowHandle[Any, T]) -> T:
 
 __all__ = [
     "ManageError",
+    "ManageablePage",
     "Settings",
     "VolumeEntry",
     "connect",

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 
 import sdk
+from core.types import ManageablePage
 from tests.stack import Stack
 
 
-async def listing(stack: Stack, **kwargs: object) -> sdk.ManageablePage:
+async def listing(stack: Stack, **kwargs: object) -> ManageablePage:
     return await sdk.list_manageable(stack.client, stack.settings, stack.host, **kwargs)  # type: ignore[arg-type]
 
 
-def names(page: sdk.ManageablePage) -> list[str]:
+def names(page: ManageablePage) -> list[str]:
     return [item.reference["source-name"] for item in page.items]
 
 
