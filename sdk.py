@@ -29,6 +29,8 @@ from core.config import Settings
 from core.converter import DATA_CONVERTER
 from core.errors import RequestError
 from core.types import (
+    BulkManageInput,
+    BulkProgress,
     ManageablePage,
     ManageableQuery,
     ManageRequest,
@@ -158,6 +160,46 @@ async def list_manageable(
     return await _result(handle)
 
 
+async def start_bulk_manage(
+    client: Client, data: BulkManageInput, *, bulk_id: str | None = None,
+    task_queue: str = "volume-api",
+) -> WorkflowHandle[Any, BulkProgress]:
+    """Start (or attach to) a bulk adoption; follow it with `bulk_progress(handle)`."""
+    try:
+        validation.check_text("host", data.host)
+        for ref in data.refs:
+            validation.check_string_map("ref", ref, allow_empty=False)
+        if not data.refs and not data.all_safe:
+            raise RequestError("refs", "give refs, or ask for all safe-to-manage objects")
+        if not 1 <= data.batch_size <= 1000:
+            raise RequestError("batch_size", f"must be between 1 and 1000, got {data.batch_size}")
+        validate_request_fields(ManageRequest(
+            ref={"source-name": "bulk"}, host=data.host, volume_type=data.volume_type,
+            metadata=data.metadata, project_id=data.project_id, user_id=data.user_id))
+        if bulk_id:
+            validation.check_id("bulk_id", bulk_id)
+    except RequestError as err:
+        raise ManageError(err.type_name, str(err)) from None
+    what = f"{len(data.refs)} refs" if data.refs else f"all safe objects ({data.pattern or '*'})"
+    return await client.start_workflow(
+        naming.BULK_MANAGE_WORKFLOW, data,
+        id=naming.bulk_manage_workflow_id(bulk_id or str(uuid.uuid4())),
+        task_queue=task_queue, result_type=BulkProgress,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Bulk manage {what} on {data.host}",
+        static_details=f"project {data.project_id}, batches of {data.batch_size}",
+    )
+
+
+async def bulk_progress(handle: WorkflowHandle[Any, BulkProgress]) -> BulkProgress:
+    progress: BulkProgress = await handle.query("bulk_progress", result_type=BulkProgress)
+    return progress
+
+
+async def bulk_report(handle: WorkflowHandle[Any, BulkProgress]) -> BulkProgress:
+    return await _result(handle)
+
+
 def backend_of(settings: Settings, host: str) -> str:
     """The backend (host@backend or its cluster) whose worker serves `host`, if it is up."""
     if not validation.HOST_PATTERN.match(host):
@@ -214,15 +256,20 @@ async def _result(handle: WorkflowHandle[Any, T]) -> T:
 
 
 __all__ = [
+    "BulkManageInput",
+    "BulkProgress",
     "ManageError",
     "ManageablePage",
     "Settings",
     "VolumeEntry",
+    "bulk_progress",
+    "bulk_report",
     "connect",
     "get_volume",
     "list_manageable",
     "list_volumes",
     "manage",
+    "start_bulk_manage",
     "unmanage",
     "wait_until_done",
 ]

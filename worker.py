@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 import sdk
 from activities.api import ApiActivities
+from activities.batch import BatchActivities
 from activities.entries import EntryActivities
 from activities.listing import ListingActivities
 from activities.manager import ManagerActivities
@@ -33,7 +34,9 @@ from core.faults import NO_FAULTS, Fault, FaultPlan
 from core.validation import HOST_PATTERN
 from inventory import repository as repo
 from inventory.db import transaction
+from workflows.bulk_manage import BulkManageWorkflow
 from workflows.list_manageable import ListManageableWorkflow
+from workflows.manage_batch import ManageBatchWorkflow
 from workflows.manage_existing import ManageExistingWorkflow
 from workflows.manage_volume import ManageVolumeWorkflow
 from workflows.unmanage_volume import UnmanageVolumeWorkflow
@@ -55,7 +58,7 @@ def api_worker(
     return Worker(
         client,
         task_queue=settings.api_task_queue,
-        workflows=[ManageExistingWorkflow],
+        workflows=[ManageExistingWorkflow, BulkManageWorkflow],
         activities=[api.validate_manage_request, api.cast_manage,
                     entries.create_volume_entry, entries.delete_volume_entry,
                     entries.mark_error_managing],
@@ -76,16 +79,24 @@ def backend_worker(
     entries = EntryActivities(settings.database_url, faults=faults)
     unmanage = UnmanageActivities(settings.database_url, driver, faults=faults)
     listing = ListingActivities(settings.database_url, driver)
+    batch = BatchActivities(settings.database_url, driver,
+                            service_down_time=timedelta(seconds=settings.service_down_time_s),
+                            faults=faults)
     return Worker(
         client,
         task_queue=naming.backend_task_queue(backend),
-        workflows=[ManageVolumeWorkflow, UnmanageVolumeWorkflow, ListManageableWorkflow],
+        workflows=[ManageVolumeWorkflow, UnmanageVolumeWorkflow, ListManageableWorkflow,
+                   ManageBatchWorkflow],
         activities=[manager.check_backend, manager.get_existing_size, manager.reserve_quota,
                     manager.rollback_quota, manager.driver_manage_existing,
                     manager.undo_manage_existing, manager.commit_quota, manager.finish,
                     entries.mark_error_managing,
                     unmanage.start_unmanage, unmanage.restore_status, unmanage.driver_unmanage,
-                    unmanage.readopt, unmanage.finish_unmanage, listing.list_manageable],
+                    unmanage.readopt, unmanage.finish_unmanage, listing.list_manageable,
+                    batch.create_batch_entries, batch.check_batch_backend,
+                    batch.get_batch_sizes, batch.reserve_batch_quota,
+                    batch.manage_batch_objects, batch.finish_batch, batch.fail_items,
+                    batch.undo_batch_adoption, batch.rollback_batch_quota, batch.fail_batch],
         activity_executor=ThreadPoolExecutor(max_workers=32),
         graceful_shutdown_timeout=DRAIN_TIMEOUT,
     )

@@ -42,6 +42,39 @@ def driver_errors() -> Iterator[None]:
                                    non_retryable=not err.retryable) from None
 
 
+def place(
+    session: Session, *, backend: str, host: str | None, volume_type_id: str, zone: str,
+    down_time: timedelta, pool: str,
+) -> str:
+    """The scheduler's check for one backend: it is up, has room, suits the volume type and
+    is in the zone. Returns the host with its pool; raises NoValidBackend saying why not."""
+    service_host = naming.backend_of_host(host) if host else None
+    services = (
+        [s for s in [repo.get_backend_service(session, service_host)] if s]
+        if service_host else list(repo.cluster_services(session, backend))
+    )
+    up = [s for s in services if repo.service_is_up(s, utcnow(), down_time)]
+    if not up:
+        why = f"backend {backend} is down or disabled"
+    else:
+        service = up[0]
+        caps = service.capabilities or {}
+        volume_type = session.get(VolumeType, volume_type_id)
+        misses = unmatched_specs(volume_type.extra_specs if volume_type else {}, caps)
+        type_name = volume_type.name if volume_type else volume_type_id
+        if misses:
+            why = f"backend {backend} does not match volume type '{type_name}': {'; '.join(misses)}"
+        elif service.free_capacity_gb <= 0:
+            why = f"backend {backend} has no free capacity"
+        elif zone != service.availability_zone:
+            why = f"backend {backend} is in zone '{service.availability_zone}', not '{zone}'"
+        else:
+            if host and "#" in host:
+                return host
+            return f"{service.host}#{caps.get('pool_name') or pool}"
+    raise rejected(errors.NO_VALID_BACKEND, f"No valid backend was found. {why}")
+
+
 class ManagerActivities:
     """Bound to one inventory and the one driver of this backend worker."""
 
@@ -69,34 +102,10 @@ class ManagerActivities:
                     # Passed before: this is a re-run after a crash, and later steps may
                     # already have changed the backend. Checking again could strand them.
                     return repo.to_entry(session, volume)
-                service_host = naming.backend_of_host(entry.host) if entry.host else None
-                services = (
-                    [s for s in [repo.get_backend_service(session, service_host)] if s]
-                    if service_host else list(repo.cluster_services(session, entry.backend))
-                )
-                up = [s for s in services
-                      if repo.service_is_up(s, utcnow(), self.service_down_time)]
-                why = None
-                if not up:
-                    why = f"backend {entry.backend} is down or disabled"
-                else:
-                    service = up[0]
-                    caps = service.capabilities or {}
-                    volume_type = session.get(VolumeType, entry.volume_type_id)
-                    misses = unmatched_specs(volume_type.extra_specs if volume_type else {}, caps)
-                    if misses:
-                        why = (f"backend {entry.backend} does not match volume type "
-                               f"'{entry.volume_type}': {'; '.join(misses)}")
-                    elif service.free_capacity_gb <= 0:
-                        why = f"backend {entry.backend} has no free capacity"
-                    elif entry.availability_zone != service.availability_zone:
-                        why = (f"backend {entry.backend} is in zone "
-                               f"'{service.availability_zone}', not '{entry.availability_zone}'")
-                if why:
-                    raise rejected(errors.NO_VALID_BACKEND, f"No valid backend was found. {why}")
-                if volume.host is None or "#" not in volume.host:
-                    pool = caps.get("pool_name") or self.driver.pool
-                    volume.host = f"{up[0].host}#{pool}"
+                volume.host = place(session, backend=entry.backend, host=entry.host,
+                                    volume_type_id=entry.volume_type_id,
+                                    zone=entry.availability_zone,
+                                    down_time=self.service_down_time, pool=self.driver.pool)
                 repo.add_event(session, entry.id, "manage_existing.start",
                                activity.info().workflow_id, {"host": volume.host})
                 return repo.to_entry(session, volume)

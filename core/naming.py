@@ -20,6 +20,8 @@ MANAGE_EXISTING_WORKFLOW = "ManageExistingWorkflow"
 MANAGE_VOLUME_WORKFLOW = "ManageVolumeWorkflow"
 UNMANAGE_VOLUME_WORKFLOW = "UnmanageVolumeWorkflow"
 LIST_MANAGEABLE_WORKFLOW = "ListManageableWorkflow"
+MANAGE_BATCH_WORKFLOW = "ManageBatchWorkflow"
+BULK_MANAGE_WORKFLOW = "BulkManageWorkflow"
 
 
 def manage_request_workflow_id(project_id: str, request_id: str) -> str:
@@ -33,6 +35,10 @@ def manage_volume_workflow_id(volume_id: str) -> str:
 
 def unmanage_volume_workflow_id(volume_id: str) -> str:
     return f"unmanage-volume-{volume_id}"
+
+
+def bulk_manage_workflow_id(bulk_id: str) -> str:
+    return f"bulk-manage-{bulk_id}"
 
 
 def backend_task_queue(backend: str) -> str:

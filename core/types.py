@@ -165,3 +165,77 @@ class ManageableItem:
 class ManageablePage:
     items: list[ManageableItem]
     total: int
+
+
+@dataclass
+class BulkManageInput:
+    """Adopt many objects on one backend, in batches (explicit refs, or all safe ones)."""
+
+    host: str
+    refs: list[dict[str, str]] = field(default_factory=list)
+    all_safe: bool = False  # adopt every safe-to-manage object on the backend
+    pattern: str | None = None  # with all_safe: only source-names matching this glob
+    project_id: str = "admin"
+    user_id: str = "admin"
+    volume_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 100
+    max_concurrent_batches: int = 4
+    # Carried across continue-as-new; callers leave them alone.
+    next_index: int = -1
+    progress: BulkProgress | None = None
+    spec: ManageSpec | None = None
+
+
+@dataclass
+class ItemError:
+    ref: dict[str, str]
+    error: str
+    volume_id: str | None = None
+
+
+@dataclass
+class BulkProgress:
+    total: int = 0
+    done: int = 0  # adopted, now available
+    failed: int = 0
+    in_flight: int = 0
+    errors: list[ItemError] = field(default_factory=list)
+    finished: bool = False
+
+
+@dataclass
+class BatchItem:
+    volume_id: str
+    ref: dict[str, str]
+    ref_key: str
+    status: str = "pending"  # pending -> available, or failed
+    size: int = 0
+    error: str | None = None
+    provider_id: str | None = None
+    provider_location: str | None = None
+
+
+@dataclass
+class BatchInput:
+    """One batch: a durable saga over many volumes on one backend."""
+
+    spec: ManageSpec  # the validated request; `ref` and `ref_key` are per item
+    items: list[BatchItem]
+    bulk_workflow_id: str = ""
+
+
+@dataclass
+class BatchStep:
+    """A batch step's input and output: the items still in play, updated per item."""
+
+    spec: ManageSpec
+    items: list[BatchItem]
+    workflow_id: str = ""
+
+
+@dataclass
+class BatchCompensation:
+    volume_ids: list[str]
+    reason: str = ""
+    workflow_id: str = ""

@@ -37,7 +37,8 @@ start() {  # start NAME COMMAND...: run in the background unless already running
 start temporal .venv/bin/temporal server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
     --db-filename "$DATA/temporal.db" \
     --search-attribute VolumeId=Keyword --search-attribute ProjectId=Keyword \
-    --search-attribute BackendHost=Keyword --search-attribute VolumeStatus=Keyword
+    --search-attribute BackendHost=Keyword --search-attribute VolumeStatus=Keyword \
+    --search-attribute VolumeIds=KeywordList
 for _ in $(seq 1 100); do
     (exec 3<>/dev/tcp/127.0.0.1/7233) 2>/dev/null && break
     sleep 0.3

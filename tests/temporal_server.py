@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-SEARCH_ATTRIBUTES = ("VolumeId", "ProjectId", "BackendHost", "VolumeStatus")
+from core import search
 
 
 def temporal_binary() -> str:
@@ -48,8 +48,8 @@ class DevServer:
                 "--port", str(self.port), "--db-filename", str(self.db_file),
                 "--log-level", "warn"]
         args += ["--ui-port", str(self.ui_port)] if self.ui else ["--headless"]
-        for name in SEARCH_ATTRIBUTES:
-            args += ["--search-attribute", f"{name}=Keyword"]
+        for name, kind in search.REGISTERED.items():
+            args += ["--search-attribute", f"{name}={kind}"]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s

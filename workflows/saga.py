@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from core.types import Compensation
+from core.types import BatchCompensation, Compensation
 from workflows.steps import run_step
 
 # A compensation is retried with backoff for up to a day: an unwind must not be abandoned
@@ -35,7 +35,7 @@ COMPENSATION_DEADLINE = timedelta(days=1)
 @dataclasses.dataclass
 class Registered:
     activity: Callable[..., Any]
-    arg: Compensation
+    arg: Compensation | BatchCompensation
 
     @property
     def name(self) -> str:
@@ -48,7 +48,9 @@ class Saga:
         self.unwound: list[str] = []
         self.failed: list[str] = []
 
-    def register(self, compensation: Callable[..., Any], arg: Compensation) -> None:
+    def register(
+        self, compensation: Callable[..., Any], arg: Compensation | BatchCompensation
+    ) -> None:
         """Register the undo of the step about to run (before it runs, not after)."""
         self.registered.append(Registered(compensation, arg))
 

@@ -1,0 +1,167 @@
+"""Bulk adoption: batches are sagas over many volumes; each volume's outcome is its own,
+progress is a query, and the report says what happened to every ref."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import sdk
+from core import statuses
+from core.types import BulkManageInput, BulkProgress
+from tests.stack import Stack
+
+
+async def bulk(stack: Stack, **fields: Any) -> tuple[Any, BulkProgress]:
+    data = BulkManageInput(host=stack.host, project_id=stack.project, **fields)
+    handle = await sdk.start_bulk_manage(stack.client, data,
+                                         task_queue=stack.settings.api_task_queue)
+    return handle, await sdk.bulk_report(handle)
+
+
+def by_status(stack: Stack) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for volume in stack.project_volumes(include_deleted=False):
+        counts[volume.status] = counts.get(volume.status, 0) + 1
+    return counts
+
+
+async def test_bulk_of_200_with_10_bad_refs(stack: Stack) -> None:
+    stack.set_quota("volumes", -1)
+    for n in range(190):
+        stack.fake.add_object(f"vol-{n:03}")
+    refs = [{"source-name": f"vol-{n:03}"} for n in range(190)]
+    refs += [{"source-name": f"missing-{n}"} for n in range(10)]
+    data = BulkManageInput(host=stack.host, project_id=stack.project, refs=refs,
+                           batch_size=50, max_concurrent_batches=2)
+    handle = await sdk.start_bulk_manage(stack.client, data,
+                                         task_queue=stack.settings.api_task_queue)
+
+    seen: list[BulkProgress] = []
+    report_task = asyncio.ensure_future(sdk.bulk_report(handle))
+    while not report_task.done():
+        progress = await sdk.bulk_progress(handle)
+        assert progress.done + progress.failed + progress.in_flight <= 200
+        assert not seen or progress.done >= seen[-1].done
+        seen.append(progress)
+        await asyncio.sleep(0.05)
+    report = await report_task
+
+    assert report.finished and report.total == 200
+    assert (report.done, report.failed, report.in_flight) == (190, 10, 0)
+    assert sorted(e.ref["source-name"] for e in report.errors) == [f"missing-{n}"
+                                                                  for n in range(10)]
+    assert all("does not exist" in e.error for e in report.errors)
+    assert by_status(stack) == {statuses.AVAILABLE: 190, statuses.ERROR_MANAGING: 10}
+    assert stack.usage()["volumes"] == (190, 0)
+    assert len(stack.fake.renames) == 190
+    adopted = stack.project_volumes(include_deleted=False)
+    assert all(v.workflow_id and v.workflow_id.startswith(handle.id) for v in adopted)
+
+
+async def test_all_safe_objects_matching_a_pattern(stack: Stack) -> None:
+    for name in ["db-1", "db-2", "db-3", "web-1"]:
+        stack.fake.add_object(name)
+    stack.fake.add_object("db-busy", in_use=True)
+
+    _, report = await bulk(stack, all_safe=True, pattern="db-*")
+
+    assert (report.total, report.done, report.failed) == (3, 3, 0)
+    assert "web-1" in stack.fake.objects and "db-busy" in stack.fake.objects
+
+
+async def test_duplicate_refs_adopt_once(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+
+    _, report = await bulk(stack, refs=[{"source-name": "vol-1"}] * 3)
+
+    assert (report.done, report.failed) == (1, 2)
+    assert all("AlreadyManaged" in e.error for e in report.errors)
+    assert len(stack.fake.renames) == 1
+
+
+async def test_quota_stops_only_the_volumes_over_it(stack: Stack) -> None:
+    for n in range(8):
+        stack.fake.add_object(f"vol-{n}")
+    stack.set_quota("volumes", 5)
+
+    _, report = await bulk(stack, refs=[{"source-name": f"vol-{n}"} for n in range(8)])
+
+    assert (report.done, report.failed) == (5, 3)
+    assert all("Quota exceeded for volumes" in e.error for e in report.errors)
+    assert stack.usage()["volumes"] == (5, 0)
+    assert by_status(stack) == {statuses.AVAILABLE: 5, statuses.ERROR_MANAGING: 3}
+
+
+async def test_driver_failures_are_compensated_one_by_one(stack: Stack) -> None:
+    for n in range(6):
+        stack.fake.add_object(f"vol-{n}", size_gib=2)
+    stack.fail("manage_existing", times=2, retryable=False)
+
+    _, report = await bulk(stack, refs=[{"source-name": f"vol-{n}"} for n in range(6)])
+
+    assert (report.done, report.failed) == (4, 2)
+    failed = [v for v in stack.project_volumes(include_deleted=False)
+              if v.status == statuses.ERROR_MANAGING]
+    assert len(failed) == 2 and all("injected" in (v.error or "") for v in failed)
+    assert stack.usage()["volumes"] == (4, 0) and stack.usage()["gigabytes"] == (8, 0)
+    for volume in failed:
+        assert volume.ref["source-name"] in stack.fake.objects
+
+
+async def test_a_failed_batch_step_unwinds_the_whole_batch(stack: Stack) -> None:
+    for n in range(4):
+        stack.fake.add_object(f"vol-{n}")
+    stack.fail("finish_batch", retryable=False)
+
+    _, report = await bulk(stack, refs=[{"source-name": f"vol-{n}"} for n in range(4)])
+
+    assert (report.done, report.failed) == (0, 4)
+    assert by_status(stack) == {statuses.ERROR_MANAGING: 4}
+    assert all(used == (0, 0) for used in stack.usage().values())
+    assert all(f"vol-{n}" in stack.fake.objects for n in range(4))
+
+
+async def test_large_inputs_continue_as_new(stack: Stack) -> None:
+    for n in range(105):
+        stack.fake.add_object(f"vol-{n:03}")
+    stack.set_quota("volumes", -1)
+
+    handle, report = await bulk(stack, refs=[{"source-name": f"vol-{n:03}"}
+                                             for n in range(105)], batch_size=5,
+                                max_concurrent_batches=5)
+
+    assert (report.total, report.done, report.failed) == (105, 105, 0)
+    described = await handle.describe()
+    assert described.run_id != handle.first_execution_run_id
+
+
+async def test_batches_are_found_by_volume_id(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    handle, _ = await bulk(stack, refs=[{"source-name": "vol-1"}])
+    [volume] = stack.project_volumes(include_deleted=False)
+
+    found = [w.id async for w in stack.client.list_workflows(f'VolumeIds = "{volume.id}"')]
+
+    assert found == [f"{handle.id}-batch-0"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error_type"),
+    [
+        ({"refs": []}, "InvalidInput.refs"),
+        ({"refs": [{"source-name": ""}]}, "InvalidInput.ref"),
+        ({"refs": [{"source-name": "a"}], "batch_size": 0}, "InvalidInput.batch_size"),
+        ({"refs": [{"source-name": "a"}], "project_id": "a b"}, "InvalidInput.project_id"),
+    ],
+)
+async def test_bad_bulk_requests_start_nothing(
+    stack: Stack, fields: dict[str, Any], error_type: str
+) -> None:
+    with pytest.raises(sdk.ManageError) as caught:
+        await sdk.start_bulk_manage(
+            stack.client, BulkManageInput(host=stack.host, **fields),
+            task_queue=stack.settings.api_task_queue)
+    assert caught.value.type == error_type

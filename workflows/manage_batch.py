@@ -1,0 +1,71 @@
+"""ManageBatchWorkflow: one durable saga adopting a batch of objects on one backend.
+
+The same steps as ManageVolumeWorkflow, each over the whole batch (one transaction, driver
+calls per object). A volume that fails is compensated alone and the rest go on; a failure of
+a whole step unwinds the batch. Returns every item's outcome, so the bulk workflow can
+report per volume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from temporalio import workflow
+
+from core.types import BatchCompensation, BatchInput, BatchItem, BatchStep
+from workflows.saga import SagaWorkflow, failure_of
+
+with workflow.unsafe.imports_passed_through():
+    from activities.batch import FAILED, PENDING, BatchActivities
+
+
+@workflow.defn(name="ManageBatchWorkflow")
+class ManageBatchWorkflow(SagaWorkflow):
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, BatchItem] = {}
+
+    @workflow.run
+    async def run(self, data: BatchInput) -> list[BatchItem]:
+        self.items = {item.volume_id: item for item in data.items}
+        step = BatchStep(data.spec, data.items, workflow.info().workflow_id)
+        undo = BatchCompensation(list(self.items))
+        try:
+            self.saga.register(BatchActivities.fail_batch, undo)
+            step = await self.batch_step(BatchActivities.create_batch_entries, step)
+            step = await self.batch_step(BatchActivities.check_batch_backend, step)
+            step = await self.batch_step(BatchActivities.get_batch_sizes, step)
+
+            self.saga.register(BatchActivities.rollback_batch_quota, undo)
+            step = await self.batch_step(BatchActivities.reserve_batch_quota, step)
+
+            self.saga.register(BatchActivities.undo_batch_adoption, undo)
+            step = await self.batch_step(BatchActivities.manage_batch_objects, step)
+
+            step = await self.batch_step(BatchActivities.finish_batch, step)
+        except asyncio.CancelledError as err:
+            raise await self.compensate(err, "batch cancelled") from err
+        except Exception as err:
+            # The whole batch failed: unwind it, and report every volume still in play.
+            await self.compensate(err, "batch failed")
+            reason = failure_of(err)[1]
+            for item in self.items.values():
+                if item.status == PENDING:
+                    item.status, item.error = FAILED, reason
+        self.step = "done"
+        return list(self.items.values())
+
+    async def batch_step(self, activity: Any, step: BatchStep) -> BatchStep:
+        """Run a step over the batch; compensate the volumes it failed; go on with the rest."""
+        result: BatchStep = await self.run_step(activity, step)
+        newly_failed = [item for item in result.items
+                        if item.status == FAILED and self.items[item.volume_id].status != FAILED]
+        for item in result.items:
+            self.items[item.volume_id] = item
+        if newly_failed:
+            await self.run_step(BatchActivities.fail_items,
+                                dataclasses.replace(result, items=newly_failed))
+        pending = [item for item in result.items if item.status == PENDING]
+        return dataclasses.replace(result, items=pending)
