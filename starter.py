@@ -3,6 +3,9 @@
     python starter.py manage node1@file#pool source-name=vol-17 --name data --wait
     python starter.py show VOLUME_ID
     python starter.py list --status available
+    python starter.py manageable node1@file#pool --detail
+    python starter.py bulk-manage node1@file#pool --all --pattern 'db-*'
+    python starter.py unmanage VOLUME_ID
 
 Connection settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL.
 Every command takes --json for scripting. Exit codes: 0 success, 1 the request failed or
@@ -12,6 +15,7 @@ was rejected, 2 the tool could not reach Temporal or the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import sys
@@ -21,6 +25,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,7 +33,7 @@ import sdk
 from core import statuses
 from core.config import Settings
 from core.errors import RequestError
-from core.types import ManageRequest, VolumeEntry
+from core.types import BulkManageInput, BulkProgress, ManageablePage, ManageRequest, VolumeEntry
 from core.validation import parse_bool
 from inventory import repository as repo
 from inventory.db import transaction
@@ -204,12 +209,161 @@ def backends(as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def migrate() -> None:
+def unmanage(volume_id: str, as_json: bool = JsonOpt) -> None:
+    """Give a volume back: it leaves the inventory, the object stays under its old name."""
+    settings = Settings.from_env()
+
+    async def go() -> VolumeEntry:
+        client = await sdk.connect(settings)
+        return await sdk.unmanage(client, settings.database_url, volume_id)
+
+    entry = run(go)
+    if as_json:
+        print_entry(entry, as_json)
+    else:
+        out.print(f"volume {entry.id} unmanaged; the object is back on {entry.host}")
+
+
+@app.command()
+def manageable(
+    host: str = typer.Argument(..., help="backend as host@backend#pool"),
+    detail: bool = typer.Option(False, "--detail", help="reasons, volume ids, extra info"),
+    limit: int | None = typer.Option(None, help="at most this many"),
+    marker: str | None = typer.Option(None, help="start after this reference (name or JSON)"),
+    offset: int = typer.Option(0, help="skip this many"),
+    sort: str = typer.Option("reference:desc", help="reference|size : asc|desc"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List what could be adopted on a backend (Cinder's manageable-list)."""
+    settings = Settings.from_env()
+
+    async def go() -> ManageablePage:
+        client = await sdk.connect(settings)
+        return await sdk.list_manageable(client, settings, host, marker=marker, limit=limit,
+                                         offset=offset, sort=sort)
+
+    page = run(go)
+    rows = [
+        {"reference": i.reference, "size": i.size, "safe_to_manage": i.safe_to_manage}
+        | ({"reason_not_safe": i.reason_not_safe, "cinder_id": i.cinder_id,
+            "extra_info": i.extra_info} if detail else {})
+        for i in page.items
+    ]
+    if as_json:
+        print(json.dumps({"manageable-volumes": rows}, indent=2))
+        return
+    table = Table("reference", "size", "safe", *(["reason", "volume id"] if detail else []))
+    for i in page.items:
+        extra = [i.reason_not_safe or "", i.cinder_id or ""] if detail else []
+        table.add_row(json.dumps(i.reference), str(i.size),
+                      "yes" if i.safe_to_manage else "[red]no[/red]", *extra)
+    out.print(table)
+
+
+def read_refs(path: str) -> list[dict[str, str]]:
+    """One ref a line: `source-name=x`, `source-id=y`, a bare name, or a JSON object."""
+    refs = []
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()  # noqa: SIM115
+    except OSError as err:
+        fail(f"--from-file: cannot read {path}: {err.strerror}")
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("{"):
+            try:
+                ref = json.loads(line)
+            except json.JSONDecodeError as err:
+                fail(f"--from-file: line {number}: not valid JSON ({err.msg})")
+        else:
+            ref = parse_ref([line])
+        if not isinstance(ref, dict):
+            fail(f"--from-file: line {number}: a ref must be an object")
+        refs.append(ref)
+    return refs
+
+
+@app.command("bulk-manage")
+def bulk_manage(
+    host: str = typer.Argument(..., help="backend as host@backend#pool"),
+    all_safe: bool = typer.Option(False, "--all", help="every safe-to-manage object"),
+    pattern: str | None = typer.Option(None, help="with --all: only names matching this glob"),
+    from_file: str | None = typer.Option(None, help="file of refs, one a line"),
+    project: str = typer.Option("admin", help="project that will own the volumes"),
+    user: str = typer.Option("admin", help="user that asks"),
+    volume_type: str | None = typer.Option(None, help="volume type name or id"),
+    metadata: list[str] = typer.Option([], help="KEY=VALUE for every volume, repeatable"),
+    batch_size: int = typer.Option(100, help="volumes per batch saga"),
+    concurrency: int = typer.Option(4, help="batches in flight at once"),
+    bulk_id: str | None = typer.Option(None, help="idempotency key; repeat to attach"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Adopt many objects in batches, with a live progress bar and a final report."""
+    if all_safe == bool(from_file):
+        fail("give exactly one of --all and --from-file")
+    settings = Settings.from_env()
+    data = BulkManageInput(
+        host=host, refs=read_refs(from_file) if from_file else [], all_safe=all_safe,
+        pattern=pattern, project_id=project, user_id=user, volume_type=volume_type,
+        metadata=parse_pairs(metadata, "metadata"), batch_size=batch_size,
+        max_concurrent_batches=concurrency,
+    )
+
+    async def go() -> BulkProgress:
+        client = await sdk.connect(settings)
+        handle = await sdk.start_bulk_manage(client, data, bulk_id=bulk_id,
+                                             task_queue=settings.api_task_queue)
+        if as_json or not out.is_terminal:
+            return await sdk.bulk_report(handle)
+        return await follow(handle)
+
+    report = run(go)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        print_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+async def follow(handle: Any) -> BulkProgress:
+    """Draw a progress bar from the workflow's progress query until it ends."""
+    report_task = asyncio.ensure_future(sdk.bulk_report(handle))
+    with Progress(TextColumn("[bold]bulk-manage"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                  console=out) as bar:
+        task = bar.add_task("adopting", total=None, detail="")
+        while not report_task.done():
+            with contextlib.suppress(Exception):  # not started yet, or between runs
+                p = await sdk.bulk_progress(handle)
+                bar.update(task, total=p.total or None, completed=p.done + p.failed,
+                           detail=f"{p.done} ok, {p.failed} failed, {p.in_flight} in flight")
+            await asyncio.wait([report_task], timeout=0.5)
+    return await report_task
+
+
+def print_report(report: BulkProgress) -> None:
+    table = Table("total", "adopted", "failed", title="bulk-manage report")
+    table.add_row(str(report.total), str(report.done), str(report.failed))
+    out.print(table)
+    if report.errors:
+        errors = Table("ref", "volume id", "error", title="failures")
+        for e in report.errors:
+            errors.add_row(json.dumps(e.ref), e.volume_id or "", e.error)
+        out.print(errors)
+
+
+@app.command()
+def migrate(as_json: bool = JsonOpt) -> None:
     """Create or upgrade the inventory schema (Alembic migrations)."""
     url = Settings.from_env().database_url
     with clear_errors():
         upgrade(url)
-    out.print("inventory schema is up to date")
+    if as_json:
+        print(json.dumps({"schema": "up to date"}))
+    else:
+        out.print("inventory schema is up to date")
 
 
 if __name__ == "__main__":
