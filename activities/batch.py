@@ -27,6 +27,7 @@ from inventory.db import transaction
 from inventory.models import Volume, utcnow
 
 PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
+REQUESTED = "manage_existing.requested"
 
 
 class BatchActivities:
@@ -44,19 +45,19 @@ class BatchActivities:
         with typed_errors():
             self.faults.check("create_batch_entries")
             with transaction(self.database_url) as session:
+                entries = [(item.volume_id, dataclasses.replace(
+                    step.spec, ref=item.ref, ref_key=item.ref_key)) for item in step.items]
+                present, refused = repo.insert_volume_entries(session, entries, step.workflow_id)
+                requested = repo.volumes_with_event(session, list(present), REQUESTED)
                 for item in step.items:
-                    spec = dataclasses.replace(step.spec, ref=item.ref, ref_key=item.ref_key)
-                    try:
-                        volume, created = repo.insert_volume_entry(
-                            session, item.volume_id, spec, step.workflow_id)
-                    except repo.DuplicateBackendObject as err:
-                        _fail(item, f"AlreadyManaged: {err}")
-                        continue
-                    if created:
-                        repo.add_event(session, volume.id, "manage_existing.requested",
-                                       step.workflow_id, {"ref": item.ref})
-                    elif volume.status != statuses.MANAGING:
+                    volume = present.get(item.volume_id)
+                    if item.volume_id in refused:
+                        _fail(item, f"AlreadyManaged: {refused[item.volume_id]}")
+                    elif volume is not None and volume.status != statuses.MANAGING:
                         _fail(item, f"already rolled back: {volume.error}")
+                    elif item.volume_id not in requested:
+                        repo.add_event(session, item.volume_id, REQUESTED,
+                                       step.workflow_id, {"ref": item.ref})
             return step
 
     @activity.defn
@@ -100,16 +101,14 @@ class BatchActivities:
         """Reserve every volume's quota in one transaction; a volume over quota fails alone."""
         with typed_errors():
             self.faults.check("reserve_batch_quota")
-            deltas = quota.deltas_for
+            wanted = {item.volume_id: quota.deltas_for(step.spec.volume_type_name, item.size)
+                      for item in _pending(step)}
             with transaction(self.database_url) as session:
-                for item in _pending(step):
-                    try:
-                        with session.begin_nested():
-                            quota.reserve(session, item.volume_id, step.spec.project_id,
-                                          deltas(step.spec.volume_type_name, item.size),
-                                          step.workflow_id)
-                    except quota.QuotaExceeded as err:
-                        _fail(item, str(err))
+                refused = quota.reserve_many(session, step.spec.project_id, wanted,
+                                             step.workflow_id)
+            for item in _pending(step):
+                if item.volume_id in refused:
+                    _fail(item, str(refused[item.volume_id]))
             return step
 
     @activity.defn
@@ -133,12 +132,12 @@ class BatchActivities:
             self.faults.check("finish_batch")
             with transaction(self.database_url) as session:
                 volumes = self._managing(session, step)
+                quota.commit_many(session, list(volumes))
                 for item in _pending(step):
                     volume = volumes.get(item.volume_id)
                     if volume is None:  # finished before a crash
                         item.status = AVAILABLE
                         continue
-                    quota.commit(session, volume.id)
                     volume.status = statuses.AVAILABLE
                     volume.provider_id = item.provider_id
                     volume.provider_location = item.provider_location
@@ -157,8 +156,8 @@ class BatchActivities:
             for item in step.items:
                 self.driver.revert_manage_existing(item.volume_id, item.ref)
             with transaction(self.database_url) as session:
+                quota.rollback_many(session, [item.volume_id for item in step.items])
                 for item in step.items:
-                    quota.rollback(session, item.volume_id)
                     if repo.mark_error_managing(session, item.volume_id, item.error or ""):
                         repo.add_event(session, item.volume_id, "compensate.fail_item",
                                        step.workflow_id, {"reason": item.error})
@@ -177,7 +176,7 @@ class BatchActivities:
     @activity.defn
     def rollback_batch_quota(self, undo: BatchCompensation) -> int:
         with typed_errors(), transaction(self.database_url) as session:
-            return sum(quota.rollback(session, vid) for vid in undo.volume_ids)
+            return quota.rollback_many(session, undo.volume_ids)
 
     @activity.defn
     def fail_batch(self, undo: BatchCompensation) -> int:

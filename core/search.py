@@ -16,3 +16,10 @@ REGISTERED = {
     "VolumeStatus": "Keyword",
     "VolumeIds": "KeywordList",
 }
+
+# A batch lists all its volume ids (up to 1,000 x 36 characters), more than the server's
+# default 2 KiB per search attribute value: servers must raise these limits.
+DYNAMIC_CONFIG = {
+    "frontend.searchAttributesSizeOfValueLimit": 65536,
+    "frontend.searchAttributesTotalSizeLimit": 131072,
+}

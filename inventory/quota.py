@@ -8,11 +8,11 @@ keyed by volume id and idempotent: a retry finds its reservations in the state i
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from inventory.models import Quota, QuotaClass, QuotaUsage, Reservation
+from inventory.models import Quota, QuotaClass, QuotaUsage, Reservation, utcnow
 
 RESERVED, COMMITTED, ROLLED_BACK, RELEASED = "reserved", "committed", "rolled_back", "released"
 UNLIMITED = -1
@@ -76,57 +76,97 @@ def reserve(
     session: Session, volume_id: str, project_id: str, deltas: dict[str, int], workflow_id: str
 ) -> bool:
     """Hold `deltas` for the volume, or raise QuotaExceeded naming the resource."""
-    if _reservations(session, volume_id):
-        return False
-    # Lock in a fixed order so that two transactions never wait on each other in a cycle.
-    for resource in sorted(deltas):
-        usage = _locked_usage(session, project_id, resource)
-        limit = limit_of(session, project_id, resource)
-        requested = deltas[resource]
-        if limit != UNLIMITED and usage.in_use + usage.reserved + requested > limit:
-            raise QuotaExceeded(resource, limit, usage.in_use, usage.reserved, requested)
-        usage.reserved += requested
-        session.add(Reservation(volume_id=volume_id, project_id=project_id, resource=resource,
-                                delta=requested, status=RESERVED, workflow_id=workflow_id))
+    refused = reserve_many(session, project_id, {volume_id: deltas}, workflow_id)
+    if volume_id in refused:
+        raise refused[volume_id]
     return True
+
+
+def reserve_many(
+    session: Session, project_id: str, wanted: dict[str, dict[str, int]], workflow_id: str
+) -> dict[str, QuotaExceeded]:
+    """Hold each volume's deltas, in order, while they fit; returns the volumes refused.
+
+    One pass for a whole batch: the project's usage rows are locked once, the reservations
+    inserted together. Volumes that already hold reservations (a re-run) are skipped.
+    """
+    held = set(session.scalars(
+        select(Reservation.volume_id).where(Reservation.volume_id.in_(list(wanted)))))
+    resources = sorted({r for deltas in wanted.values() for r in deltas})
+    # Lock in a fixed order so that two transactions never wait on each other in a cycle.
+    usages = {r: _locked_usage(session, project_id, r) for r in resources}
+    limits = {r: limit_of(session, project_id, r) for r in resources}
+    refused: dict[str, QuotaExceeded] = {}
+    rows = []
+    for volume_id, deltas in wanted.items():
+        if volume_id in held:
+            continue
+        over = next((r for r in sorted(deltas) if limits[r] != UNLIMITED
+                     and usages[r].in_use + usages[r].reserved + deltas[r] > limits[r]), None)
+        if over is not None:
+            usage = usages[over]
+            refused[volume_id] = QuotaExceeded(over, limits[over], usage.in_use,
+                                               usage.reserved, deltas[over])
+            continue
+        for resource, delta in deltas.items():
+            usages[resource].reserved += delta
+            rows.append({"volume_id": volume_id, "project_id": project_id,
+                         "resource": resource, "delta": delta, "status": RESERVED,
+                         "workflow_id": workflow_id})
+    if rows:
+        session.execute(insert(Reservation), rows)
+    return refused
 
 
 def commit(session: Session, volume_id: str) -> int:
     """Turn the volume's reservations into usage; returns how many moved."""
-    moved = 0
-    for reservation in _reservations(session, volume_id, RESERVED):
-        usage = _locked_usage(session, reservation.project_id, reservation.resource)
-        usage.reserved -= reservation.delta
-        usage.in_use += reservation.delta
-        reservation.status = COMMITTED
-        moved += 1
-    return moved
+    return commit_many(session, [volume_id])
+
+
+def commit_many(session: Session, volume_ids: list[str]) -> int:
+    """Turn the volumes' held reservations into usage, in one pass."""
+    return _settle(session, volume_ids, {RESERVED: (COMMITTED, -1, +1)})
 
 
 def rollback(session: Session, volume_id: str) -> int:
     """Undo the volume's quota, whether only reserved or already committed."""
-    undone = 0
-    for reservation in _reservations(session, volume_id):
-        usage = _locked_usage(session, reservation.project_id, reservation.resource)
-        if reservation.status == RESERVED:
-            usage.reserved -= reservation.delta
-            reservation.status = ROLLED_BACK
-            undone += 1
-        elif reservation.status == COMMITTED:
-            usage.in_use -= reservation.delta
-            reservation.status = RELEASED
-            undone += 1
-    return undone
+    return rollback_many(session, [volume_id])
+
+
+def rollback_many(session: Session, volume_ids: list[str]) -> int:
+    return _settle(session, volume_ids, {RESERVED: (ROLLED_BACK, -1, 0),
+                                         COMMITTED: (RELEASED, 0, -1)})
+
+
+def _settle(
+    session: Session, volume_ids: list[str], moves: dict[str, tuple[str, int, int]]
+) -> int:
+    """Move reservations from one state to the next; `moves` maps a state to (new state,
+    sign applied to `reserved`, sign applied to `in_use`)."""
+    found = session.scalars(
+        select(Reservation)
+        .where(Reservation.volume_id.in_(volume_ids), Reservation.status.in_(list(moves)))
+        .order_by(Reservation.id)
+    ).all()
+    totals: dict[tuple[str, str], list[int]] = {}
+    for reservation in found:
+        _, on_reserved, on_in_use = moves[reservation.status]
+        total = totals.setdefault((reservation.project_id, reservation.resource), [0, 0])
+        total[0] += on_reserved * reservation.delta
+        total[1] += on_in_use * reservation.delta
+    for project_id, resource in sorted(totals):
+        usage = _locked_usage(session, project_id, resource)
+        usage.reserved += totals[(project_id, resource)][0]
+        usage.in_use += totals[(project_id, resource)][1]
+    for state, (new_state, _, _) in moves.items():
+        ids = [r.id for r in found if r.status == state]
+        if ids:
+            session.execute(update(Reservation).where(Reservation.id.in_(ids))
+                            .values(status=new_state, updated_at=utcnow()))
+    return len(found)
 
 
 def usage_of(session: Session, project_id: str) -> dict[str, tuple[int, int]]:
     """{resource: (in_use, reserved)} for a project."""
     rows = session.scalars(select(QuotaUsage).where(QuotaUsage.project_id == project_id))
     return {row.resource: (row.in_use, row.reserved) for row in rows}
-
-
-def _reservations(session: Session, volume_id: str, status: str | None = None) -> list[Reservation]:
-    query = select(Reservation).where(Reservation.volume_id == volume_id)
-    if status:
-        query = query.where(Reservation.status == status)
-    return list(session.scalars(query.order_by(Reservation.resource)))

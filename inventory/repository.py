@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -141,6 +143,45 @@ def insert_volume_entry(
     return volume, True
 
 
+def insert_volume_entries(
+    session: Session, entries: list[tuple[str, ManageSpec]], workflow_id: str
+) -> tuple[dict[str, Volume], dict[str, DuplicateBackendObject]]:
+    """Insert many entries in `managing` at once: (entries by id, refused duplicates by id).
+
+    The batch form of insert_volume_entry: one INSERT ... ON CONFLICT DO NOTHING, so the
+    unique index still decides who holds an object, then one read to see who got in. Ids
+    already present (a re-run) are returned as they are.
+    """
+    ids = [volume_id for volume_id, _ in entries]
+    before = set(session.scalars(select(Volume.id).where(Volume.id.in_(ids))))
+    rows = [_entry_row(volume_id, spec, workflow_id)
+            for volume_id, spec in entries if volume_id not in before]
+    if rows:
+        dialect = session.get_bind().dialect.name
+        insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(insert_(Volume).on_conflict_do_nothing(), rows)
+    present = {v.id: v for v in session.scalars(select(Volume).where(Volume.id.in_(ids)))}
+    refused = {}
+    for volume_id, spec in entries:
+        if volume_id not in present:
+            refused[volume_id] = DuplicateBackendObject(
+                live_holder(session, spec.backend, spec.ref_key))
+    return present, refused
+
+
+def _entry_row(volume_id: str, spec: ManageSpec, workflow_id: str) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": volume_id, "project_id": spec.project_id, "user_id": spec.user_id,
+        "host": spec.host, "cluster": spec.cluster, "backend": spec.backend,
+        "availability_zone": spec.availability_zone, "volume_type_id": spec.volume_type_id,
+        "name": spec.name, "description": spec.description, "size": 0,
+        "status": statuses.MANAGING, "attach_status": "detached", "bootable": spec.bootable,
+        "metadata": spec.metadata, "backend_ref": spec.ref, "backend_ref_key": spec.ref_key,
+        "workflow_id": workflow_id, "created_at": now, "updated_at": now, "deleted": False,
+    }
+
+
 def live_holder(session: Session, backend: str, key: str) -> Volume | None:
     return session.scalar(
         select(Volume).where(
@@ -259,6 +300,12 @@ def volume_events(session: Session, volume_id: str) -> list[str]:
         select(Event.event_type).where(Event.volume_id == volume_id).order_by(Event.id)
     )
     return list(rows)
+
+
+def volumes_with_event(session: Session, volume_ids: list[str], event_type: str) -> set[str]:
+    return set(session.scalars(
+        select(Event.volume_id).where(Event.volume_id.in_(volume_ids),
+                                      Event.event_type == event_type)))
 
 
 def _last_event(session: Session, volume_id: str, event_type: str) -> Event | None:

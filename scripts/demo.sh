@@ -38,7 +38,9 @@ start temporal .venv/bin/temporal server start-dev --ip 127.0.0.1 --port 7233 --
     --db-filename "$DATA/temporal.db" \
     --search-attribute VolumeId=Keyword --search-attribute ProjectId=Keyword \
     --search-attribute BackendHost=Keyword --search-attribute VolumeStatus=Keyword \
-    --search-attribute VolumeIds=KeywordList
+    --search-attribute VolumeIds=KeywordList \
+    --dynamic-config-value frontend.searchAttributesSizeOfValueLimit=65536 \
+    --dynamic-config-value frontend.searchAttributesTotalSizeLimit=131072
 for _ in $(seq 1 100); do
     (exec 3<>/dev/tcp/127.0.0.1/7233) 2>/dev/null && break
     sleep 0.3

@@ -15,10 +15,10 @@ import pytest
 from temporalio.client import Client
 
 from core.converter import DATA_CONVERTER
+from devserver import DevServer
 from inventory.db import dispose_engines
 from inventory.migrate import upgrade
 from tests.stack import Stack
-from tests.temporal_server import DevServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"

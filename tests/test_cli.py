@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from core import statuses
+from devserver import DevServer
 from starter import app
 from tests.stack import Stack
-from tests.temporal_server import DevServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,10 +16,10 @@ from temporalio.client import Client
 
 import sdk
 from core import statuses
+from devserver import DevServer
 from inventory import repository as repo
 from inventory.db import transaction
 from tests.stack import Stack
-from tests.temporal_server import DevServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

