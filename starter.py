@@ -255,9 +255,14 @@ def manageable(
     table = Table("reference", "size", "safe", *(["reason", "volume id"] if detail else []))
     for i in page.items:
         extra = [i.reason_not_safe or "", i.cinder_id or ""] if detail else []
-        table.add_row(json.dumps(i.reference), str(i.size),
+        table.add_row(show_ref(i.reference), str(i.size),
                       "yes" if i.safe_to_manage else "[red]no[/red]", *extra)
     out.print(table)
+
+
+def show_ref(ref: dict[str, str]) -> str:
+    """A ref as an operator writes it: the bare name when it is only a source-name."""
+    return ref["source-name"] if list(ref) == ["source-name"] else json.dumps(ref)
 
 
 def read_refs(path: str) -> list[dict[str, str]]:
@@ -350,7 +355,7 @@ def print_report(report: BulkProgress) -> None:
     if report.errors:
         errors = Table("ref", "volume id", "error", title="failures")
         for e in report.errors:
-            errors.add_row(json.dumps(e.ref), e.volume_id or "", e.error)
+            errors.add_row(show_ref(e.ref), e.volume_id or "", e.error)
         out.print(errors)
 
 

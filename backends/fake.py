@@ -37,7 +37,7 @@ class FakeDriver(Driver):
     pool: str = "pool"
     objects: dict[str, FakeObject] = field(default_factory=dict)
     faults: FaultPlan = field(default_factory=FaultPlan)
-    total_capacity_gb: float = 10_000.0
+    total_capacity_gb: float = 1_000_000.0
     extra_capabilities: dict[str, Any] = field(default_factory=dict)
     renames: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

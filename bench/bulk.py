@@ -86,6 +86,7 @@ async def main(count: int, batch_size: int, concurrency: int, database_url: str 
         "adoptions_per_s": round(rate, 1),
         "floor_workflows_per_s": round(floor.per_second, 1),
         "ratio_to_floor": round(rate / floor.per_second, 1) if floor.per_second else None,
+        "first_error": report.errors[0].error if report.errors else None,
     }
     return result
 
@@ -99,7 +100,8 @@ def _cores() -> int:
 def print_table(result: dict[str, object]) -> None:
     print(f"{'metric':<24} value")
     for key in ("count", "adopted", "failed", "seconds", "adoptions_per_s",
-                "floor_workflows_per_s", "ratio_to_floor", "database", "machine"):
+                "floor_workflows_per_s", "ratio_to_floor", "database", "machine",
+                "first_error"):
         print(f"{key:<24} {result[key]}")
 
 

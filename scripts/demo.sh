@@ -70,6 +70,21 @@ $PY starter.py manage node1@file#pool "source-name=demo-$stamp.qcow2" \
 echo
 echo "backend directory now holds:"
 ls -1 "$BACKEND_DIR" | sed 's/^/  /'
+
+if [ "${DEMO_SHORT:-}" != 1 ]; then
+    echo
+    echo "== what else could be adopted on node1@file#pool =="
+    $PY starter.py manageable node1@file#pool --detail
+    echo
+    echo "== bulk-adopting every safe object =="
+    $PY starter.py bulk-manage node1@file#pool --all --batch-size 10 || true
+    echo
+    echo "== giving demo-$stamp back (unmanage) =="
+    volume_id=$($PY starter.py list --json --limit 10000 \
+        | .venv/bin/python -c "import json,sys; print(next(v['id'] for v in json.load(sys.stdin) if v['name'] == 'demo-$stamp'))")
+    $PY starter.py unmanage "$volume_id"
+    $PY starter.py manageable node1@file#pool --detail
+fi
 echo
 echo "Temporal web UI: http://localhost:8233  (workflows manage-request-* and manage-volume-*)"
 echo "more: .venv/bin/python starter.py --help   stop everything: scripts/demo.sh stop"

@@ -169,3 +169,35 @@ async def test_unmanage_interrupted_by_sigkill_finishes_once(
     assert os.listdir(backend.directory) == ["disk.qcow2"]
     assert stack.usage()["volumes"] == (0, 0)
     assert stack.events(adopted.id).count("unmanage.end") == 1
+
+
+async def test_bulk_survives_a_backend_worker_sigkill(
+    process_stack: tuple[Stack, BackendProcess]
+) -> None:
+    stack, backend = process_stack
+    stack.set_quota("volumes", -1)
+    os.remove(backend.directory / "disk.qcow2")
+    for n in range(60):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "raw",
+                        str(backend.directory / f"img-{n:02}.raw"), "1M"], check=True)
+    backend.start("manage_batch_objects:delay=2")
+    await wait_for(lambda: _service_registered(stack))
+    handle = await sdk.start_bulk_manage(
+        stack.client,
+        sdk.BulkManageInput(host=stack.host, all_safe=True, project_id=stack.project,
+                            batch_size=20, max_concurrent_batches=1),
+        task_queue=stack.settings.api_task_queue)
+
+    # The first batch holds its entries in `managing` while its driver step is delayed.
+    await wait_for(lambda: any(v.status == statuses.MANAGING
+                               for v in stack.project_volumes(include_deleted=False)))
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+    backend.start()
+
+    report = await sdk.bulk_report(handle)
+    assert (report.total, report.done, report.failed) == (60, 60, 0)
+    volumes = stack.project_volumes(include_deleted=True)
+    assert len(volumes) == 60 and all(v.status == statuses.AVAILABLE for v in volumes)
+    assert sorted(os.listdir(backend.directory)) == sorted(f"volume-{v.id}" for v in volumes)
+    assert stack.usage()["volumes"] == (60, 0)
