@@ -34,12 +34,7 @@ from core.faults import NO_FAULTS, Fault, FaultPlan
 from core.validation import HOST_PATTERN
 from inventory import repository as repo
 from inventory.db import transaction
-from workflows.bulk_manage import BulkManageWorkflow
-from workflows.list_manageable import ListManageableWorkflow
-from workflows.manage_batch import ManageBatchWorkflow
-from workflows.manage_existing import ManageExistingWorkflow
-from workflows.manage_volume import ManageVolumeWorkflow
-from workflows.unmanage_volume import UnmanageVolumeWorkflow
+from workflows.registry import API_WORKFLOWS, BACKEND_WORKFLOWS
 
 HEARTBEAT_INTERVAL_S = 10.0
 DRAIN_TIMEOUT = timedelta(seconds=30)
@@ -58,7 +53,7 @@ def api_worker(
     return Worker(
         client,
         task_queue=settings.api_task_queue,
-        workflows=[ManageExistingWorkflow, BulkManageWorkflow],
+        workflows=API_WORKFLOWS,
         activities=[api.validate_manage_request, api.cast_manage,
                     entries.create_volume_entry, entries.delete_volume_entry,
                     entries.mark_error_managing],
@@ -85,8 +80,7 @@ def backend_worker(
     return Worker(
         client,
         task_queue=naming.backend_task_queue(backend),
-        workflows=[ManageVolumeWorkflow, UnmanageVolumeWorkflow, ListManageableWorkflow,
-                   ManageBatchWorkflow],
+        workflows=BACKEND_WORKFLOWS,
         activities=[manager.check_backend, manager.get_existing_size, manager.reserve_quota,
                     manager.rollback_quota, manager.driver_manage_existing,
                     manager.undo_manage_existing, manager.commit_quota, manager.finish,

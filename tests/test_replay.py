@@ -1,0 +1,127 @@
+"""Determinism guard: stored histories of every workflow, happy and failing paths, must
+replay against the current code. A change that breaks them needs `workflow.patched()`
+(see docs/upgrading.md).
+
+Record them again (only when a change is meant to be incompatible and no old runs remain):
+    RECORD_HISTORIES=1 .venv/bin/pytest tests/test_replay.py -k sqlite
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+import sdk
+from core.converter import DATA_CONVERTER
+from activities.manager import ManagerActivities
+from core.types import BulkManageInput, ManageVolumeInput, QuotaInput
+from tests.stack import Stack
+from workflows.registry import ALL_WORKFLOWS
+from workflows.steps import run_step
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+RECORD = os.environ.get("RECORD_HISTORIES") == "1"
+
+
+def stored_histories() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def test_every_workflow_has_stored_histories() -> None:
+    names = {path.name.split("--")[0] for path in stored_histories()}
+    assert names >= {cls.__name__ for cls in ALL_WORKFLOWS}
+
+
+@pytest.mark.parametrize("path", stored_histories(), ids=lambda p: p.stem)
+async def test_stored_history_replays(path: Path) -> None:
+    data = json.loads(path.read_text())
+    history = WorkflowHistory.from_json(data["workflow_id"], data["history"])
+    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=DATA_CONVERTER)
+    await replayer.replay_workflow(history)
+
+
+# --- recording ---------------------------------------------------------------------------
+
+record_only = pytest.mark.skipif(not RECORD, reason="set RECORD_HISTORIES=1 to record")
+
+
+async def save(stack: Stack, workflow_id: str, name: str) -> None:
+    handle = stack.client.get_workflow_handle(workflow_id)
+    history = await handle.fetch_history()
+    described = await handle.describe()
+    path = HISTORIES / f"{described.workflow_type}--{name}.json"
+    path.write_text(json.dumps({"workflow_id": workflow_id,
+                                "history": history.to_json_dict()}, indent=1) + "\n")
+
+
+@record_only
+async def test_record_adoption_histories(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    entry = await stack.manage_and_wait("vol-1", request_id="happy")
+    assert entry.workflow_id
+    await save(stack, entry.workflow_id, "happy")
+    await save(stack, f"manage-volume-{entry.id}", "happy")
+
+    stack.fake.add_object("vol-2")
+    stack.fail("finish", retryable=False)
+    failed = await stack.manage_and_wait("vol-2")
+    await save(stack, f"manage-volume-{failed.id}", "unwound-after-rename")
+
+    with pytest.raises(sdk.ManageError):
+        await stack.manage("vol-3", volume_type="no-such-type", request_id="invalid")
+    await save(stack, f"manage-request-{stack.project}-invalid", "validation-failed")
+
+    stack.fail("cast_manage", retryable=False)
+    stack.fake.add_object("vol-4")
+    with pytest.raises(sdk.ManageError):
+        await stack.manage("vol-4", request_id="cast-failed")
+    await save(stack, f"manage-request-{stack.project}-cast-failed", "cast-failed")
+
+    await sdk.unmanage(stack.client, stack.database_url, entry.id)
+    await save(stack, f"unmanage-volume-{entry.id}", "happy")
+    stack.fail("finish_unmanage", retryable=False)
+    adopted = await stack.manage_and_wait("vol-1")
+    with pytest.raises(sdk.ManageError):
+        await sdk.unmanage(stack.client, stack.database_url, adopted.id)
+    await save(stack, f"unmanage-volume-{adopted.id}", "readopted")
+
+
+@record_only
+async def test_record_bulk_histories(stack: Stack) -> None:
+    for n in range(12):
+        stack.fake.add_object(f"b-{n:02}")
+    stack.fail("manage_existing", times=1, retryable=False)
+    data: Any = BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
+                                batch_size=5, max_concurrent_batches=2)
+    handle = await sdk.start_bulk_manage(stack.client, data, bulk_id=f"{stack.project}-rec",
+                                         task_queue=stack.settings.api_task_queue)
+    await sdk.bulk_report(handle)
+    await save(stack, handle.id, "all-safe-one-failure")
+    await save(stack, f"{handle.id}-batch-0", "one-failure")
+    await save(stack, f"{handle.id}-listing", "all")
+
+
+@workflow.defn(name="ManageVolumeWorkflow", sandboxed=False)
+class ReorderedManageVolume:
+    """A careless change: quota reserved before the scheduler check."""
+
+    @workflow.run
+    async def run(self, data: ManageVolumeInput) -> Any:
+        await run_step(ManagerActivities.reserve_quota,
+                       QuotaInput(data.entry.id, data.entry.project_id, "x", 0))
+        return await run_step(ManagerActivities.check_backend, data.entry)
+
+
+async def test_replay_catches_a_careless_change() -> None:
+    data = json.loads((HISTORIES / "ManageVolumeWorkflow--happy.json").read_text())
+    history = WorkflowHistory.from_json(data["workflow_id"], data["history"])
+    replayer = Replayer(workflows=[ReorderedManageVolume], data_converter=DATA_CONVERTER)
+    with pytest.raises(Exception, match="[Nn]ondeterminism"):
+        await replayer.replay_workflow(history)
