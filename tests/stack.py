@@ -14,6 +14,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import audit
 import sdk
 from backends.base import Driver
 from backends.fake import FakeDriver
@@ -63,8 +64,19 @@ class Stack:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        for worker in reversed(self.workers):
-            await worker.__aexit__(exc_type, exc, tb)
+        try:
+            if exc_type is None:
+                await self.assert_consistent()
+        finally:
+            for worker in reversed(self.workers):
+                await worker.__aexit__(exc_type, exc, tb)
+
+    async def assert_consistent(self) -> None:
+        """Every test ends with a clean audit of what it touched."""
+        report = await audit.run(self.client, self.settings, project_id=self.project,
+                                 backend=self.backend, objects=self.backend_in_process)
+        assert report.clean, "audit: " + "; ".join(
+            f"{v.kind} {v.subject}: {v.detail}" for v in report.violations)
 
     def report_service(self) -> None:
         report_service(self.settings, self.backend, self.driver, cluster=None, zone=self.zone)

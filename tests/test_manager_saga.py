@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+import audit
 import sdk
 from core import statuses
 from inventory import repository as repo
@@ -158,6 +159,12 @@ async def test_object_already_named_as_a_managed_volume(stack: Stack) -> None:
     assert done.status == statuses.ERROR_MANAGING
     assert "already managed" in (done.error or "")
     assert other in (done.error or "")
+    # The audit sees such an object too; the test made it, the test removes it.
+    report = await audit.run(stack.client, stack.settings, project_id=stack.project,
+                             backend=stack.backend)
+    assert [(v.kind, v.subject) for v in report.violations] == [
+        ("orphan_object", f"{stack.backend}:volume-{other}")]
+    del stack.fake.objects[f"volume-{other}"]
 
 
 async def test_missing_object_is_a_bad_reference(stack: Stack) -> None:

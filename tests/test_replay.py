@@ -19,8 +19,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 import sdk
-from core.converter import DATA_CONVERTER
 from activities.manager import ManagerActivities
+from core.converter import DATA_CONVERTER
 from core.types import BulkManageInput, ManageVolumeInput, QuotaInput
 from tests.stack import Stack
 from workflows.registry import ALL_WORKFLOWS
@@ -123,5 +123,5 @@ async def test_replay_catches_a_careless_change() -> None:
     data = json.loads((HISTORIES / "ManageVolumeWorkflow--happy.json").read_text())
     history = WorkflowHistory.from_json(data["workflow_id"], data["history"])
     replayer = Replayer(workflows=[ReorderedManageVolume], data_converter=DATA_CONVERTER)
-    with pytest.raises(Exception, match="[Nn]ondeterminism"):
+    with pytest.raises(Exception, match=r"[Nn]ondeterminism"):
         await replayer.replay_workflow(history)
