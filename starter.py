@@ -6,6 +6,7 @@
     python starter.py manageable node1@file#pool --detail
     python starter.py bulk-manage node1@file#pool --all --pattern 'db-*'
     python starter.py unmanage VOLUME_ID
+    python starter.py audit
 
 Connection settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL.
 Every command takes --json for scripting. Exit codes: 0 success, 1 the request failed or
@@ -29,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+import audit
 import sdk
 from core import statuses
 from core.config import Settings
@@ -357,6 +359,37 @@ def print_report(report: BulkProgress) -> None:
         for e in report.errors:
             errors.add_row(show_ref(e.ref), e.volume_id or "", e.error)
         out.print(errors)
+
+
+@app.command("audit")
+def audit_(
+    project: str | None = typer.Option(None, help="only this project"),
+    backend: str | None = typer.Option(None, help="only this backend (host@backend)"),
+    objects: bool = typer.Option(True, help="also list every live backend's objects"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check the installation's consistency; exit 1 if anything is wrong. Read-only."""
+    settings = Settings.from_env()
+
+    async def go() -> audit.AuditReport:
+        client = await sdk.connect(settings)
+        return await audit.run(client, settings, project_id=project, backend=backend,
+                               objects=objects)
+
+    report = run(go)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(report) | {"clean": report.clean}, indent=2))
+    else:
+        checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+        out.print(f"checked {checked}")
+        for skipped in report.skipped:
+            out.print(f"[yellow]skipped[/yellow] {skipped}")
+        table = Table("kind", "subject", "detail", title="violations")
+        for v in report.violations:
+            table.add_row(v.kind, v.subject, v.detail)
+        out.print(table if report.violations else "[green]no violations[/green]")
+    if not report.clean:
+        raise typer.Exit(1)
 
 
 @app.command()

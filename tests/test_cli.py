@@ -138,3 +138,21 @@ async def test_subprocess_exit_codes(stack: Stack, cli_env: dict[str, str]) -> N
     no_db = {**cli_env, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
     code, out, err = await run(no_db, "list")
     assert code == 2 and "inventory database unavailable" in err
+
+
+async def test_audit_command(stack: Stack, cli_env: dict[str, str]) -> None:
+    stack.fake.add_object("vol-1")
+    await stack.manage_and_wait("vol-1")
+
+    code, out, _ = await cli(cli_env, "audit", "--project", stack.project, "--backend",
+                             stack.backend, "--json")
+    assert code == 0
+    assert json.loads(out)["clean"] is True
+
+    stack.fake.add_object("volume-00000000-0000-4000-8000-0000000000aa")
+    code, out, _ = await cli(cli_env, "audit", "--project", stack.project, "--backend",
+                             stack.backend, "--json")
+    assert code == 1
+    [violation] = json.loads(out)["violations"]
+    assert violation["kind"] == "orphan_object"
+    del stack.fake.objects["volume-00000000-0000-4000-8000-0000000000aa"]

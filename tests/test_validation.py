@@ -7,14 +7,17 @@ rejects it with a non-retryable error whose type names the field.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 import sdk
+from core.types import ManageRequest
 from inventory import repository as repo
 from inventory.db import transaction
 from inventory.models import utcnow
@@ -51,13 +54,23 @@ def live_rows(stack: Stack) -> int:
 
 
 @pytest.mark.parametrize(("fields", "error_type", "words"), MALFORMED)
-async def test_sdk_rejects_malformed_requests_before_starting_anything(
-    stack: Stack, fields: dict[str, Any], error_type: str, words: str
+def test_sdk_rejects_malformed_requests(
+    fields: dict[str, Any], error_type: str, words: str
 ) -> None:
+    """Pure: the SDK's check, which runs before anything is started."""
+    request = ManageRequest(ref={"source-name": "vol-1"}, host="node1@fake#pool")
     with pytest.raises(sdk.ManageError) as caught:
-        await stack.manage("vol-1", **fields)
+        sdk.prepare(dataclasses.replace(request, **fields))
     assert caught.value.type == error_type
     assert words in caught.value.message
+
+
+async def test_rejected_request_starts_no_workflow_and_writes_no_row(stack: Stack) -> None:
+    with pytest.raises(sdk.ManageError):
+        await stack.manage("vol-1", name="x" * 300, request_id="too-long")
+    workflow_id = f"manage-request-{stack.project}-too-long"
+    with pytest.raises(RPCError):
+        await stack.client.get_workflow_handle(workflow_id).describe()
     assert live_rows(stack) == 0
 
 
