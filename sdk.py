@@ -25,6 +25,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.service import RPCError
 
 from core import errors, naming, paging, statuses, validation
+from core.codec import key_from_env, with_encryption
 from core.config import Settings
 from core.converter import DATA_CONVERTER
 from core.errors import RequestError
@@ -59,9 +60,12 @@ class ManageError(Exception):
 
 async def connect(settings: Settings) -> Client:
     try:
+        converter = with_encryption(DATA_CONVERTER, key_from_env())
         return await Client.connect(settings.temporal_address,
                                     namespace=settings.temporal_namespace,
-                                    data_converter=DATA_CONVERTER)
+                                    data_converter=converter)
+    except ValueError as err:  # a malformed encryption key
+        raise ManageError("InvalidConfiguration", str(err)) from None
     except RuntimeError as err:
         raise ManageError("TemporalUnavailable",
                           f"cannot reach Temporal at {settings.temporal_address}: {err}") from None
