@@ -58,6 +58,13 @@ class FileDriver(Driver):
             path = self._by_inode(ref)
         else:
             raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
+        try:
+            self._check_regular_file(ref, path)
+        except OSError as err:  # e.g. a name longer than the filesystem allows
+            raise InvalidReference(ref, f"cannot be looked up: {err.strerror}.") from None
+        return path
+
+    def _check_regular_file(self, ref: dict[str, str], path: Path) -> None:
         if path.is_symlink():
             target = path.resolve()
             where = "inside" if target.parent == self.directory else "outside"
@@ -68,7 +75,6 @@ class FileDriver(Driver):
             raise InvalidReference(ref, f"file {path.name!r} does not exist.")
         if not path.is_file():
             raise InvalidReference(ref, f"{path.name!r} is not a regular file.")
-        return path
 
     def _by_inode(self, ref: dict[str, str]) -> Path:
         try:
