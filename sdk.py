@@ -129,7 +129,7 @@ async def unmanage(client: Client, database_url: str, volume_id: str) -> VolumeE
         )
     handle = await client.start_workflow(
         naming.UNMANAGE_VOLUME_WORKFLOW,
-        UnmanageInput(volume_id, entry.project_id),
+        UnmanageInput(volume_id, entry.project_id, entry.status),
         id=naming.unmanage_volume_workflow_id(volume_id),
         task_queue=naming.backend_task_queue(entry.backend),
         result_type=VolumeEntry,

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from temporalio.common import SearchAttributeKey
 
+VOLUME_ID = SearchAttributeKey.for_keyword("VolumeId")
+PROJECT_ID = SearchAttributeKey.for_keyword("ProjectId")
+BACKEND_HOST = SearchAttributeKey.for_keyword("BackendHost")
+VOLUME_STATUS = SearchAttributeKey.for_keyword("VolumeStatus")
 VOLUME_IDS = SearchAttributeKey.for_keyword_list("VolumeIds")
 
 # name -> type, as `temporal server start-dev --search-attribute` wants them

@@ -139,6 +139,7 @@ class UnmanageInput:
 
     volume_id: str
     project_id: str = ""
+    previous_status: str = ""  # what the caller saw; shown in the UI if unmanage fails
 
 
 @dataclass

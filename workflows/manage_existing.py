@@ -35,6 +35,8 @@ class ManageExistingWorkflow(SagaWorkflow):
                 CreateEntryInput(volume_id, spec, workflow.info().workflow_id),
             )
 
+            self.tag(entry)  # no VolumeStatus: this workflow ends while the volume is managing
+
             self.saga.register(EntryActivities.mark_error_managing, undo)
             await self.run_step(ApiActivities.cast_manage, CastInput(entry))
         except (Exception, asyncio.CancelledError) as err:

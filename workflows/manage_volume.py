@@ -12,6 +12,7 @@ import asyncio
 
 from temporalio import workflow
 
+from core import statuses
 from core.types import (
     Compensation,
     FinishInput,
@@ -33,6 +34,7 @@ class ManageVolumeWorkflow(SagaWorkflow):
         entry: VolumeEntry = data.entry
         workflow_id = workflow.info().workflow_id
         undo = Compensation(entry.id)
+        self.tag(entry, statuses.MANAGING)
         try:
             self.saga.register(EntryActivities.mark_error_managing, undo)
             entry = await self.run_step(ManagerActivities.check_backend, entry)
@@ -52,6 +54,9 @@ class ManageVolumeWorkflow(SagaWorkflow):
                 ManagerActivities.finish, FinishInput(entry.id, adopted, workflow_id)
             )
         except (Exception, asyncio.CancelledError) as err:
-            raise await self.compensate(err, f"managing volume {entry.id} failed") from err
+            error = await self.compensate(err, f"managing volume {entry.id} failed")
+            self.tag_status(statuses.ERROR_MANAGING)
+            raise error from err
+        self.tag(entry, entry.status)
         self.step = "done"
         return entry

@@ -19,7 +19,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from core.types import BatchCompensation, Compensation
+from core import search
+from core.types import BatchCompensation, Compensation, VolumeEntry
 from workflows.steps import run_step
 
 # A compensation is retried with backoff for up to a day: an unwind must not be abandoned
@@ -113,6 +114,22 @@ class SagaWorkflow:
     def __init__(self) -> None:
         self.saga = Saga()
         self.step = "starting"
+        self.tagged = False
+
+    def tag(self, entry: VolumeEntry, status: str | None = None) -> None:
+        """Let the UI and `list_workflows` find this workflow by volume, project and backend
+        (VolumeId="…"), and, when given, by the volume's status (VolumeStatus="available")."""
+        self.tagged = True
+        workflow.upsert_search_attributes([
+            search.VOLUME_ID.value_set(entry.id),
+            search.PROJECT_ID.value_set(entry.project_id),
+            search.BACKEND_HOST.value_set(entry.host or entry.backend),
+            *([search.VOLUME_STATUS.value_set(status)] if status else []),
+        ])
+
+    def tag_status(self, status: str) -> None:
+        if self.tagged:
+            workflow.upsert_search_attributes([search.VOLUME_STATUS.value_set(status)])
 
     async def run_step(self, activity: Any, arg: Any) -> Any:
         self.step = activity.__name__

@@ -11,6 +11,7 @@ import asyncio
 
 from temporalio import workflow
 
+from core import statuses
 from core.types import Compensation, UnmanageInput, VolumeEntry
 from workflows.saga import SagaWorkflow
 
@@ -26,13 +27,16 @@ class UnmanageVolumeWorkflow(SagaWorkflow):
         try:
             self.saga.register(UnmanageActivities.restore_status, undo)
             entry: VolumeEntry = await self.run_step(UnmanageActivities.start_unmanage, data)
+            self.tag(entry, statuses.UNMANAGING)
 
             self.saga.register(UnmanageActivities.readopt, undo)
             await self.run_step(UnmanageActivities.driver_unmanage, entry)
 
             entry = await self.run_step(UnmanageActivities.finish_unmanage, data)
         except (Exception, asyncio.CancelledError) as err:
-            raise await self.compensate(err, f"unmanaging volume {data.volume_id} failed") \
-                from err
+            error = await self.compensate(err, f"unmanaging volume {data.volume_id} failed")
+            self.tag_status(data.previous_status or statuses.AVAILABLE)
+            raise error from err
+        self.tag_status(statuses.DELETED)
         self.step = "done"
         return entry
