@@ -210,7 +210,8 @@ class ManagerActivities:
         """The entry, which must still be `managing`.
 
         Steps check this first: a re-run after a crash may come after the saga already
-        unwound (the entry is then `error_managing`), and must not adopt again.
+        unwound, or began to (the entry is then `error_managing`, or has a compensation
+        event), and must not adopt again.
         """
         volume = self._live_entry(session, volume_id)
         if volume.status != statuses.MANAGING:
@@ -219,4 +220,7 @@ class ManagerActivities:
                 f"volume {volume_id} is {volume.status}, no longer managing: "
                 f"{volume.error or 'nothing left to do'}",
             )
+        if repo.is_being_unwound(session, volume_id):
+            raise rejected(errors.MANAGE_FAILED,
+                           f"volume {volume_id} is being rolled back after a failure")
         return volume

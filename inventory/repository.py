@@ -308,6 +308,14 @@ def volumes_with_event(session: Session, volume_ids: list[str], event_type: str)
                                       Event.event_type == event_type)))
 
 
+def is_being_unwound(session: Session, volume_id: str) -> bool:
+    """True once any compensation has acted on the volume: forward steps must stop."""
+    return session.scalar(
+        select(Event.id).where(Event.volume_id == volume_id,
+                               Event.event_type.startswith("compensate.")).limit(1)
+    ) is not None
+
+
 def _last_event(session: Session, volume_id: str, event_type: str) -> Event | None:
     return session.scalar(
         select(Event)

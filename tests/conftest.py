@@ -18,6 +18,7 @@ from core.converter import DATA_CONVERTER
 from devserver import DevServer
 from inventory.db import dispose_engines
 from inventory.migrate import upgrade
+from tests.processes import process_stack  # noqa: F401 - a fixture
 from tests.stack import Stack
 
 POSTGRES_ADMIN_URL = os.environ.get(

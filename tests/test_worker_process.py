@@ -7,81 +7,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
-import pytest
-from temporalio.client import Client
 
 import sdk
 from core import statuses
-from devserver import DevServer
 from inventory import repository as repo
 from inventory.db import transaction
+from tests.processes import BackendProcess, service_registered, wait_for
 from tests.stack import Stack
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class BackendProcess:
-    """`python worker.py backend …` for one stack, over a directory of images."""
-
-    def __init__(self, stack: Stack, server: DevServer, directory: Path, log: Path) -> None:
-        self.stack, self.server, self.directory, self.log = stack, server, directory, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, *faults: str) -> None:
-        env = {**os.environ, "TEMPORAL_ADDRESS": self.server.address,
-               "DATABASE_URL": self.stack.database_url}
-        args = [sys.executable, str(ROOT / "worker.py"), "backend",
-                "--backend-host", self.stack.host, "--driver", "file",
-                "--path", str(self.directory)]
-        for fault in faults:
-            args += ["--fault", fault]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=ROOT)
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
-
-    def wait(self, timeout: float = 60) -> int:
-        assert self.process is not None
-        return self.process.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-@pytest.fixture
-async def process_stack(
-    client: Client, database_url: str, temporal_server: DevServer, tmp_path: Path
-) -> AsyncIterator[tuple[Stack, BackendProcess]]:
-    directory = tmp_path / "images"
-    directory.mkdir()
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(directory / "disk.qcow2"),
-                    "1G"], check=True)
-    async with Stack(client, database_url, backend_in_process=False) as stack:
-        stack.backend = stack.backend.replace("@fake", "@file")
-        stack.host = f"{stack.backend}#pool"
-        backend = BackendProcess(stack, temporal_server, directory, tmp_path / "worker.log")
-        try:
-            yield stack, backend
-        finally:
-            backend.stop()
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 async def test_backend_worker_registers_its_service(
@@ -90,7 +22,7 @@ async def test_backend_worker_registers_its_service(
     stack, backend = process_stack
     backend.start()
 
-    await wait_for(lambda: _service_registered(stack))
+    await wait_for(lambda: service_registered(stack))
     with transaction(stack.database_url, readonly=True) as session:
         service = repo.get_backend_service(session, stack.backend)
         assert service is not None
@@ -104,7 +36,7 @@ async def test_sigterm_lets_the_running_step_finish(
 ) -> None:
     stack, backend = process_stack
     backend.start("driver_manage_existing:delay=3")
-    await wait_for(lambda: _service_registered(stack))
+    await wait_for(lambda: service_registered(stack))
     entry = await stack.manage("disk.qcow2")
 
     # Quota reserved, file not yet renamed: the driver step (held 3 s by the fault) runs.
@@ -125,7 +57,7 @@ async def test_sigkill_mid_adoption_resumes_and_adopts_once(
 ) -> None:
     stack, backend = process_stack
     backend.start("commit_quota:delay=5")
-    await wait_for(lambda: _service_registered(stack))
+    await wait_for(lambda: service_registered(stack))
     entry = await stack.manage("disk.qcow2")
 
     # Renamed, quota still only reserved: commit_quota (held 5 s by the fault) runs.
@@ -141,9 +73,7 @@ async def test_sigkill_mid_adoption_resumes_and_adopts_once(
     assert stack.events(entry.id).count("manage_existing.end") == 1
 
 
-def _service_registered(stack: Stack) -> bool:
-    with transaction(stack.database_url, readonly=True) as session:
-        return repo.get_backend_service(session, stack.backend) is not None
+
 
 
 async def test_unmanage_interrupted_by_sigkill_finishes_once(
@@ -151,7 +81,7 @@ async def test_unmanage_interrupted_by_sigkill_finishes_once(
 ) -> None:
     stack, backend = process_stack
     backend.start()
-    await wait_for(lambda: _service_registered(stack))
+    await wait_for(lambda: service_registered(stack))
     adopted = await stack.manage_and_wait("disk.qcow2")
     backend.signal(signal.SIGKILL)
     backend.wait()
@@ -181,7 +111,7 @@ async def test_bulk_survives_a_backend_worker_sigkill(
         subprocess.run(["qemu-img", "create", "-q", "-f", "raw",
                         str(backend.directory / f"img-{n:02}.raw"), "1M"], check=True)
     backend.start("manage_batch_objects:delay=2")
-    await wait_for(lambda: _service_registered(stack))
+    await wait_for(lambda: service_registered(stack))
     handle = await sdk.start_bulk_manage(
         stack.client,
         sdk.BulkManageInput(host=stack.host, all_safe=True, project_id=stack.project,

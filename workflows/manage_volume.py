@@ -35,18 +35,20 @@ class ManageVolumeWorkflow(SagaWorkflow):
         workflow_id = workflow.info().workflow_id
         undo = Compensation(entry.id)
         self.tag(entry, statuses.MANAGING)
+        # The whole saga list is registered before the first step, each undo beside the
+        # step it undoes. Every undo is a no-op when its step never ran, and a run resumed
+        # after a worker died in the middle of unwinding must finish the whole unwind,
+        # wherever the resumed run stops (tests/chaos/test_killed_compensations.py).
+        self.saga.register(EntryActivities.mark_error_managing, undo)     # any failure
+        self.saga.register(ManagerActivities.rollback_quota, undo)        # reserve_quota
+        self.saga.register(ManagerActivities.undo_manage_existing, undo)  # driver_manage_...
         try:
-            self.saga.register(EntryActivities.mark_error_managing, undo)
             entry = await self.run_step(ManagerActivities.check_backend, entry)
             size = await self.run_step(ManagerActivities.get_existing_size, entry)
-
-            self.saga.register(ManagerActivities.rollback_quota, undo)
             await self.run_step(
                 ManagerActivities.reserve_quota,
                 QuotaInput(entry.id, entry.project_id, entry.volume_type, size, workflow_id),
             )
-
-            self.saga.register(ManagerActivities.undo_manage_existing, undo)
             adopted = await self.run_step(ManagerActivities.driver_manage_existing, entry)
 
             await self.run_step(ManagerActivities.commit_quota, undo)
