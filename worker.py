@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import typer
 from temporalio.client import Client
@@ -38,6 +40,7 @@ from workflows.registry import API_WORKFLOWS, BACKEND_WORKFLOWS
 
 HEARTBEAT_INTERVAL_S = 10.0
 DRAIN_TIMEOUT = timedelta(seconds=30)
+CONNECT_TIMEOUT_S = 300.0
 
 log = logging.getLogger("volume-manage.worker")
 
@@ -121,6 +124,20 @@ async def heartbeat(settings: Settings, host: str, driver: Driver,
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
 
+async def connect_patiently(settings: Settings, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
+    """Connect to Temporal, waiting for it if it is not up yet (or restarting)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await sdk.connect(settings)
+        except sdk.ManageError as err:
+            if err.type != "TemporalUnavailable" or (
+                    asyncio.get_running_loop().time() > deadline):
+                raise
+            log.warning("Temporal at %s not reachable yet; retrying", settings.temporal_address)
+            await asyncio.sleep(2)
+
+
 async def run_until_signalled(worker: Worker, *background: asyncio.Task[None]) -> None:
     """Run the worker; on SIGINT/SIGTERM stop polling and drain in-flight work."""
     loop = asyncio.get_running_loop()
@@ -135,7 +152,16 @@ async def run_until_signalled(worker: Worker, *background: asyncio.Task[None]) -
         task.cancel()
 
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+
+
+def run_main(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a worker; a configuration or connection problem is one line, exit code 2."""
+    try:
+        asyncio.run(main())
+    except sdk.ManageError as err:
+        log.error("%s: %s", err.type, err.message)
+        raise typer.Exit(2) from None
 
 
 def _settings(address: str | None, namespace: str | None, database_url: str | None) -> Settings:
@@ -168,11 +194,11 @@ def api(
     settings = _settings(temporal_address, namespace, database_url)
 
     async def main() -> None:
-        client = await sdk.connect(settings)
+        client = await connect_patiently(settings)
         faults = FaultPlan([Fault.parse(f) for f in fault])
         await run_until_signalled(api_worker(client, settings, faults=faults))
 
-    asyncio.run(main())
+    run_main(main)
 
 
 @app.command()
@@ -200,15 +226,13 @@ def backend(
     host = naming.backend_of_host(backend_host)
 
     async def main() -> None:
-        client = await sdk.connect(settings)
-        await asyncio.to_thread(report_service, settings, host, the_driver,
-                                cluster=cluster, zone=availability_zone)
+        client = await connect_patiently(settings)
         beat = asyncio.create_task(heartbeat(settings, host, the_driver,
                                              cluster=cluster, zone=availability_zone))
         worker = backend_worker(client, settings, cluster or host, the_driver, faults=faults)
         await run_until_signalled(worker, beat)
 
-    asyncio.run(main())
+    run_main(main)
 
 
 if __name__ == "__main__":

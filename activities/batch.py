@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio import activity
 
@@ -53,7 +54,8 @@ class BatchActivities:
                     volume = present.get(item.volume_id)
                     if item.volume_id in refused:
                         _fail(item, f"AlreadyManaged: {refused[item.volume_id]}")
-                    elif volume is not None and volume.status != statuses.MANAGING:
+                    elif volume is not None and (
+                            volume.deleted or volume.status == statuses.ERROR_MANAGING):
                         _fail(item, f"already rolled back: {volume.error}")
                     elif item.volume_id not in requested:
                         repo.add_event(session, item.volume_id, REQUESTED,
@@ -153,6 +155,13 @@ class BatchActivities:
         `error_managing` with its own reason."""
         with typed_errors(), driver_errors():
             self.faults.check("fail_items")
+            with transaction(self.database_url, readonly=True) as session:
+                adopted = {v.id for v in session.query(Volume).filter(
+                    Volume.id.in_([i.volume_id for i in step.items]),
+                    Volume.status == statuses.AVAILABLE)}
+            # A volume finished before a crash is never undone by a resumed run.
+            step = dataclasses.replace(
+                step, items=[i for i in step.items if i.volume_id not in adopted])
             for item in step.items:
                 self.driver.revert_manage_existing(item.volume_id, item.ref)
             with transaction(self.database_url) as session:
@@ -170,13 +179,17 @@ class BatchActivities:
         with typed_errors(), driver_errors():
             with transaction(self.database_url, readonly=True) as session:
                 refs = {vid: dict(v.backend_ref) for vid in undo.volume_ids
-                        if (v := session.get(Volume, vid)) is not None}
+                        if (v := session.get(Volume, vid)) is not None
+                        and v.status != statuses.AVAILABLE}
             return sum(self.driver.revert_manage_existing(vid, ref) for vid, ref in refs.items())
 
     @activity.defn
     def rollback_batch_quota(self, undo: BatchCompensation) -> int:
         with typed_errors(), transaction(self.database_url) as session:
-            return quota.rollback_many(session, undo.volume_ids)
+            adopted = set(session.scalars(select(Volume.id).where(
+                Volume.id.in_(undo.volume_ids), Volume.status == statuses.AVAILABLE)))
+            return quota.rollback_many(
+                session, [vid for vid in undo.volume_ids if vid not in adopted])
 
     @activity.defn
     def fail_batch(self, undo: BatchCompensation) -> int:

@@ -6,10 +6,11 @@ again after a worker crash, and a compensation may run when its step never happe
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.errors import rejected, typed_errors
-from core import errors, statuses
+from core import errors
 from core.faults import NO_FAULTS, FaultPlan
 from core.types import Compensation, CreateEntryInput, VolumeEntry
 from inventory import repository as repo
@@ -39,8 +40,9 @@ class EntryActivities:
                         f"ref: {err} on backend {data.spec.backend}; "
                         "each backend object can be managed once",
                     ) from None
-                if not created and volume.status != statuses.MANAGING:
-                    # A re-run after a crash, after this request was already unwound.
+                if not created and volume.deleted:
+                    # A re-run after a crash, after this request was already unwound. (Any
+                    # other status is fine: the cast happened and the manager moved on.)
                     raise rejected(errors.MANAGE_FAILED,
                                    f"volume {volume.id} was already rolled back: {volume.error}")
                 if created:
@@ -54,6 +56,8 @@ class EntryActivities:
         with typed_errors():
             self.faults.check("delete_volume_entry")
             with transaction(self.database_url) as session:
+                if self._manager_took_over(session, undo):
+                    return False
                 done = repo.soft_delete_volume(session, undo.volume_id, undo.reason)
                 if done:
                     repo.add_event(session, undo.volume_id, "compensate.delete_volume_entry",
@@ -66,8 +70,18 @@ class EntryActivities:
         with typed_errors():
             self.faults.check("mark_error_managing")
             with transaction(self.database_url) as session:
+                if self._manager_took_over(session, undo):
+                    return False
                 done = repo.mark_error_managing(session, undo.volume_id, undo.reason)
                 if done:
                     repo.add_event(session, undo.volume_id, "compensate.mark_error_managing",
                                    undo.workflow_id, {"reason": undo.reason})
                 return done
+
+    @staticmethod
+    def _manager_took_over(session: Session, undo: Compensation) -> bool:
+        """For the API workflow's undos: once the volume-manager workflow has begun on the
+        entry, its fate is the manager's. (A resumed API workflow can fail after a cast that
+        a lost attempt made; it must not undo an adoption the manager carried out.)"""
+        return undo.before_manager and "manage_existing.start" in repo.volume_events(
+            session, undo.volume_id)

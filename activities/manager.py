@@ -187,10 +187,9 @@ class ManagerActivities:
         with typed_errors():
             self.faults.check("finish")
             with transaction(self.database_url) as session:
-                volume = self._live_entry(session, data.volume_id)
-                if volume.status == statuses.AVAILABLE and volume.launched_at:
+                volume = self._managing_entry(session, data.volume_id)
+                if volume.status == statuses.AVAILABLE:
                     return repo.to_entry(session, volume)  # finished before a crash
-                self._managing_entry(session, data.volume_id)
                 volume.status = statuses.AVAILABLE
                 volume.provider_id = data.adopted.provider_id
                 volume.provider_location = data.adopted.provider_location
@@ -207,13 +206,16 @@ class ManagerActivities:
         return volume
 
     def _managing_entry(self, session: Session, volume_id: str) -> Volume:
-        """The entry, which must still be `managing`.
+        """The entry, which must still be `managing` (or finished by this very saga).
 
-        Steps check this first: a re-run after a crash may come after the saga already
-        unwound, or began to (the entry is then `error_managing`, or has a compensation
-        event), and must not adopt again.
+        Steps check this first. A re-run after a crash may come after the saga finished
+        (the entry is `available`: each step then finds its effect done and does nothing),
+        or after it unwound, or began to (the entry is then `error_managing`, or has a
+        compensation event): then it must not adopt again.
         """
         volume = self._live_entry(session, volume_id)
+        if volume.status == statuses.AVAILABLE and volume.launched_at is not None:
+            return volume  # finished before a crash: every step is then a no-op
         if volume.status != statuses.MANAGING:
             raise rejected(
                 errors.MANAGE_FAILED,

@@ -107,6 +107,8 @@ class Compensation:
     volume_id: str
     reason: str = ""
     workflow_id: str = ""
+    # Set by the API workflow: undo only while the volume-manager has not begun.
+    before_manager: bool = False
 
 
 @dataclass

@@ -24,7 +24,7 @@ class ManageExistingWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, request: ManageRequest) -> VolumeEntry:
         volume_id = str(workflow.uuid4())
-        undo = Compensation(volume_id)
+        undo = Compensation(volume_id, before_manager=True)
         try:
             # Registered before validation too: a run replayed after a crash gets the same
             # volume id and may find the entry a lost attempt created (a no-op otherwise).
