@@ -22,12 +22,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 import audit
@@ -40,7 +42,7 @@ from core.validation import parse_bool
 from inventory import repository as repo
 from inventory.db import transaction
 from inventory.migrate import upgrade
-from inventory.models import Service
+from inventory.models import Service, utcnow
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
@@ -187,12 +189,6 @@ def list_(
 def backends(as_json: bool = JsonOpt) -> None:
     """List backend services and whether the scheduler sees them up."""
     settings = Settings.from_env()
-    from datetime import timedelta
-
-    from sqlalchemy import select
-
-    from inventory.models import utcnow
-
     with clear_errors(), transaction(settings.database_url, readonly=True) as session:
         rows = [
             {"host": s.host, "cluster": s.cluster, "zone": s.availability_zone,

@@ -6,6 +6,8 @@ again after a worker crash, and a compensation may run when its step never happe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session
 from temporalio import activity
 
@@ -53,28 +55,24 @@ class EntryActivities:
     @activity.defn
     def delete_volume_entry(self, undo: Compensation) -> bool:
         """Undo of create_volume_entry: soft-delete the entry; a no-op if it never existed."""
-        with typed_errors():
-            self.faults.check("delete_volume_entry")
-            with transaction(self.database_url) as session:
-                if self._manager_took_over(session, undo):
-                    return False
-                done = repo.soft_delete_volume(session, undo.volume_id, undo.reason)
-                if done:
-                    repo.add_event(session, undo.volume_id, "compensate.delete_volume_entry",
-                                   undo.workflow_id, {"reason": undo.reason})
-                return done
+        return self._undo("delete_volume_entry", undo, repo.soft_delete_volume)
 
     @activity.defn
     def mark_error_managing(self, undo: Compensation) -> bool:
         """Undo of a cast or later step: the entry goes to `error_managing` with the reason."""
+        return self._undo("mark_error_managing", undo, repo.mark_error_managing)
+
+    def _undo(self, name: str, undo: Compensation,
+              change: Callable[[Session, str, str], bool]) -> bool:
+        """Apply `change` to the entry; audit `compensate.<name>` only if it changed it."""
         with typed_errors():
-            self.faults.check("mark_error_managing")
+            self.faults.check(name)
             with transaction(self.database_url) as session:
                 if self._manager_took_over(session, undo):
                     return False
-                done = repo.mark_error_managing(session, undo.volume_id, undo.reason)
+                done = change(session, undo.volume_id, undo.reason)
                 if done:
-                    repo.add_event(session, undo.volume_id, "compensate.mark_error_managing",
+                    repo.add_event(session, undo.volume_id, f"compensate.{name}",
                                    undo.workflow_id, {"reason": undo.reason})
                 return done
 

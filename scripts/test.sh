@@ -15,7 +15,9 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy .
 set +e
-.venv/bin/pytest "$@"
+# Most tests wait on Temporal timers and timeouts rather than the CPU: run them in parallel
+# (each pytest worker starts its own Temporal dev server and databases).
+.venv/bin/pytest -n "${TEST_WORKERS:-2}" "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then

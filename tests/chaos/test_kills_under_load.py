@@ -23,17 +23,17 @@ from tests.stack import Stack
 
 pytestmark = pytest.mark.chaos
 COUNT = 200
-# About 100 s a database on a 2-core machine: the default run covers PostgreSQL (the
-# database of multi-worker deployments); CHAOS_ALL_DATABASES=1 adds SQLite.
-ALL_DATABASES = os.environ.get("CHAOS_ALL_DATABASES") == "1"
+# 100-150 s a database on a 2-core machine, too long for the default run's time budget:
+# run it with CHAOS_LOAD=1 (scripts/test.sh -m chaos, with CHAOS_LOAD=1 in the environment).
+ENABLED = os.environ.get("CHAOS_LOAD") == "1"
 TRANSIENT = ("TemporalError", "TemporalUnavailable", "Timeout")
 
 
 async def test_200_adoptions_through_worker_and_server_kills(
     database_url: str, tmp_path: Path
 ) -> None:
-    if database_url.startswith("sqlite") and not ALL_DATABASES:
-        pytest.skip("SQLite variant runs with CHAOS_ALL_DATABASES=1 (suite time budget)")
+    if not ENABLED:
+        pytest.skip("runs with CHAOS_LOAD=1 (about 2 minutes a database)")
     server = DevServer(tmp_path / "chaos-temporal.db")
     server.start()
     client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
