@@ -6,6 +6,7 @@
     python starter.py manageable node1@file#pool --detail
     python starter.py bulk-manage node1@file#pool --all --pattern 'db-*'
     python starter.py unmanage VOLUME_ID
+    python starter.py quota PROJECT volumes=500 gigabytes=-1
     python starter.py audit
 
 Connection settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL.
@@ -38,7 +39,8 @@ from core import statuses
 from core.config import Settings
 from core.errors import RequestError
 from core.types import BulkManageInput, BulkProgress, ManageablePage, ManageRequest, VolumeEntry
-from core.validation import parse_bool
+from core.validation import check_id, check_text, parse_bool
+from inventory import quota as quotas
 from inventory import repository as repo
 from inventory.db import transaction
 from inventory.migrate import upgrade
@@ -355,6 +357,42 @@ def print_report(report: BulkProgress) -> None:
         for e in report.errors:
             errors.add_row(show_ref(e.ref), e.volume_id or "", e.error)
         out.print(errors)
+
+
+@app.command()
+def quota(
+    project: str = typer.Argument(..., help="project id"),
+    limits: list[str] = typer.Argument(None, help="RESOURCE=LIMIT to set (-1: unlimited)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show a project's quota (limit, in use, reserved); set limits with RESOURCE=LIMIT."""
+    settings = Settings.from_env()
+    with clear_errors():
+        check_id("project", project)
+        wanted = parse_pairs(limits or [], "limit")
+        with transaction(settings.database_url) as session:
+            for resource, text in wanted.items():
+                check_text("resource", resource)
+                try:
+                    limit = int(text)
+                except ValueError:
+                    fail(f"limit: {resource} must be a whole number or -1, got {text!r}")
+                if limit < -1:
+                    fail(f"limit: {resource} must be -1 (unlimited) or more, got {limit}")
+                quotas.set_limit(session, project, resource, limit)
+            used = quotas.usage_of(session, project)
+            resources = sorted({"volumes", "gigabytes", *used, *wanted})
+            rows = [{"resource": r, "limit": quotas.limit_of(session, project, r),
+                     "in_use": used.get(r, (0, 0))[0], "reserved": used.get(r, (0, 0))[1]}
+                    for r in resources]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("resource", "limit", "in use", "reserved", title=f"quota of {project}")
+    for row in rows:
+        table.add_row(str(row["resource"]), "unlimited" if row["limit"] == -1
+                      else str(row["limit"]), str(row["in_use"]), str(row["reserved"]))
+    out.print(table)
 
 
 @app.command("audit")

@@ -156,3 +156,13 @@ async def test_audit_command(stack: Stack, cli_env: dict[str, str]) -> None:
     [violation] = json.loads(out)["violations"]
     assert violation["kind"] == "orphan_object"
     del stack.fake.objects["volume-00000000-0000-4000-8000-0000000000aa"]
+
+
+async def test_quota_show_and_set(stack: Stack, cli_env: dict[str, str]) -> None:
+    code, out, _ = await cli(cli_env, "quota", stack.project, "volumes=500", "--json")
+    assert code == 0
+    rows = {r["resource"]: r for r in json.loads(out)}
+    assert rows["volumes"]["limit"] == 500 and rows["gigabytes"]["limit"] == 1000
+
+    code, _, err = await cli(cli_env, "quota", stack.project, "volumes=lots")
+    assert code == 1 and "whole number" in err
