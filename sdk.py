@@ -239,10 +239,6 @@ def list_volumes(
         return [repo.to_entry(session, row) for row in rows]
 
 
-def is_terminal(status: str) -> bool:
-    return status not in statuses.IN_PROGRESS
-
-
 async def _result(handle: WorkflowHandle[Any, T]) -> T:
     try:
         return await handle.result()

@@ -118,7 +118,3 @@ class Driver(ABC):
         self, managed: dict[str, str]
     ) -> list[ManageableVolume]:
         """Every object on the backend; `managed` maps object names to their volume ids."""
-
-    @abstractmethod
-    def object_names(self) -> list[str]:
-        """Names of every object on the backend (for audits)."""

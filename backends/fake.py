@@ -130,6 +130,3 @@ class FakeDriver(Driver):
             ))
         return result
 
-    def object_names(self) -> list[str]:
-        with self._lock:
-            return list(self.objects)

@@ -186,9 +186,6 @@ class FileDriver(Driver):
             ))
         return result
 
-    def object_names(self) -> list[str]:
-        return sorted(entry.name for entry in os.scandir(self.directory))
-
     def _provider_fields(self, path: Path) -> ProviderFields:
         return ProviderFields(provider_id=str(path.stat().st_ino),
                               provider_location=str(self.directory))

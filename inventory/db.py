@@ -77,5 +77,3 @@ def transaction(url: str, *, readonly: bool = False) -> Iterator[Session]:
         yield session
 
 
-def is_postgresql(url: str) -> bool:
-    return make_url(url).get_backend_name() == "postgresql"

@@ -220,16 +220,6 @@ def soft_delete_volume(session: Session, volume_id: str, reason: str) -> bool:
     return True
 
 
-def set_status(session: Session, volume_id: str, status: str, **fields: Any) -> Volume | None:
-    volume = get_volume(session, volume_id, for_update=True)
-    if volume is None:
-        return None
-    volume.status = status
-    for name, value in fields.items():
-        setattr(volume, name, value)
-    return volume
-
-
 def list_volumes(
     session: Session,
     *,
