@@ -15,12 +15,19 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-* && touch "$stamp"
 fi
 
-if ! command -v qemu-img >/dev/null 2>&1; then
+# Debian packages the project needs: qemu-img for the file backend, chromium for the web UI
+# browser test, docker-compose (the client only) to validate docker-compose.yml offline.
+missing=()
+command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing qemu-utils (qemu-img) for the file backend..."
-        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null
+        echo "installing ${missing[*]} from Debian's packages..."
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-        echo "qemu-img is missing: install Debian's qemu-utils (sudo apt-get install qemu-utils)" >&2
+        echo "missing Debian packages: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
         exit 1
     fi
 fi

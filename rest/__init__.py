@@ -1,0 +1,1 @@
+"""The Cinder-compatible REST API (Block Storage API v3) over the workflows."""
