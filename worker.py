@@ -4,23 +4,30 @@
     python worker.py backend --backend-host node1@file#pool --driver file --path DIR
 
 Options come from flags or the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
-DATABASE_URL). SIGINT/SIGTERM stop polling and let in-flight activities finish.
+DATABASE_URL, METRICS_PORT, LOG_FORMAT, VOLUME_MANAGE_TRACING). SIGINT/SIGTERM stop polling
+and let in-flight activities finish. `--metrics-port` serves Prometheus metrics (the SDK's
+and the project's) on one endpoint; see observability.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import temporalio.client
 import typer
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+import observability
 import sdk
 from activities.api import ApiActivities
 from activities.batch import BatchActivities
@@ -138,6 +145,47 @@ async def connect_patiently(settings: Settings, timeout_s: float = CONNECT_TIMEO
             await asyncio.sleep(2)
 
 
+@dataclass(frozen=True)
+class Observing:
+    """What a worker process exposes besides its work: metrics, log format, tracing."""
+
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    tracing: str = "none"
+
+
+def start_observing(observing: Observing) -> list[temporalio.client.Interceptor]:
+    """Before the first client: the SDK runtime with metrics, the endpoint, the interceptors.
+    A missing package or a taken port is one line and exit code 2 (ManageError)."""
+    try:
+        interceptors: list[temporalio.client.Interceptor] = [
+            observability.MetricsInterceptor()]
+        tracing = observability.tracing_interceptor(observing.tracing)
+        if tracing is not None:
+            interceptors.append(tracing)
+        if observing.metrics_port is not None:
+            sdk_port = observability.free_loopback_port()
+            Runtime.set_default(observability.sdk_runtime(sdk_port), error_if_already_set=False)
+            observability.serve_metrics(observing.metrics_port, host=observing.metrics_host,
+                                        sdk_port=sdk_port)
+            log.info("metrics on http://%s:%d/metrics", observing.metrics_host,
+                     observing.metrics_port)
+    except observability.ObservabilityError as err:
+        raise sdk.ManageError("InvalidConfiguration", str(err)) from None
+    except OSError as err:
+        raise sdk.ManageError("InvalidConfiguration",
+                              f"cannot serve metrics on port {observing.metrics_port}: {err}"
+                              ) from None
+    return interceptors
+
+
+async def connect_observed(settings: Settings, observing: Observing) -> Client:
+    """Connect (patiently) with the metrics runtime and the interceptors in place."""
+    interceptors = start_observing(observing)
+    client = await connect_patiently(settings)
+    return observability.with_interceptors(client, interceptors)
+
+
 async def run_until_signalled(worker: Worker, *background: asyncio.Task[None]) -> None:
     """Run the worker; on SIGINT/SIGTERM stop polling and drain in-flight work."""
     loop = asyncio.get_running_loop()
@@ -181,6 +229,31 @@ AddressOpt = typer.Option(
 NamespaceOpt = typer.Option(None, "--namespace", help="Temporal namespace [TEMPORAL_NAMESPACE]")
 DatabaseOpt = typer.Option(None, "--database-url", help="inventory database [DATABASE_URL]")
 FaultOpt = typer.Option([], "--fault", help="inject a fault for drills: step[:times[:permanent]]")
+MetricsPortOpt = typer.Option(
+    None, "--metrics-port", envvar="METRICS_PORT",
+    help="serve Prometheus metrics on this port, /metrics (default: off)")
+MetricsHostOpt = typer.Option(
+    "0.0.0.0", "--metrics-host", envvar="METRICS_HOST",
+    help="address the metrics endpoint binds to")
+LogFormatOpt = typer.Option(
+    "text", "--log-format", envvar="LOG_FORMAT",
+    help="text (for humans) or json (one object a line)")
+TracingOpt = typer.Option(
+    None, "--tracing", envvar="VOLUME_MANAGE_TRACING",
+    help="OpenTelemetry tracing: none, console or otlp (default: otlp when "
+         "OTEL_EXPORTER_OTLP_ENDPOINT is set, else none)")
+
+
+def _observing(metrics_port: int | None, metrics_host: str, log_format: str,
+               tracing: str | None) -> Observing:
+    """Set up logging now (so every later line has the chosen format) and say what else."""
+    try:
+        observability.setup_logging(log_format)
+    except observability.ObservabilityError as err:
+        raise typer.BadParameter(str(err), param_hint="--log-format") from None
+    if tracing is None:
+        tracing = "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
+    return Observing(metrics_port=metrics_port, metrics_host=metrics_host, tracing=tracing)
 
 
 @app.command()
@@ -189,12 +262,17 @@ def api(
     namespace: str | None = NamespaceOpt,
     database_url: str | None = DatabaseOpt,
     fault: list[str] = FaultOpt,
+    metrics_port: int | None = MetricsPortOpt,
+    metrics_host: str = MetricsHostOpt,
+    log_format: str = LogFormatOpt,
+    tracing: str | None = TracingOpt,
 ) -> None:
     """Run the API/scheduler worker (ManageExistingWorkflow on the API task queue)."""
+    observing = _observing(metrics_port, metrics_host, log_format, tracing)
     settings = _settings(temporal_address, namespace, database_url)
 
     async def main() -> None:
-        client = await connect_patiently(settings)
+        client = await connect_observed(settings, observing)
         faults = FaultPlan([Fault.parse(f) for f in fault])
         await run_until_signalled(api_worker(client, settings, faults=faults))
 
@@ -212,8 +290,13 @@ def backend(
     namespace: str | None = NamespaceOpt,
     database_url: str | None = DatabaseOpt,
     fault: list[str] = FaultOpt,
+    metrics_port: int | None = MetricsPortOpt,
+    metrics_host: str = MetricsHostOpt,
+    log_format: str = LogFormatOpt,
+    tracing: str | None = TracingOpt,
 ) -> None:
     """Run one backend's worker: ManageVolumeWorkflow and its driver on the backend's queue."""
+    observing = _observing(metrics_port, metrics_host, log_format, tracing)
     if not HOST_PATTERN.match(backend_host):
         raise typer.BadParameter("must look like host@backend#pool", param_hint="--backend-host")
     settings = _settings(temporal_address, namespace, database_url)
@@ -226,7 +309,7 @@ def backend(
     host = naming.backend_of_host(backend_host)
 
     async def main() -> None:
-        client = await connect_patiently(settings)
+        client = await connect_observed(settings, observing)
         beat = asyncio.create_task(heartbeat(settings, host, the_driver,
                                              cluster=cluster, zone=availability_zone))
         worker = backend_worker(client, settings, cluster or host, the_driver, faults=faults)

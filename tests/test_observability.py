@@ -1,0 +1,136 @@
+"""Operability of a real worker process and of running workflows: the metrics endpoint, JSON
+logs, the query and current details during a blocked step, and OpenTelemetry spans.
+
+The metrics and details tests run on SQLite only: what they check does not depend on the
+database, and they hold a step for seconds on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import urllib.request
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+import observability
+import sdk
+from core import naming, statuses
+from tests.processes import BackendProcess, service_registered, wait_for
+from tests.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as rsp:
+        return str(rsp.read().decode())
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of the exposition text, or None."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@sqlite_only
+async def test_worker_serves_sdk_and_project_metrics_and_json_logs(
+    process_stack: tuple[Stack, BackendProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack, backend = process_stack
+    port = observability.free_loopback_port()
+    monkeypatch.setenv("METRICS_PORT", str(port))
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    backend.start()
+    await wait_for(lambda: service_registered(stack))
+
+    entry = await stack.manage("disk.qcow2")
+    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    assert done.status == statuses.AVAILABLE
+
+    text = ""
+    for _ in range(50):  # the success is counted when the workflow task completes
+        text = scrape(port)
+        if sample(text, "volume_manage_manages_succeeded_total",
+                  workflow="ManageVolumeWorkflow"):
+            break
+        await asyncio.sleep(0.1)
+    # the project's metrics
+    assert sample(text, "volume_manage_manages_started_total",
+                  workflow="ManageVolumeWorkflow") == 1
+    assert sample(text, "volume_manage_manages_succeeded_total",
+                  workflow="ManageVolumeWorkflow") == 1
+    assert sample(text, "volume_manage_step_duration_seconds_count",
+                  step="driver_manage_existing", outcome="ok") == 1
+    assert sample(text, "volume_manage_step_duration_seconds_count",
+                  step="finish", outcome="ok") == 1
+    # the SDK's, from the same endpoint
+    assert sample(text, "temporal_workflow_completed", workflow_type="ManageVolumeWorkflow")
+    assert sample(text, "temporal_local_activity_execution_latency_count",
+                  activity_type="driver_manage_existing")
+
+    # JSON log lines carry the volume, the workflow and the step
+    records = [json.loads(line) for line in backend.log.read_text().splitlines()
+               if line.startswith("{")]
+    steps = [r for r in records if r.get("step") == "driver_manage_existing"]
+    assert steps, records[-5:]
+    assert steps[0]["volume_id"] == entry.id
+    assert steps[0]["workflow_id"] == naming.manage_volume_workflow_id(entry.id)
+    assert steps[0]["level"] == "INFO" and "ok in" in steps[0]["message"]
+
+
+@sqlite_only
+async def test_failures_are_counted_by_reason_and_compensations_by_step(
+    client: Client, database_url: str
+) -> None:
+    """In process, through the same interceptor the worker installs on its client."""
+    observed = observability.with_interceptors(client, [observability.MetricsInterceptor()])
+
+    def value(name: str, **labels: str) -> float:
+        found = sample(observability.metrics_text(None).decode(), name, **labels)
+        return found or 0.0
+
+    before_failed = value("volume_manage_manages_failed_total",
+                          workflow="ManageVolumeWorkflow", reason="QuotaExceeded")
+    before_undo = value("volume_manage_compensations_run_total", step="rollback_quota")
+    async with Stack(observed, database_url) as stack:
+        stack.fake.add_object("vol-1")
+        stack.set_quota("volumes", 0)
+        failed = await stack.manage_and_wait("vol-1")
+        assert failed.status == statuses.ERROR_MANAGING
+    for _ in range(50):
+        if value("volume_manage_manages_failed_total", workflow="ManageVolumeWorkflow",
+                 reason="QuotaExceeded") == before_failed + 1:
+            break
+        await asyncio.sleep(0.1)
+    assert value("volume_manage_manages_failed_total", workflow="ManageVolumeWorkflow",
+                 reason="QuotaExceeded") == before_failed + 1
+    assert value("volume_manage_compensations_run_total",
+                 step="rollback_quota") == before_undo + 1
+
+
+def test_the_compensation_list_matches_the_workflows() -> None:
+    registered = set()
+    for path in (ROOT / "workflows").glob("*.py"):
+        registered |= set(re.findall(r"saga\.register\(\s*\w+\.(\w+)", path.read_text()))
+    assert registered == observability.COMPENSATIONS
+
+
+def test_worker_flags_fail_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "worker.py"), "api", "--log-format", "xml"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2
+    assert "log format must be one of text, json" in result.stderr
+    assert "Traceback" not in result.stderr
