@@ -118,6 +118,14 @@ async def wait_until_done(client: Client, database_url: str, volume_id: str) -> 
 
 async def unmanage(client: Client, database_url: str, volume_id: str) -> VolumeEntry:
     """Give a volume back and wait for it; refused at once if its status does not allow it."""
+    return await _result(await start_unmanage(client, database_url, volume_id))
+
+
+async def start_unmanage(
+    client: Client, database_url: str, volume_id: str
+) -> WorkflowHandle[Any, VolumeEntry]:
+    """Start giving a volume back and return at once (the REST API's 202); refused at once
+    if its status does not allow it. A repeat attaches to the running unmanage."""
     entry = get_volume(database_url, volume_id)
     if entry is None:
         raise ManageError("VolumeNotFound", f"no volume with id {volume_id!r} in the inventory")
@@ -127,16 +135,43 @@ async def unmanage(client: Client, database_url: str, volume_id: str) -> VolumeE
             f"Volume {volume_id} cannot be unmanaged: its status is {entry.status}; it must be "
             "available or in an error state, and detached.",
         )
-    handle = await client.start_workflow(
-        naming.UNMANAGE_VOLUME_WORKFLOW,
-        UnmanageInput(volume_id, entry.project_id, entry.status),
-        id=naming.unmanage_volume_workflow_id(volume_id),
-        task_queue=naming.backend_task_queue(entry.backend),
-        result_type=VolumeEntry,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Unmanage volume {volume_id} ({entry.ref} on {entry.host})",
-    )
-    return await _result(handle)
+    try:
+        return await client.start_workflow(
+            naming.UNMANAGE_VOLUME_WORKFLOW,
+            UnmanageInput(volume_id, entry.project_id, entry.status),
+            id=naming.unmanage_volume_workflow_id(volume_id),
+            task_queue=naming.backend_task_queue(entry.backend),
+            result_type=VolumeEntry,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Unmanage volume {volume_id} ({entry.ref} on {entry.host})",
+        )
+    except RPCError as err:
+        raise ManageError("TemporalError", err.message) from None
+
+
+def delete_failed_volume(database_url: str, volume_id: str) -> VolumeEntry:
+    """Remove the entry of a failed adoption (`error_managing`), as Cinder's delete does.
+
+    Only the entry goes (soft-deleted); the backend is not touched: the failed saga already
+    gave the object its name back and returned the quota. Any other status is refused with
+    InvalidVolume (use unmanage to give an adopted volume back).
+    """
+    with transaction(database_url) as session:
+        volume = repo.get_volume(session, volume_id, for_update=True)
+        if volume is None or volume.deleted:
+            raise ManageError(errors.VOLUME_NOT_FOUND,
+                              f"no volume with id {volume_id!r} in the inventory")
+        if volume.status != statuses.ERROR_MANAGING:
+            raise ManageError(
+                errors.INVALID_VOLUME,
+                f"Volume {volume_id} cannot be deleted: its status is {volume.status}; only "
+                "the entry of a failed adoption (error_managing) can be deleted here. Use "
+                "unmanage to give an adopted volume back.",
+            )
+        repo.soft_delete_volume(session, volume_id, volume.error or "deleted after a failed "
+                                "adoption")
+        repo.add_event(session, volume_id, "delete.error_managing")
+        return repo.to_entry(session, volume)
 
 
 async def list_manageable(
@@ -172,7 +207,7 @@ async def start_bulk_manage(
     try:
         validation.check_text("host", data.host)
         for ref in data.refs:
-            validation.check_string_map("ref", ref, allow_empty=False)
+            validation.check_ref(ref)
         if not data.refs and not data.all_safe:
             raise RequestError("refs", "give refs, or ask for all safe-to-manage objects")
         if not 1 <= data.batch_size <= 1000:
@@ -231,11 +266,27 @@ def get_volume(database_url: str, volume_id: str, *, include_deleted: bool = Fal
 
 def list_volumes(
     database_url: str, *, status: str | None = None, host: str | None = None,
-    project_id: str | None = None, limit: int = 100,
+    project_id: str | None = None, limit: int = 100, name: str | None = None,
+    marker: str | None = None, offset: int = 0, sort: str = "created_at:desc",
 ) -> list[VolumeEntry]:
+    """Live entries, newest first; paged like Cinder's volume list (`marker` is the id of
+    the last volume seen, `sort` is key[:asc|desc] with keys repository.VOLUME_SORT_KEYS)."""
+    key, _, direction = sort.partition(":")
+    direction = direction or "desc"
+    if key not in repo.VOLUME_SORT_KEYS:
+        raise ManageError("InvalidInput.sort", f"sort: key must be one of "
+                          f"{', '.join(repo.VOLUME_SORT_KEYS)}, got {key!r}")
+    if direction not in paging.SORT_DIRS:
+        raise ManageError("InvalidInput.sort",
+                          f"sort: direction must be asc or desc, got {direction!r}")
     with transaction(database_url, readonly=True) as session:
-        rows = repo.list_volumes(session, status=status, host=host, project_id=project_id,
-                                 limit=limit)
+        try:
+            rows = repo.list_volumes(session, status=status, host=host, project_id=project_id,
+                                     limit=limit, name=name, marker=marker, offset=offset,
+                                     sort_key=key, sort_dir=direction)
+        except repo.MarkerNotFound:
+            raise ManageError("MarkerNotFound.marker",
+                              f"Marker {marker} could not be found.") from None
         return [repo.to_entry(session, row) for row in rows]
 
 
@@ -265,11 +316,13 @@ __all__ = [
     "bulk_progress",
     "bulk_report",
     "connect",
+    "delete_failed_volume",
     "get_volume",
     "list_manageable",
     "list_volumes",
     "manage",
     "start_bulk_manage",
+    "start_unmanage",
     "unmanage",
     "wait_until_done",
 ]

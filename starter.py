@@ -6,6 +6,7 @@
     python starter.py manageable node1@file#pool --detail
     python starter.py bulk-manage node1@file#pool --all --pattern 'db-*'
     python starter.py unmanage VOLUME_ID
+    python starter.py delete VOLUME_ID          # the entry of a failed adoption
     python starter.py quota PROJECT volumes=500 gigabytes=-1
     python starter.py audit
 
@@ -30,6 +31,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,14 +50,16 @@ from inventory.models import Service, utcnow
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
-out = Console()
-err_console = Console(stderr=True)
+# markup=False: names, refs and errors come from users; "[/]" in one must print as is.
+out = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 JsonOpt = typer.Option(False, "--json", help="print JSON instead of a table")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -100,7 +104,7 @@ def print_entry(entry: VolumeEntry, as_json: bool) -> None:
     table = Table(show_header=False, box=None)
     for key, value in dataclasses.asdict(entry).items():
         if value not in (None, {}, ""):
-            table.add_row(f"[bold]{key}[/bold]", str(value))
+            table.add_row(Text(key, style="bold"), str(value))
     out.print(table)
 
 
@@ -204,7 +208,7 @@ def backends(as_json: bool = JsonOpt) -> None:
     table = Table("host", "cluster", "zone", "up", "free GiB")
     for row in rows:
         table.add_row(str(row["host"]), str(row["cluster"] or ""), str(row["zone"]),
-                      "yes" if row["up"] else "[red]no[/red]", str(row["free_capacity_gb"]))
+                      "yes" if row["up"] else Text("no", style="red"), str(row["free_capacity_gb"]))
     out.print(table)
 
 
@@ -222,6 +226,17 @@ def unmanage(volume_id: str, as_json: bool = JsonOpt) -> None:
         print_entry(entry, as_json)
     else:
         out.print(f"volume {entry.id} unmanaged; the object is back on {entry.host}")
+
+
+@app.command()
+def delete(volume_id: str, as_json: bool = JsonOpt) -> None:
+    """Remove the entry of a failed adoption (error_managing); the backend is not touched."""
+    with clear_errors():
+        entry = sdk.delete_failed_volume(Settings.from_env().database_url, volume_id)
+    if as_json:
+        print_entry(entry, as_json)
+    else:
+        out.print(f"volume {entry.id} deleted: the entry of the failed adoption is gone")
 
 
 @app.command()
@@ -256,7 +271,7 @@ def manageable(
     for i in page.items:
         extra = [i.reason_not_safe or "", i.cinder_id or ""] if detail else []
         table.add_row(show_ref(i.reference), str(i.size),
-                      "yes" if i.safe_to_manage else "[red]no[/red]", *extra)
+                      "yes" if i.safe_to_manage else Text("no", style="red"), *extra)
     out.print(table)
 
 
@@ -417,11 +432,11 @@ def audit_(
         checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
         out.print(f"checked {checked}")
         for skipped in report.skipped:
-            out.print(f"[yellow]skipped[/yellow] {skipped}")
+            out.print(Text.assemble(("skipped", "yellow"), f" {skipped}"))
         table = Table("kind", "subject", "detail", title="violations")
         for v in report.violations:
             table.add_row(v.kind, v.subject, v.detail)
-        out.print(table if report.violations else "[green]no violations[/green]")
+        out.print(table if report.violations else Text("no violations", style="green"))
     if not report.clean:
         raise typer.Exit(1)
 

@@ -78,6 +78,31 @@ def check_string_map(field: str, value: object, *, allow_empty: bool) -> dict[st
     return checked
 
 
+# Bidirectional-text overrides make a name display as something else (U+202A-E, U+2066-9).
+_DECEPTIVE = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def check_ref(value: object) -> dict[str, str]:
+    """A backend reference: a non-empty map of printable strings with no `..` component.
+
+    Only the backend can tell whether a ref names a real, safe object; a ref no backend
+    should ever accept (escaping its namespace with `..`, control or bidi-override
+    characters) is refused here, before any entry exists.
+    """
+    ref = check_string_map("ref", value, allow_empty=False)
+    for key, item in ref.items():
+        for text, where in ((key, "ref key"), (item, f"ref[{key!r}]")):
+            bad = next((c for c in text if ord(c) < 0x20 or ord(c) == 0x7F
+                        or ord(c) in _DECEPTIVE), None)
+            if bad is not None:
+                raise RequestError("ref", f"must not contain control characters "
+                                   f"(found {bad!r})", where=where)
+        if ".." in item.replace("\\", "/").split("/"):
+            raise RequestError("ref", "must not contain '..' path components",
+                               where=f"ref[{key!r}]")
+    return ref
+
+
 def validate_request_fields(request: ManageRequest) -> ManageRequest:
     """Check every field; return a normalised copy (names stripped, bootable a bool)."""
     host, cluster = request.host, request.cluster
@@ -95,7 +120,7 @@ def validate_request_fields(request: ManageRequest) -> ManageRequest:
         check_text("cluster", cluster)
         if not CLUSTER_PATTERN.match(cluster):
             raise RequestError("cluster", f"must look like 'cluster@backend', got {_show(cluster)}")
-    ref = check_string_map("ref", request.ref, allow_empty=False)
+    ref = check_ref(request.ref)
     name = _optional_text("name", request.name, strip=True)
     description = _optional_text("description", request.description, strip=True)
     volume_type = _optional_text("volume_type", request.volume_type)

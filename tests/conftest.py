@@ -68,3 +68,10 @@ async def stack(client: Client, database_url: str) -> AsyncIterator[Stack]:
     """An API worker and one fake backend's worker, on queues of this test alone."""
     async with Stack(client, database_url) as running:
         yield running
+
+
+@pytest.fixture
+def cli_env(stack: Stack, temporal_server: DevServer) -> dict[str, str]:
+    """The environment that points the CLI at this test's server, database and queues."""
+    return {"TEMPORAL_ADDRESS": temporal_server.address, "DATABASE_URL": stack.database_url,
+            "VOLUME_API_TASK_QUEUE": stack.settings.api_task_queue}

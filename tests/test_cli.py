@@ -13,17 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from core import statuses
-from devserver import DevServer
 from starter import app
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def cli_env(stack: Stack, temporal_server: DevServer) -> dict[str, str]:
-    return {"TEMPORAL_ADDRESS": temporal_server.address, "DATABASE_URL": stack.database_url,
-            "VOLUME_API_TASK_QUEUE": stack.settings.api_task_queue}
 
 
 async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:

@@ -104,10 +104,15 @@ def test_file_driver_never_leaves_its_directory(image_dir: Path, name: str) -> N
     assert sorted(os.listdir(image_dir.parent)) == before
 
 
-HOSTILE_REFS = [
-    {"source-name": "../../etc/passwd"}, {"source-name": "/etc/passwd"},
-    {"source-name": "a/../../b"}, {"source-name": "\uff56\uff4f\uff4c-1"},
-    {"source-name": "\u202evol"},
+# Refs no backend may accept are refused before anything is written; the rest can only be
+# judged by the backend and end `error_managing` with its reason, like Cinder's 202-then-error.
+REFUSED_REFS = [
+    {"source-name": "../../etc/passwd"}, {"source-name": "a/../../b"},
+    {"source-name": "..\\..\\windows"}, {"source-name": "\u202evol"},
+    {"source-name": "vol\n1"}, {"source-id": "\x1b[31m"},
+]
+BACKEND_JUDGED_REFS = [
+    {"source-name": "/etc/passwd"}, {"source-name": "\uff56\uff4f\uff4c-1"},
     {"source-id": "-1"}, {"source-id": "not-a-uuid"}, {"source-id": "99999999999999999999"},
     {"source-name": "'; DROP TABLE volumes; --"}, {"unknown-key": "x"},
     {"source-name": "volume-00000000-0000-4000-8000-000000000000"},
@@ -116,9 +121,15 @@ HOSTILE_REFS = [
 
 async def test_hostile_refs_end_clearly_and_leave_the_backend_untouched(stack: Stack) -> None:
     stack.fake.add_object("vol-1")
-    outcomes = await asyncio.gather(*(stack.manage_and_wait(ref) for ref in HOSTILE_REFS),
+    for ref in REFUSED_REFS:
+        with pytest.raises(sdk.ManageError) as caught:
+            await stack.manage(ref)
+        assert caught.value.type == "InvalidInput.ref", ref
+        assert caught.value.message.startswith("ref[")
+    assert stack.project_volumes() == []  # not even a deleted row
+    outcomes = await asyncio.gather(*(stack.manage_and_wait(ref) for ref in BACKEND_JUDGED_REFS),
                                     return_exceptions=True)
-    for ref, outcome in zip(HOSTILE_REFS, outcomes, strict=True):
+    for ref, outcome in zip(BACKEND_JUDGED_REFS, outcomes, strict=True):
         if isinstance(outcome, sdk.ManageError):
             continue  # refused before anything was written
         assert not isinstance(outcome, BaseException), (ref, outcome)
