@@ -9,6 +9,8 @@ manageable again under that name.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -156,9 +158,13 @@ class FileDriver(Driver):
         target = self.directory / naming.managed_object_name(volume_id)
         if not target.exists():
             return None
-        name = naming.returned_name(ref, str(target.stat().st_ino),
-                                    lambda n: (self.directory / n).exists())
-        os.rename(target, self.directory / name)
+        inode = str(target.stat().st_ino)
+        name = naming.returned_name(ref, inode, lambda n: (self.directory / n).exists())
+        try:
+            rename_no_replace(target, self.directory / name)
+        except FileExistsError:  # the name was taken between the check and the rename
+            name = naming.returned_name({}, inode, lambda n: True)
+            rename_no_replace(target, self.directory / name)
         return name
 
     def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
@@ -189,3 +195,24 @@ class FileDriver(Driver):
     def _provider_fields(self, path: Path) -> ProviderFields:
         return ProviderFields(provider_id=str(path.stat().st_ino),
                               provider_location=str(self.directory))
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def rename_no_replace(source: Path, target: Path) -> None:
+    """Rename, raising FileExistsError instead of replacing an existing target (os.rename
+    would silently overwrite a file someone created meanwhile). Linux renameat2; where the
+    filesystem lacks it, link + unlink gives the same no-replace guarantee."""
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
+                     _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(code, os.strerror(code), str(target))
+    os.link(source, target)  # FileExistsError if taken
+    os.unlink(source)

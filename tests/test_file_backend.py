@@ -12,8 +12,8 @@ import pytest
 from temporalio.client import Client
 
 from backends.base import AlreadyManaged, InvalidReference
-from backends.file import FileDriver
-from core import statuses
+from backends.file import FileDriver, rename_no_replace
+from core import naming, statuses
 from tests.stack import Stack
 
 
@@ -154,3 +154,22 @@ def test_manageable_listing_marks_what_is_not_safe(tmp_path: Path) -> None:
     assert managed.cinder_id == "0b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f"
     assert listing["b.raw"].safe_to_manage and listing["b.raw"].size == 2
     assert listing["child.qcow2"].reason_not_safe == "Backing file present."
+
+
+def test_rename_back_never_replaces_a_file_created_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_image(tmp_path / "disk.raw", "1M", "raw")
+    driver = FileDriver(tmp_path)
+    volume_id = "0b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f"
+    driver.manage_existing(volume_id, {"source-name": "disk.raw"})
+    (tmp_path / "newcomer").write_bytes(b"keep me")
+    with pytest.raises(FileExistsError):
+        rename_no_replace(tmp_path / f"volume-{volume_id}", tmp_path / "newcomer")
+    assert (tmp_path / "newcomer").read_bytes() == b"keep me"
+    # The name taken between the check and the rename: the file comes back as unmanaged-<inode>.
+    inode = (tmp_path / f"volume-{volume_id}").stat().st_ino
+    monkeypatch.setattr(naming, "returned_name", lambda ref, object_id, taken: (
+        "newcomer" if ref else f"unmanaged-{object_id}"))
+    assert driver.unmanage(volume_id, {"source-name": "disk.raw"}) == f"unmanaged-{inode}"
+    assert (tmp_path / "newcomer").read_bytes() == b"keep me"
