@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
 import observability
@@ -23,6 +24,10 @@ from tests.processes import BackendProcess, service_registered, wait_for
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
+# The held step outlasts two SDK heartbeats of the workflow task (~8 s each): the server
+# hands the worker one buffered query per workflow task, so the second query is answered
+# at the second heartbeat (measured: 8.0 s and 16.1 s).
+BLOCK_S = 19.0
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
@@ -134,3 +139,35 @@ def test_worker_flags_fail_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "log format must be one of text, json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@sqlite_only
+async def test_query_and_current_details_show_the_blocked_step(stack: Stack) -> None:
+    """A driver step held by a fault: the `saga_state` query and the current details the UI
+    shows (the SDK's `__temporal_workflow_metadata` query) name it while it runs. Steps are
+    local activities, so a query is answered when the SDK heartbeats the workflow task, at
+    about 80 % of the workflow task timeout (10 s): after up to ~8 s, and queries asked
+    together are answered one per heartbeat."""
+    stack.fake.add_object("vol-1")
+    stack.fail("driver_manage_existing", times=0, delay_s=BLOCK_S)
+    entry = await stack.manage("vol-1")
+    handle = stack.manager_handle(entry.id)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    # Asked together: one is answered at the first heartbeat (~8 s), the other at the next.
+    state, metadata = await asyncio.gather(
+        handle.query("saga_state"),
+        handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata))
+    answered_after = loop.time() - started
+    assert state["step"] == "driver_manage_existing", state
+    assert state["registered"] == ["mark_error_managing", "rollback_quota",
+                                   "undo_manage_existing"]
+    assert metadata.current_details.startswith("step: driver_manage_existing")
+    assert "undo_manage_existing" in metadata.current_details
+    assert answered_after < BLOCK_S, "answered only after the step had finished"
+    print(f"saga_state answered after {answered_after:.1f} s")
+
+    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    assert done.status == statuses.AVAILABLE
+    assert (await handle.query("saga_state"))["step"] == "done"
