@@ -7,9 +7,13 @@ import base64
 import os
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client, WorkflowHistory
 
+from codec_server import create_app
 from core.codec import ENCODING, EncryptionCodec, with_encryption
 from core.converter import DATA_CONVERTER
 from devserver import DevServer
@@ -23,10 +27,13 @@ def history_bytes(history: WorkflowHistory) -> bytes:
     return b"".join(event.SerializeToString() for event in history.events)
 
 
+KEY = os.urandom(32)
+
+
 @pytest.fixture
 async def encrypted_stack(temporal_server: DevServer, database_url: str
                           ) -> AsyncIterator[Stack]:
-    key = os.urandom(32)
+    key = KEY
     client = await Client.connect(temporal_server.address,
                                   data_converter=with_encryption(DATA_CONVERTER, key))
     async with Stack(client, database_url) as stack:
@@ -50,6 +57,27 @@ async def test_history_payloads_are_encrypted(
         data = history_bytes(raw)
         assert SECRET_NAME.encode() not in data and b"finance" not in data
         assert stack.database_url.encode() not in data
+
+    # The UI reads it through the codec server, which holds the key.
+    raw = await client.get_workflow_handle(f"manage-volume-{entry.id}").fetch_history()
+    sealed = json_format.MessageToDict(
+        raw.events[0].workflow_execution_started_event_attributes.input)
+    ui = "http://localhost:8233"
+    transport = httpx.ASGITransport(app=create_app(EncryptionCodec(KEY), [ui]))
+    async with httpx.AsyncClient(transport=transport, base_url="http://codec") as http:
+        answer = await http.post("/decode", json=sealed, headers={"Origin": ui})
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == ui
+        clear = json_format.ParseDict(answer.json(), Payloads()).payloads[0]
+        assert clear.metadata["encoding"] == b"json/plain" and SECRET_NAME.encode() in clear.data
+        preflight = await http.options("/decode", headers={
+            "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in preflight.headers
+    other = httpx.ASGITransport(app=create_app(EncryptionCodec(os.urandom(32)), [ui]))
+    async with httpx.AsyncClient(transport=other, base_url="http://codec") as http:
+        refused = await http.post("/decode", json=sealed)
+        assert refused.status_code == 400 and "cannot be decrypted" in refused.text
+        junk = await http.post("/decode", json={"payloads": "nope"})
+        assert junk.status_code == 400 and junk.json()["detail"].startswith("payloads:")
 
 
 async def test_plain_histories_hold_no_database_url(stack: Stack, client: Client) -> None:
