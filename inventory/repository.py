@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -220,6 +220,13 @@ def soft_delete_volume(session: Session, volume_id: str, reason: str) -> bool:
     return True
 
 
+VOLUME_SORT_KEYS = ("created_at", "updated_at", "id", "name", "status", "size")
+
+
+class MarkerNotFound(LookupError):
+    """The paging marker names no volume in the listing."""
+
+
 def list_volumes(
     session: Session,
     *,
@@ -228,8 +235,20 @@ def list_volumes(
     project_id: str | None = None,
     include_deleted: bool = False,
     limit: int = 100,
+    name: str | None = None,
+    marker: str | None = None,
+    offset: int = 0,
+    sort_key: str = "created_at",
+    sort_dir: str = "desc",
 ) -> Sequence[Volume]:
-    query = select(Volume).order_by(Volume.created_at.desc(), Volume.id).limit(limit)
+    """Newest first by default; `sort_key` (one of VOLUME_SORT_KEYS) with ties broken by id.
+    `marker` is the id of the last volume of the previous page (MarkerNotFound if it is not
+    in the listing); then `offset` volumes are skipped and at most `limit` returned."""
+    column: Any = {"created_at": Volume.created_at, "updated_at": Volume.updated_at,
+                   "id": Volume.id, "name": func.coalesce(Volume.name, ""),
+                   "status": Volume.status, "size": Volume.size}[sort_key]
+    descending = sort_dir == "desc"
+    query = select(Volume)
     if not include_deleted:
         query = query.where(Volume.deleted.is_(False))
     if status:
@@ -238,7 +257,19 @@ def list_volumes(
         query = query.where(Volume.host.startswith(host))
     if project_id:
         query = query.where(Volume.project_id == project_id)
-    return session.scalars(query).all()
+    if name is not None:
+        query = query.where(Volume.name == name)
+    if marker is not None:
+        last = session.execute(query.with_only_columns(column, Volume.id)
+                               .where(Volume.id == marker)).first()
+        if last is None:
+            raise MarkerNotFound(marker)
+        after = (column < last[0]) if descending else (column > last[0])
+        same = and_(column == last[0], (Volume.id < last[1]) if descending
+                    else (Volume.id > last[1]))
+        query = query.where(or_(after, same))
+    order = (column.desc(), Volume.id.desc()) if descending else (column.asc(), Volume.id.asc())
+    return session.scalars(query.order_by(*order).offset(offset).limit(limit)).all()
 
 
 def to_entry(session: Session, volume: Volume) -> VolumeEntry:
