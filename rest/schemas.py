@@ -1,0 +1,40 @@
+"""Request bodies, as Cinder's jsonschema for them: no extra properties at any level.
+
+Types are strict (a number is not a string); lengths and characters are left to
+`sdk.prepare` (core/validation.py), which every manage request goes through and whose
+messages name the field. python-cinderclient sends every key with explicit nulls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ManageVolume(_Strict):
+    ref: dict[StrictStr, StrictStr] = Field(
+        description="the object on the backend, e.g. {\"source-name\": \"vol-17\"}")
+    host: StrictStr | None = Field(None, description="host@backend#pool")
+    cluster: StrictStr | None = Field(None, description="from microversion 3.16")
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+    volume_type: StrictStr | None = Field(None, description="name or id")
+    availability_zone: StrictStr | None = None
+    bootable: StrictBool | StrictStr | None = Field(
+        None, description="a bool, or true/false/yes/no/on/off/1/0/t/f/y/n")
+    metadata: dict[StrictStr, StrictStr] | None = None
+
+
+class ManageBody(_Strict):
+    volume: ManageVolume
+
+
+class VolumeAction(_Strict):
+    """`{"os-unmanage": null}` (python-cinderclient) or `{"os-unmanage": {}}`."""
+
+    os_unmanage: dict[str, Any] | None = Field(alias="os-unmanage")
