@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 from core import search
 from core.types import BatchCompensation, Compensation, VolumeEntry
-from workflows.steps import run_step
+from workflows.steps import run_step, step_summary
 
 # A compensation is retried with backoff for up to a day: an unwind must not be abandoned
 # because the database was down for a while.
@@ -75,7 +75,7 @@ class Saga:
                     schedule_to_close_timeout=COMPENSATION_DEADLINE,
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=COMPENSATION_RETRY,
-                    summary=f"compensate: {item.name}",
+                    summary=step_summary(f"compensate: {item.name}", arg),
                 )
                 self.unwound.append(item.name)
             except ActivityError as err:

@@ -25,6 +25,21 @@ STEP_RETRY = RetryPolicy(
 )
 
 
+def step_summary(name: str, arg: Any) -> str:
+    """What the UI shows for a step: its name and the volume (or how many) it works on.
+    Summaries are metadata, not commands: changing them does not break replay."""
+    for candidate in (arg, getattr(arg, "entry", None)):
+        volume_id = getattr(candidate, "volume_id", None)
+        if volume_id is None and hasattr(candidate, "project_id"):
+            volume_id = getattr(candidate, "id", None)
+        if isinstance(volume_id, str) and volume_id:
+            return f"{name} · volume {volume_id}"
+    many = getattr(arg, "items", None) or getattr(arg, "volume_ids", None)
+    if isinstance(many, list):
+        return f"{name} · {len(many)} volumes"
+    return name
+
+
 async def run_step(
     activity: Callable[..., Any],
     arg: Any,
@@ -32,7 +47,7 @@ async def run_step(
     attempt_timeout: timedelta = timedelta(seconds=30),
     deadline: timedelta = timedelta(minutes=10),
 ) -> Any:
-    """Run one saga step as a local activity; the UI shows it by its name."""
+    """Run one saga step as a local activity; the UI shows its name and volume."""
     name = getattr(activity, "__name__", str(activity))
     return await workflow.execute_local_activity(
         activity,
@@ -40,5 +55,5 @@ async def run_step(
         start_to_close_timeout=attempt_timeout,
         schedule_to_close_timeout=deadline,
         retry_policy=STEP_RETRY,
-        summary=name,
+        summary=step_summary(name, arg),
     )
