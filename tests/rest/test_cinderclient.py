@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cinderclient import client as cinder_client
-from cinderclient.contrib.noauth import CinderNoAuthPlugin
+from cinderclient import client as cinder_client  # type: ignore[import-untyped]
+from cinderclient.contrib.noauth import CinderNoAuthPlugin  # type: ignore[import-untyped]
 from keystoneauth1 import session as ks_session
 
 import sdk
