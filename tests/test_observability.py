@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import json
 import re
+import subprocess
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -132,9 +135,7 @@ def test_the_compensation_list_matches_the_workflows() -> None:
     assert registered == observability.COMPENSATIONS
 
 
-def test_worker_flags_fail_in_one_line(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_worker_flags_fail_in_one_line() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "worker.py"), "api", "--log-format", "xml"],
         capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -195,3 +196,63 @@ async def test_query_and_current_details_show_the_blocked_step(
         summaries = [json.loads(e.user_metadata.summary.data) for e in history.events
                      if e.HasField("user_metadata") and e.user_metadata.HasField("summary")]
         assert f"driver_manage_existing · volume {entry.id}" in summaries, summaries
+
+
+@sqlite_only
+async def test_tracing_spans_cover_a_manage(client: Client, database_url: str) -> None:
+    """With the SDK's TracingInterceptor on the client (as `--tracing` installs it), one
+    adoption yields the spans of both workflows and their steps, in one trace."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traced = observability.with_interceptors(
+        client, [TracingInterceptor(provider.get_tracer("volume-manage-test"))])
+    async with Stack(traced, database_url) as stack:
+        stack.fake.add_object("vol-1")
+        done = await stack.manage_and_wait("vol-1")
+        assert done.status == statuses.AVAILABLE
+        await stack.manager_handle(done.id).result()
+    provider.force_flush()
+    spans = exporter.get_finished_spans()
+    names = {span.name for span in spans}
+    assert {"StartWorkflow:ManageExistingWorkflow", "RunWorkflow:ManageExistingWorkflow",
+            "StartWorkflow:ManageVolumeWorkflow", "RunWorkflow:ManageVolumeWorkflow",
+            "RunActivity:cast_manage", "RunActivity:driver_manage_existing",
+            "RunActivity:finish"} <= names, sorted(names)
+    # (the audit at the stack's exit lists the backend in a trace of its own)
+    traces = {span.context.trace_id for span in spans
+              if span.context is not None
+              and "ListManageable" not in span.name and "list_manageable" not in span.name}
+    assert len(traces) == 1, "the manager's spans belong to the request's trace"
+
+
+def test_tracing_without_opentelemetry_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
+    with pytest.raises(observability.ObservabilityError,
+                       match=r"pip install 'volume-manage\[otel\]'"):
+        observability.tracing_interceptor("console")
+
+
+def otlp_installed() -> bool:
+    try:
+        return importlib.util.find_spec("opentelemetry.exporter.otlp") is not None
+    except ModuleNotFoundError:  # not even the opentelemetry.exporter namespace
+        return False
+
+
+@pytest.mark.skipif(otlp_installed(), reason="an OTLP exporter is installed")
+def test_worker_asked_for_otlp_without_an_exporter_says_what_to_install() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "worker.py"), "api", "--tracing", "otlp",
+         "--temporal-address", "127.0.0.1:1"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2
+    assert "pip install opentelemetry-exporter-otlp-proto-http" in result.stderr
+    assert "Traceback" not in result.stderr
