@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -372,6 +373,48 @@ def print_report(report: BulkProgress) -> None:
         for e in report.errors:
             errors.add_row(show_ref(e.ref), e.volume_id or "", e.error)
         out.print(errors)
+
+
+@app.command("type-create")
+def type_create(
+    name: str = typer.Argument(..., help="volume type name"),
+    spec: list[str] = typer.Option([], help="extra spec KEY=VALUE, e.g. "
+                                   "volume_backend_name=file; repeatable"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a volume type, or replace the extra specs of an existing one."""
+    settings = Settings.from_env()
+    with clear_errors():
+        check_text("name", name)
+        specs = parse_pairs(spec, "spec")
+        for key, value in specs.items():
+            check_text("spec", key, where="spec key")
+            check_text("spec", value, where=f"spec[{key!r}]", allow_empty=True)
+        with transaction(settings.database_url) as session:
+            created = repo.create_volume_type(session, str(uuid.uuid4()), name, specs)
+            row = {"id": created.id, "name": created.name, "extra_specs": created.extra_specs}
+    print_types([row], as_json)
+
+
+@app.command("types")
+def types_(as_json: bool = JsonOpt) -> None:
+    """List volume types and their extra specs."""
+    settings = Settings.from_env()
+    with clear_errors(), transaction(settings.database_url, readonly=True) as session:
+        rows = [{"id": t.id, "name": t.name, "extra_specs": t.extra_specs}
+                for t in repo.list_volume_types(session)]
+    print_types(rows, as_json)
+
+
+def print_types(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "name", "extra specs")
+    for row in rows:
+        table.add_row(row["id"], row["name"],
+                      " ".join(f"{k}={v}" for k, v in sorted(row["extra_specs"].items())))
+    out.print(table)
 
 
 @app.command()

@@ -40,6 +40,10 @@ def find_volume_type(session: Session, name_or_id: str) -> VolumeType | None:
     return by_name or session.get(VolumeType, name_or_id)
 
 
+def list_volume_types(session: Session) -> Sequence[VolumeType]:
+    return session.scalars(select(VolumeType).order_by(VolumeType.name)).all()
+
+
 def create_volume_type(
     session: Session, type_id: str, name: str, extra_specs: dict[str, Any] | None = None
 ) -> VolumeType:

@@ -159,3 +159,25 @@ async def test_quota_show_and_set(stack: Stack, cli_env: dict[str, str]) -> None
 
     code, _, err = await cli(cli_env, "quota", stack.project, "volumes=lots")
     assert code == 1 and "whole number" in err
+
+
+async def test_volume_types_are_created_listed_and_used(
+    stack: Stack, cli_env: dict[str, str]
+) -> None:
+    name = f"gold-{stack.project}"
+    code, out, _ = await cli(cli_env, "type-create", name, "--spec", "volume_backend_name=fake",
+                             "--json")
+    assert code == 0
+    [created] = json.loads(out)
+    assert created["extra_specs"] == {"volume_backend_name": "fake"}
+    code, out, _ = await cli(cli_env, "types", "--json")
+    assert code == 0 and name in {t["name"] for t in json.loads(out)}
+
+    stack.fake.add_object("vol-typed")
+    code, out, _ = await cli(cli_env, "manage", stack.host, "vol-typed", "--volume-type", name,
+                             "--project", stack.project, "--wait", "--json")
+    assert code == 0, out
+    assert json.loads(out)["volume_type_id"] == created["id"]
+
+    code, _, err = await cli(cli_env, "type-create", name, "--spec", "no-equals-sign")
+    assert code == 1 and "spec: expected KEY=VALUE" in err
