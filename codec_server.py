@@ -4,9 +4,10 @@
         --ui-origin http://localhost:8233
 
 Then point the UI at it: `temporal server start-dev --ui-codec-endpoint
-http://127.0.0.1:8888`, or the UI's "Data Encoder" setting (per browser). It speaks Temporal's remote codec protocol: POST /decode and
-POST /encode with `{"payloads": [...]}` in protobuf JSON. Whoever reaches it can decrypt,
-so it binds to 127.0.0.1 by default and answers cross-origin requests only from the UI.
+http://127.0.0.1:8888`, or the UI's "Data Encoder" setting (per browser). It speaks
+Temporal's remote codec protocol: POST /decode and POST /encode with `{"payloads": [...]}`
+in protobuf JSON. Whoever reaches it can decrypt, so it binds to 127.0.0.1 by default and
+answers cross-origin requests only from the UI.
 """
 
 from __future__ import annotations
