@@ -4,7 +4,8 @@
 #                          manage a fresh demo image and print the volume and the UI URL
 #   scripts/demo.sh stop   stop what the demo started
 # Embedded defaults: Temporal dev server (SQLite file data/temporal.db, UI on :8233),
-# SQLite inventory data/inventory.db, a `file` backend over data/demo-backend.
+# SQLite inventory data/inventory.db, a `file` backend over data/demo-backend, and the
+# Cinder-compatible REST API on http://127.0.0.1:8776 (noauth, for python-cinderclient).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=data
@@ -58,8 +59,13 @@ qemu-img create -q -f raw "$BACKEND_DIR/scratch-$stamp.raw" 512M
 start api-worker $PY worker.py api
 start backend-worker $PY worker.py backend --backend-host node1@file#pool --driver file \
     --path "$BACKEND_DIR"
+start rest-api $PY -m rest --host 127.0.0.1 --port 8776 --auth noauth
 for _ in $(seq 1 100); do
     $PY starter.py backends --json 2>/dev/null | grep -q '"up": true' && break
+    sleep 0.3
+done
+for _ in $(seq 1 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/8776) 2>/dev/null && break
     sleep 0.3
 done
 
@@ -87,4 +93,8 @@ if [ "${DEMO_SHORT:-}" != 1 ]; then
 fi
 echo
 echo "Temporal web UI: http://localhost:8233  (workflows manage-request-* and manage-volume-*)"
+echo "Cinder-compatible REST API: http://127.0.0.1:8776 (noauth); try python-cinderclient:"
+echo "  .venv/bin/cinder --os-auth-type noauth --os-user-id admin --os-project-id admin \\"
+echo "      --os-endpoint http://127.0.0.1:8776/v3 --os-volume-api-version 3.8 \\"
+echo "      manageable-list node1@file#pool"
 echo "more: .venv/bin/python starter.py --help   stop everything: scripts/demo.sh stop"

@@ -111,3 +111,12 @@ async def test_cinderclient_python_api(stack: Stack, served: str) -> None:
     await call(cs.volumes.unmanage, volume.id)
     await stack.client.get_workflow_handle(naming.unmanage_volume_workflow_id(volume.id)).result()
     assert await call(cs.volumes.list) == []
+
+    stack.fail("driver_manage_existing", retryable=False)
+    failed = await call(cs.volumes.manage, host=stack.host, ref={"source-name": "vol-2"})
+    await sdk.wait_until_done(stack.client, stack.database_url, failed.id)
+    assert (await call(cs.volumes.get, failed.id)).status == "error"
+    await call(cs.volumes.delete, failed.id)  # the entry goes, the object stays
+    entry = stack.volume(failed.id)
+    assert entry is not None and entry.status == statuses.DELETED
+    assert "vol-2" in stack.fake.objects and await call(cs.volumes.list) == []
