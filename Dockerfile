@@ -1,0 +1,24 @@
+# The project's image: workers, starter.py and the REST API (docker-compose.yml runs each
+# with its own command). qemu-img sizes the file backend's raw/qcow2 images.
+FROM python:3.11-slim
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends qemu-utils \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY . .
+RUN pip install . \
+    && useradd --system --uid 10001 --home-dir /app volume-manage \
+    && mkdir -p /srv/volumes /app/data \
+    && chown volume-manage /srv/volumes /app/data
+
+# A named volume mounted on /srv/volumes starts with this owner, so the file driver can
+# rename images in it without root.
+USER volume-manage
+EXPOSE 8776 9464
+CMD ["python", "worker.py", "--help"]

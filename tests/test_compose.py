@@ -1,0 +1,225 @@
+"""docker-compose.yml, checked without a Docker engine: Debian's docker-compose validates and
+resolves it offline; the commands it runs must parse with worker.py's and the REST API's
+real flags; the search attributes and dynamic config it sets up must be the ones the
+workflows need (core/search.py). The search-attribute script itself runs against a real
+dev server with the `temporal` CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml  # type: ignore[import-untyped]
+
+import worker
+from core import search
+from core.validation import HOST_PATTERN
+from devserver import free_port, temporal_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+SERVICES = {"postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui",
+            "inventory-migrate", "api-worker", "backend-file", "rest-api"}
+APP_SERVICES = {"inventory-migrate", "api-worker", "backend-file", "rest-api"}
+
+pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None,
+                                reason="docker-compose is not installed (scripts/setup.sh)")
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    """The file as docker-compose resolves it (anchors merged, defaults filled in)."""
+    result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    resolved: dict[str, Any] = yaml.safe_load(result.stdout)
+    return resolved
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """target -> source of a service's volumes (short "src:dst:mode" or long form)."""
+    found = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        found[target] = source
+    return found
+
+
+def test_compose_file_validates() -> None:
+    result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config", "-q"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_part_of_the_stack_is_there(config: dict[str, Any]) -> None:
+    services: dict[str, Any] = config["services"]
+    assert set(services) == SERVICES
+    assert services["temporal"]["image"].startswith("temporalio/server:")
+    assert services["temporal-ui"]["image"].startswith("temporalio/ui:")
+    assert services["temporal-schema"]["image"].startswith("temporalio/admin-tools:")
+    assert services["temporal"]["environment"]["DB"] == "postgres12"
+    for name in APP_SERVICES:
+        assert services[name]["image"] == "volume-manage:latest"
+        assert services[name]["build"]["context"] == str(ROOT)
+        env = services[name]["environment"]
+        assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+        assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert services["inventory-migrate"]["command"] == ["python", "starter.py", "migrate"]
+    assert mounts(services["backend-file"]) == {"/srv/volumes": "backend-volumes"}
+    assert "backend-volumes" in config["volumes"]
+
+
+def test_one_shot_steps_run_in_order(config: dict[str, Any]) -> None:
+    services = config["services"]
+
+    def waits_for(name: str) -> dict[str, str]:
+        return {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
+
+    assert waits_for("temporal") == {"temporal-schema": "service_completed_successfully"}
+    assert waits_for("temporal-setup") == {"temporal": "service_healthy"}
+    for name in ("api-worker", "backend-file", "rest-api"):
+        assert waits_for(name) == {"temporal-setup": "service_completed_successfully",
+                                   "inventory-migrate": "service_completed_successfully"}
+
+
+def published(service: dict[str, Any]) -> dict[int, int]:
+    return {int(p["published"]): int(p["target"]) for p in service.get("ports", [])}
+
+
+def test_ports(config: dict[str, Any]) -> None:
+    services = config["services"]
+    assert published(services["temporal"]) == {7233: 7233}
+    assert published(services["temporal-ui"]) == {8080: 8080}
+    assert published(services["rest-api"]) == {8776: 8776}
+    assert published(services["api-worker"]) == {9464: 9464}
+    assert published(services["backend-file"]) == {9465: 9464}
+    assert "ports" not in services["postgresql"]
+    everything = [port for s in services.values() for port in published(s)]
+    assert len(everything) == len(set(everything)), "two services publish one port"
+
+
+@pytest.mark.parametrize("name", ["api-worker", "backend-file"])
+def test_worker_commands_parse_with_worker_py_flags(config: dict[str, Any], name: str) -> None:
+    """Parse the service's command with worker.py's own (click) command: an unknown or
+    misspelt flag, a bad value type or a missing required option fails here."""
+    command: list[str] = config["services"][name]["command"]
+    assert command[:2] == ["python", "worker.py"]
+    group = typer.main.get_command(worker.app)
+    sub = group.commands[command[2]]  # type: ignore[attr-defined]
+    ctx = sub.make_context(command[2], list(command[3:]))
+    params = ctx.params
+    assert params["metrics_port"] == 9464
+    assert params["log_format"] == "json"
+    if command[2] == "backend":
+        assert HOST_PATTERN.match(params["backend_host"])
+        assert params["driver"] == "file"
+        assert params["path"] in mounts(config["services"][name])
+    grace = config["services"][name]["stop_grace_period"]
+    assert int(grace.rstrip("s")) > worker.DRAIN_TIMEOUT.total_seconds()
+
+
+def test_rest_command_uses_the_rest_api_flags(config: dict[str, Any]) -> None:
+    command: list[str] = config["services"]["rest-api"]["command"]
+    assert command[:3] == ["python", "-m", "rest"]
+    usage = subprocess.run([sys.executable, "-m", "rest", "--help"], capture_output=True,
+                           text=True, timeout=60, cwd=ROOT).stdout
+    for flag in (arg for arg in command[3:] if arg.startswith("--")):
+        assert flag in usage, f"python -m rest has no {flag}"
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert command[command.index("--port") + 1] == "8776"
+
+
+def registered_in_compose(config: dict[str, Any]) -> dict[str, str]:
+    text: str = config["services"]["temporal-setup"]["environment"]["SEARCH_ATTRIBUTES"]
+    return dict(pair.split("=", 1) for pair in text.split())
+
+
+def test_search_attributes_and_dynamic_config_match_the_code(config: dict[str, Any]) -> None:
+    assert registered_in_compose(config) == search.REGISTERED
+    server = config["services"]["temporal"]
+    path = server["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    assert path.startswith("config/dynamicconfig/")
+    source = mounts(server)["/etc/temporal/config/dynamicconfig"]
+    values = yaml.safe_load((Path(source) / Path(path).name).read_text())
+    for key, value in search.DYNAMIC_CONFIG.items():
+        assert values[key][0]["value"] == value
+
+
+@pytest.fixture(scope="module")
+def bare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A dev server that knows none of our search attributes, as a fresh Temporal does."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("bare") / "temporal.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+             "--headless", "--log-level", "warn"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_setup_script_registers_the_search_attributes(
+    config: dict[str, Any], bare_server: str
+) -> None:
+    """deploy/temporal/setup-namespace.sh, run twice (a restarted one-shot) with the `temporal`
+    CLI against a real server: every attribute registered once, with its type."""
+    env = {**os.environ, "TEMPORAL_ADDRESS": bare_server, "NAMESPACE": "default",
+           "SEARCH_ATTRIBUTES": " ".join(f"{k}={v}" for k, v in
+                                         registered_in_compose(config).items()),
+           "PATH": f"{Path(temporal_binary()).parent}{os.pathsep}{os.environ['PATH']}"}
+    script = str(ROOT / "deploy" / "temporal" / "setup-namespace.sh")
+    for _ in range(2):
+        result = subprocess.run(["sh", script], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert "already registered" in result.stdout
+    listing = subprocess.run(
+        [temporal_binary(), "operator", "search-attribute", "list", "--address", bare_server,
+         "--output", "json"], capture_output=True, text=True, timeout=60, check=True).stdout
+    custom: dict[str, str] = json.loads(listing)["customAttributes"]
+    # KeywordList -> INDEXED_VALUE_TYPE_KEYWORD_LIST
+    assert custom == {name: "INDEXED_VALUE_TYPE_" + re.sub(r"(?<!^)([A-Z])", r"_\1", kind).upper()
+                      for name, kind in search.REGISTERED.items()}
+
+
+def test_image_context_holds_what_pip_install_needs() -> None:
+    """The Dockerfile runs `pip install .` on the build context: .dockerignore must not leave
+    out a package or module pyproject.toml lists, nor a file the services run."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text()
+               .splitlines() if line.strip() and not line.startswith("#")}
+    needed = {package.split(".")[0] for package in project["packages"]}
+    needed |= {f"{module}.py" for module in project["py-modules"]}
+    needed |= {"pyproject.toml", "deploy"}
+    assert not needed & ignored
+    assert all((ROOT / name).exists() for name in needed)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "qemu-utils" in dockerfile and "pip install ." in dockerfile
