@@ -51,6 +51,11 @@ class CinderMiddleware:
                 return
             scope.setdefault("state", {})["api_version"] = version
 
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # No inventory column can hold a NUL (PostgreSQL refuses it in text).
+            await self._answer(send, 400, "Invalid input received: the URL must not contain "
+                                          "NUL characters", version if versioned else None)
+            return
         body, too_large = await self._read_body(scope, receive)
         if too_large:
             await self._answer(send, 413, f"Request is too large: the body is over "

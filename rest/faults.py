@@ -144,7 +144,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = {404: "The resource could not be found.",
+        message = {400: f"Malformed request body: {exc.detail}",
+                   404: "The resource could not be found.",
                    405: "The method is not allowed for this resource."}.get(
             exc.status_code, str(exc.detail))
         return fault_response(exc.status_code, message, dict(exc.headers or {}))

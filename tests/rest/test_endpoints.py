@@ -176,6 +176,8 @@ async def test_rejected_requests_name_the_field_and_leave_nothing(
 
     await rejected("Malformed request body", content=b'{"volume": ',
                    headers={"Content-Type": "application/json"})
+    await rejected("Malformed request body", content=b"[" * 50_000,
+                   headers={"Content-Type": "application/json"})
     await rejected("Missing required element 'volume'", content=b"",
                    headers={"Content-Type": "application/json"})
     await rejected("volume. Additional properties are not allowed ('colour'",
@@ -200,6 +202,10 @@ async def test_rejected_requests_name_the_field_and_leave_nothing(
                    headers={"Content-Type": "application/json"})
     bad_action = await api.post(f"/v3/{stack.project}/volumes/x/action", json={"os-extend": 1})
     assert bad_action.status_code == 400 and "os-extend" in fault(bad_action)
+    for url_with_nul in (f"/v3/{stack.project}/volumes?name=a%00", "/v3/volumes/%00",
+                         "/v3/a%00/volumes"):  # PostgreSQL cannot even compare them
+        nul = await api.get(url_with_nul)
+        assert nul.status_code == 400 and "NUL" in fault(nul), url_with_nul
     bad_limit = await api.get(f"/v3/{stack.project}/volumes?limit=ten")
     assert bad_limit.status_code == 400 and "limit" in fault(bad_limit)
     bad_sort = await api.get(f"/v3/{stack.project}/manageable_volumes",
