@@ -92,8 +92,8 @@ class TokenFile:
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), dict):
             raise ValueError(f'token file {path}: expected {{"tokens": {{TOKEN: {{...}}}}}}')
         tokens = {}
-        for token, entry in data["tokens"].items():
-            where = f"token file {path}: token {token[:4]}..."
+        for number, (token, entry) in enumerate(data["tokens"].items(), 1):
+            where = f"token file {path}: token #{number}"  # never the secret itself
             if not token or not isinstance(entry, dict):
                 raise ValueError(f"{where}: each token maps to "
                                  "{user_id, project_id, roles}")
