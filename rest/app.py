@@ -7,7 +7,10 @@ the app's lifespan unless one is given (tests share theirs).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +28,7 @@ from rest.faults import CinderFault
 from rest.routes import build_router, from_token, in_project
 
 MAX_BODY_BYTES = 64 * 1024
+log = logging.getLogger(__name__)
 
 
 class CinderMiddleware:
@@ -68,10 +72,13 @@ class CinderMiddleware:
             chunk, body = body, b""
             return {"type": "http.request", "body": chunk, "more_body": False}
 
+        request_id = f"req-{uuid.uuid4()}".encode()
+
         async def send_with_version(message: Message) -> None:
-            if versioned and message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self._version_headers(
-                    version)]
+            if message["type"] == "http.response.start":
+                extra = self._version_headers(version) if versioned else []
+                message["headers"] = [*message.get("headers", []), *extra,
+                                      (b"x-openstack-request-id", request_id)]
             await send(message)
 
         await self.app(scope, replay, send_with_version)
@@ -118,8 +125,11 @@ def create_app(settings: Settings, authenticator: Authenticator, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if client is None:
-            app.state.client = await sdk.connect(settings)
+        if app.state.client is None:
+            try:
+                app.state.client = await sdk.connect(settings)
+            except sdk.ManageError as err:  # requests connect later; until then 503
+                log.warning("%s; serving anyway", err.message)
         yield
 
     app = FastAPI(
@@ -133,6 +143,7 @@ def create_app(settings: Settings, authenticator: Authenticator, *,
     app.state.settings = settings
     app.state.authenticator = authenticator
     app.state.client = client
+    app.state.client_lock = asyncio.Lock()
     faults.install(app)
     app.add_middleware(CinderMiddleware, max_body=max_body)
 

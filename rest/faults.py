@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 import sdk
 
@@ -149,6 +150,12 @@ def install(app: FastAPI) -> None:
                    405: "The method is not allowed for this resource."}.get(
             exc.status_code, str(exc.detail))
         return fault_response(exc.status_code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(RPCError)
+    async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
+        log.error("Temporal error: %s", exc.message)
+        return fault_response(503, f"Temporal is unavailable; try again later "
+                                   f"({exc.message[:200]})")
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(_: Request, exc: SQLAlchemyError) -> JSONResponse:

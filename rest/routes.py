@@ -5,6 +5,7 @@ delete of a failed adoption). Each is registered twice: under `/v3/{project_id}`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -28,10 +29,19 @@ UNMANAGE_POLICY = "volume_extension:volume_unmanage"
 LIST_MANAGEABLE_POLICY = "volume_extension:list_manageable"
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 DB_MAX_INT = 0x7FFFFFFF  # Cinder's bound for offset
+# A manage request waits for the API workflow to make the entry (well under a second when
+# the API worker runs); without a worker it would wait for ever.
+MANAGE_TIMEOUT_S = 60
 
 
-def _client(request: Request) -> Client:
-    client: Client = request.app.state.client
+async def _client(request: Request) -> Client:
+    """The app's Temporal client, connected on first use if Temporal was not up at start
+    (ManageError TemporalUnavailable -> 503 until it is)."""
+    state = request.app.state
+    async with state.client_lock:
+        if state.client is None:
+            state.client = await sdk.connect(_settings(request))
+    client: Client = state.client
     return client
 
 
@@ -122,8 +132,14 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                 await run_in_threadpool(sdk.backend_of, settings, request_.host)
             except RequestError as err:
                 raise CinderFault(400, str(err)) from None
-        entry = await sdk.manage(_client(request), request_,
-                                 task_queue=settings.api_task_queue)
+        try:
+            entry = await asyncio.wait_for(
+                sdk.manage(await _client(request), request_, task_queue=settings.api_task_queue),
+                MANAGE_TIMEOUT_S)
+        except TimeoutError:
+            raise CinderFault(503, f"The API worker did not answer within {MANAGE_TIMEOUT_S} "
+                                   "s; the request may still be carried out: look for the "
+                                   "volume with GET volumes before asking again.") from None
         return JSONResponse({"volume": views.volume_legacy_detail(ctx, entry)},
                             status_code=202)
 
@@ -144,7 +160,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
         assert host is not None
         try:
             page = await sdk.list_manageable(
-                _client(request), _settings(request), host, marker=marker,
+                await _client(request), _settings(request), host, marker=marker,
                 limit=_limit(limit), offset=_offset(offset),
                 sort=_sort(sort, sort_key, sort_dir, "reference:desc"))
         except sdk.ManageError as err:
@@ -209,7 +225,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
         settings = _settings(request)
         await _visible_volume(ctx, settings, volume_id)
         ctx.require_admin(UNMANAGE_POLICY)
-        await sdk.start_unmanage(_client(request), settings.database_url, volume_id)
+        await sdk.start_unmanage(await _client(request), settings.database_url, volume_id)
         return Response(status_code=202)
 
     async def delete(request: Request, volume_id: str = Path(),

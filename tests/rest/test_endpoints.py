@@ -6,16 +6,20 @@ microversion negotiation, policy, and that every rejected request leaves nothing
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import httpx
+import pytest
 
 import sdk
 from core import naming, statuses
-from rest.app import MAX_BODY_BYTES
+from rest import routes
+from rest.app import MAX_BODY_BYTES, create_app
+from rest.auth import NoAuth
 from rest.versions import MAX_VERSION
-from tests.rest.conftest import ADMIN_TOKEN, MEMBER_TOKEN, OTHER_TOKEN
+from tests.rest.conftest import ADMIN_TOKEN, MEMBER_TOKEN, OTHER_TOKEN, admin_headers
 from tests.stack import Stack
 
 
@@ -74,8 +78,12 @@ async def test_manage_show_list_unmanage(stack: Stack, api: httpx.AsyncClient) -
     assert volume["metadata"] == {"team": "storage"} and volume["attachments"] == []
     assert volume["links"][0]["href"] == f"http://testserver/v3/{p}/volumes/{volume['id']}"
 
+    assert created.headers["x-openstack-request-id"].startswith("req-")
     done = await sdk.wait_until_done(stack.client, stack.database_url, volume["id"])
     assert done.status == statuses.AVAILABLE and done.project_id == p and done.size == 2
+    for source in ("vol-1", f"volume-{done.id}"):  # one adoption per object
+        twice = await api.post(f"/v3/{p}/os-volume-manage", json=manage_body(stack, source))
+        assert twice.status_code == 400 and "already managed" in fault(twice), source
 
     shown = (await api.get(f"/v3/{p}/volumes/{done.id}")).json()["volume"]
     assert shown["status"] == "available" and shown["size"] == 2
@@ -276,3 +284,29 @@ async def test_policy_and_projects(stack: Stack, token_api: httpx.AsyncClient) -
                                 json={"os-unmanage": None}, headers=admin)
     assert gone.status_code == 202
     await stack.client.get_workflow_handle(naming.unmanage_volume_workflow_id(volume_id)).result()
+
+
+async def test_without_temporal_or_its_worker_the_answer_is_503(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unreachable = dataclasses.replace(stack.settings, temporal_address="127.0.0.1:9")
+    app = create_app(unreachable, NoAuth())  # connects on first use; Temporal is not there
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                 headers=admin_headers(stack)) as down:
+        answer = await down.get("/v3/manageable_volumes", params={"host": stack.host})
+        assert answer.status_code == 503 and "Temporal" in fault(answer, "serviceUnavailable")
+        assert (await down.get("/v3/volumes")).status_code == 200  # the inventory still reads
+
+    # Temporal is up but no API worker polls the queue: the request does not hang.
+    monkeypatch.setattr(routes, "MANAGE_TIMEOUT_S", 0.5)
+    nobody = dataclasses.replace(stack.settings, api_task_queue=f"nobody-{stack.project}")
+    app = create_app(nobody, NoAuth(), client=stack.client)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                 headers=admin_headers(stack)) as stuck:
+        answer = await stuck.post("/v3/os-volume-manage", json=manage_body(stack))
+    assert answer.status_code == 503 and "did not answer" in fault(answer, "serviceUnavailable")
+    async for workflow in stack.client.list_workflows(f'TaskQueue="{nobody.api_task_queue}"'):
+        await stack.client.get_workflow_handle(workflow.id).terminate("test over")
+    assert stack.project_volumes() == []
