@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from core import errors, naming, paging, statuses, validation
 from core.codec import key_from_env, with_encryption
@@ -47,6 +49,7 @@ LISTING_TIMEOUT_S = 60
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class ManageError(Exception):
@@ -71,6 +74,23 @@ async def connect(settings: Settings) -> Client:
                           f"cannot reach Temporal at {settings.temporal_address}: {err}") from None
 
 
+def _temporal_errors(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Temporal refusing or unreachable mid-call becomes a ManageError like every other
+    failure (TemporalUnavailable when it is down: worth retrying), never a raw RPCError."""
+
+    @functools.wraps(call)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await call(*args, **kwargs)
+        except RPCError as err:
+            transient = err.status in (RPCStatusCode.UNAVAILABLE,
+                                       RPCStatusCode.DEADLINE_EXCEEDED)
+            raise ManageError("TemporalUnavailable" if transient else "TemporalError",
+                              f"Temporal: {err.message}") from None
+
+    return translated
+
+
 def prepare(request: ManageRequest) -> ManageRequest:
     """Check the fields (raising ManageError naming the field) and give it a request id."""
     try:
@@ -80,6 +100,7 @@ def prepare(request: ManageRequest) -> ManageRequest:
     return dataclasses.replace(checked, request_id=checked.request_id or str(uuid.uuid4()))
 
 
+@_temporal_errors
 async def manage(
     client: Client, request: ManageRequest, *, task_queue: str = "volume-api"
 ) -> VolumeEntry:
@@ -105,6 +126,7 @@ async def manage(
     return await _result(handle)
 
 
+@_temporal_errors
 async def wait_until_done(client: Client, database_url: str, volume_id: str) -> VolumeEntry:
     """Wait for the volume-manager workflow to end; return the entry as it ended."""
     handle = client.get_workflow_handle(naming.manage_volume_workflow_id(volume_id))
@@ -116,11 +138,13 @@ async def wait_until_done(client: Client, database_url: str, volume_id: str) -> 
     return entry
 
 
+@_temporal_errors
 async def unmanage(client: Client, database_url: str, volume_id: str) -> VolumeEntry:
     """Give a volume back and wait for it; refused at once if its status does not allow it."""
     return await _result(await start_unmanage(client, database_url, volume_id))
 
 
+@_temporal_errors
 async def start_unmanage(
     client: Client, database_url: str, volume_id: str
 ) -> WorkflowHandle[Any, VolumeEntry]:
@@ -135,18 +159,15 @@ async def start_unmanage(
             f"Volume {volume_id} cannot be unmanaged: its status is {entry.status}; it must be "
             "available or in an error state, and detached.",
         )
-    try:
-        return await client.start_workflow(
-            naming.UNMANAGE_VOLUME_WORKFLOW,
-            UnmanageInput(volume_id, entry.project_id, entry.status),
-            id=naming.unmanage_volume_workflow_id(volume_id),
-            task_queue=naming.backend_task_queue(entry.backend),
-            result_type=VolumeEntry,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"Unmanage volume {volume_id} ({entry.ref} on {entry.host})",
-        )
-    except RPCError as err:
-        raise ManageError("TemporalError", err.message) from None
+    return await client.start_workflow(
+        naming.UNMANAGE_VOLUME_WORKFLOW,
+        UnmanageInput(volume_id, entry.project_id, entry.status),
+        id=naming.unmanage_volume_workflow_id(volume_id),
+        task_queue=naming.backend_task_queue(entry.backend),
+        result_type=VolumeEntry,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Unmanage volume {volume_id} ({entry.ref} on {entry.host})",
+    )
 
 
 def delete_failed_volume(database_url: str, volume_id: str) -> VolumeEntry:
@@ -174,6 +195,7 @@ def delete_failed_volume(database_url: str, volume_id: str) -> VolumeEntry:
         return repo.to_entry(session, volume)
 
 
+@_temporal_errors
 async def list_manageable(
     client: Client, settings: Settings, host: str, *, marker: str | None = None,
     limit: int | None = None, offset: int = 0, sort: str = "reference:desc",
@@ -199,6 +221,7 @@ async def list_manageable(
     return await _result(handle)
 
 
+@_temporal_errors
 async def start_bulk_manage(
     client: Client, data: BulkManageInput, *, bulk_id: str | None = None,
     task_queue: str = "volume-api",
@@ -230,11 +253,13 @@ async def start_bulk_manage(
     )
 
 
+@_temporal_errors
 async def bulk_progress(handle: WorkflowHandle[Any, BulkProgress]) -> BulkProgress:
     progress: BulkProgress = await handle.query("bulk_progress", result_type=BulkProgress)
     return progress
 
 
+@_temporal_errors
 async def bulk_report(handle: WorkflowHandle[Any, BulkProgress]) -> BulkProgress:
     return await _result(handle)
 
@@ -302,8 +327,6 @@ async def _result(handle: WorkflowHandle[Any, T]) -> T:
         if isinstance(cause, ApplicationError):
             raise ManageError(cause.type or "ManageFailed", cause.message) from None
         raise ManageError("ManageFailed", str(cause or err)) from None
-    except RPCError as err:
-        raise ManageError("TemporalError", err.message) from None
 
 
 __all__ = [
