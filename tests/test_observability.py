@@ -191,6 +191,8 @@ async def test_query_and_current_details_show_the_blocked_step(
         done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
         assert done.status == statuses.AVAILABLE
         assert (await handle.query("saga_state"))["step"] == "done"
+        final = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        assert final.current_details == "done"
         # the UI's event list shows each step with its volume (the activity summaries)
         history = await handle.fetch_history()
         summaries = [json.loads(e.user_metadata.summary.data) for e in history.events

@@ -113,8 +113,24 @@ class SagaWorkflow:
 
     def __init__(self) -> None:
         self.saga = Saga()
-        self.step = "starting"
+        self._step = "starting"
         self.tagged = False
+
+    @property
+    def step(self) -> str:
+        return self._step
+
+    @step.setter
+    def step(self, value: str) -> None:
+        """The step the query reports; at the end the UI's current details say how it ended
+        instead of naming the last step (details are metadata: replay is unaffected)."""
+        self._step = value
+        if value == "done":
+            workflow.set_current_details("done")
+        elif value == "failed":
+            workflow.set_current_details(
+                f"failed; compensations run: {self.saga.unwound or 'none'}"
+                + (f"; could not run: {self.saga.failed}" if self.saga.failed else ""))
 
     def tag(self, entry: VolumeEntry, status: str | None = None) -> None:
         """Let the UI and `list_workflows` find this workflow by volume, project and backend
