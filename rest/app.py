@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from temporalio.client import Client
 import sdk
 from core.config import Settings
 from rest import faults, versions
-from rest.auth import Authenticator
+from rest.auth import Authenticator, NoAuth, TokenFile
 from rest.faults import CinderFault
 from rest.routes import build_router, from_token, in_project
 
@@ -160,3 +161,16 @@ def create_app(settings: Settings, authenticator: Authenticator, *,
     app.include_router(build_router(from_token, in_schema=False), prefix="/v3")
     app.include_router(build_router(in_project, in_schema=True), prefix="/v3/{project_id}")
     return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory rest.app:app_from_env`: settings from the environment as
+    everywhere, authentication from VOLUME_API_AUTH=noauth or VOLUME_API_TOKEN_FILE=PATH."""
+    token_file = os.environ.get("VOLUME_API_TOKEN_FILE")
+    if token_file:
+        return create_app(Settings.from_env(), TokenFile.load(token_file))
+    if os.environ.get("VOLUME_API_AUTH") == "noauth":
+        return create_app(Settings.from_env(), NoAuth())
+    raise ValueError("set VOLUME_API_TOKEN_FILE=PATH, or VOLUME_API_AUTH=noauth for "
+                     "development")
+
