@@ -102,13 +102,17 @@ def sdk_runtime(sdk_port: int) -> Runtime:
         metrics=PrometheusConfig(bind_address=f"127.0.0.1:{sdk_port}")))
 
 
+# Loopback needs no proxy, whatever http_proxy says.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def metrics_text(sdk_port: int | None) -> bytes:
     """Our registry's exposition followed by the SDK's, fetched from its loopback port."""
     ours = generate_latest(REGISTRY)
     if sdk_port is None:
         return ours
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{sdk_port}/metrics", timeout=2) as rsp:
+        with _DIRECT.open(f"http://127.0.0.1:{sdk_port}/metrics", timeout=2) as rsp:
             theirs: bytes = rsp.read()
     except OSError as err:
         theirs = f"# Temporal SDK metrics unavailable: {err}\n".encode()
