@@ -6,14 +6,17 @@ microversion negotiation, policy, and that every rejected request leaves nothing
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 import sdk
+import starter
 from core import naming, statuses
 from rest import routes
 from rest.app import MAX_BODY_BYTES, create_app
@@ -164,6 +167,18 @@ async def test_delete_removes_only_the_entry_of_a_failed_adoption(
     assert "vol-1" in stack.fake.objects  # the backend was not touched
     assert stack.usage()["volumes"] == (1, 0)  # only the adopted volume counts
     assert (await api.delete(f"/v3/{p}/volumes/{failed_id}")).status_code == 404
+
+    # starter.py delete does the same.
+    stack.fail("driver_manage_existing", retryable=False)
+    again = await stack.manage_and_wait("vol-1")
+    env = {"DATABASE_URL": stack.database_url}
+    refused_cli = await asyncio.to_thread(CliRunner().invoke, starter.app, ["delete", ok_id],
+                                          env=env)
+    assert refused_cli.exit_code == 1 and "InvalidVolume" in refused_cli.stderr
+    deleted_cli = await asyncio.to_thread(CliRunner().invoke, starter.app,
+                                          ["delete", again.id, "--json"], env=env)
+    assert deleted_cli.exit_code == 0, deleted_cli.stderr
+    assert json.loads(deleted_cli.stdout)["status"] == statuses.DELETED
     # The object can be adopted again; give the other one back so the audit is clean.
     await api.post(f"/v3/{p}/volumes/{ok_id}/action", json={"os-unmanage": None})
     await stack.client.get_workflow_handle(naming.unmanage_volume_workflow_id(ok_id)).result()
