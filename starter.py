@@ -35,10 +35,11 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from temporalio.service import RPCError
 
 import audit
 import sdk
-from core import statuses
+from core import search, statuses
 from core.config import Settings
 from core.errors import RequestError
 from core.types import BulkManageInput, BulkProgress, ManageablePage, ManageRequest, VolumeEntry
@@ -190,6 +191,54 @@ def list_(
         table.add_row(e.id, e.name or "", e.status, str(e.size), e.host or e.cluster or "",
                       e.project_id, (e.error or "")[:60])
     out.print(table)
+
+
+@app.command()
+def workflows(
+    volume: str | None = typer.Option(None, help="workflows of this volume (batches too)"),
+    status: str | None = typer.Option(None, help="volume status the workflow last set"),
+    project: str | None = typer.Option(None, help="only this project"),
+    host: str | None = typer.Option(None, help="only this backend host (host@backend#pool)"),
+    running: bool = typer.Option(False, "--running", help="only running workflows"),
+    limit: int = typer.Option(100, min=1, max=10_000, help="at most this many"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find workflows through Temporal's visibility (search attributes), as the web UI does."""
+    try:
+        query = search.visibility_query(volume_id=volume, status=status, project_id=project,
+                                        host=host, running=running)
+    except ValueError as err:
+        fail(f"InvalidInput: {err}")
+    settings = Settings.from_env()
+
+    async def go() -> list[dict[str, Any]]:
+        client = await sdk.connect(settings)
+        found = []
+        async for wf in client.list_workflows(query, limit=limit):
+            attrs = wf.typed_search_attributes
+            found.append({
+                "workflow_id": wf.id, "run_id": wf.run_id, "type": wf.workflow_type,
+                "status": wf.status.name if wf.status else None,
+                "volume_id": attrs.get(search.VOLUME_ID),
+                "volume_status": attrs.get(search.VOLUME_STATUS),
+                "start_time": wf.start_time.isoformat(),
+                "close_time": wf.close_time.isoformat() if wf.close_time else None,
+            })
+        return found
+
+    try:
+        rows: list[dict[str, Any]] = run(go)
+    except RPCError as err:  # e.g. a search attribute the server does not know
+        fail(f"TemporalError: {err.message}", 2)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("workflow id", "type", "status", "volume status", "started")
+    for row in rows:
+        table.add_row(row["workflow_id"], row["type"], str(row["status"]),
+                      str(row["volume_status"] or ""), row["start_time"][:19])
+    out.print(table)
+    out.print(f"query: {query or '(all workflows)'}")
 
 
 @app.command()

@@ -4,6 +4,8 @@ workflows. The server must know them: the demo and the test fixtures register th
 
 from __future__ import annotations
 
+import re
+
 from temporalio.common import SearchAttributeKey
 
 VOLUME_ID = SearchAttributeKey.for_keyword("VolumeId")
@@ -27,3 +29,32 @@ DYNAMIC_CONFIG = {
     "frontend.searchAttributesSizeOfValueLimit": 65536,
     "frontend.searchAttributesTotalSizeLimit": 131072,
 }
+
+# Values go between double quotes in a list filter; refuse what could end the quotes.
+_PLAIN_VALUE = re.compile(r"^[^\"'\\\x00-\x1f]+$")
+
+
+def visibility_query(*, volume_id: str | None = None, status: str | None = None,
+                     project_id: str | None = None, host: str | None = None,
+                     running: bool = False) -> str:
+    """The list filter (as `temporal workflow list -q` and the web UI take it) for workflows
+    of a volume (batches included), a volume status, project or backend; "" matches all.
+    Raises ValueError naming the field whose value cannot be quoted safely."""
+
+    def quoted(field: str, value: str) -> str:
+        if not _PLAIN_VALUE.match(value):
+            raise ValueError(f"{field} cannot contain quotes, backslashes or control characters")
+        return f'"{value}"'
+
+    clauses = []
+    if volume_id is not None:
+        value = quoted("volume", volume_id)
+        clauses.append(f"({VOLUME_ID.name} = {value} OR {VOLUME_IDS.name} = {value})")
+    for field, key, given in (("status", VOLUME_STATUS, status),
+                              ("project", PROJECT_ID, project_id),
+                              ("host", BACKEND_HOST, host)):
+        if given is not None:
+            clauses.append(f"{key.name} = {quoted(field, given)}")
+    if running:
+        clauses.append('ExecutionStatus = "Running"')
+    return " AND ".join(clauses)

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 import observability
 import sdk
+import starter
 import worker
 from backends.base import ProviderFields
 from backends.fake import FakeDriver
@@ -253,3 +254,37 @@ def test_otlp_without_an_exporter_says_what_to_install() -> None:
     with pytest.raises(observability.ObservabilityError,
                        match="pip install opentelemetry-exporter-otlp-proto-http"):
         observability.tracing_interceptor("otlp")
+
+
+@sqlite_only
+async def test_starter_finds_workflows_through_visibility(
+    stack: Stack, cli_env: dict[str, str]
+) -> None:
+    """`starter.py workflows` asks Temporal's visibility, as the UI's filter bar does."""
+    stack.fake.add_object("vol-1")
+    stack.fake.add_object("vol-2")
+    stack.fail("finish", retryable=False)
+    failed = await stack.manage_and_wait("vol-2")
+    done = await stack.manage_and_wait("vol-1")
+
+    async def workflows(*args: str) -> list[dict[str, str]]:
+        for _ in range(50):  # visibility is eventually consistent
+            result = await asyncio.to_thread(CliRunner().invoke, starter.app,
+                                             ["workflows", *args, "--json"], env=cli_env)
+            assert result.exit_code == 0, result.output
+            rows: list[dict[str, str]] = json.loads(result.stdout)
+            if rows:
+                return rows
+            await asyncio.sleep(0.1)
+        return []
+
+    rows = await workflows("--volume", done.id)
+    assert {r["workflow_id"] for r in rows} == {done.workflow_id,
+                                                naming.manage_volume_workflow_id(done.id)}
+    manager = next(r for r in rows if r["type"] == "ManageVolumeWorkflow")
+    assert manager["status"] == "COMPLETED" and manager["volume_status"] == "available"
+    rows = await workflows("--status", "error_managing", "--host", stack.host)
+    assert [r["workflow_id"] for r in rows] == [naming.manage_volume_workflow_id(failed.id)]
+
+    bad = CliRunner().invoke(starter.app, ["workflows", "--volume", 'x" OR 1=1'], env=cli_env)
+    assert bad.exit_code == 1 and "volume cannot contain quotes" in bad.output
