@@ -44,7 +44,7 @@ from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import CancelledError, FailureError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -217,7 +217,8 @@ class _ManageCounting(WorkflowInboundInterceptor):
         try:
             result = await self.next.execute_workflow(input)
         except FailureError as err:
-            reason = getattr(err, "type", None) or type(err).__name__
+            reason = "Cancelled" if isinstance(err, CancelledError) else (
+                getattr(err, "type", None) or type(err).__name__)
             _count_unless_replaying(MANAGES_FAILED, kind, reason)
             raise
         except BaseException as err:
