@@ -142,6 +142,8 @@ class ManagerActivities:
         with typed_errors():
             self.faults.check("rollback_quota")
             with transaction(self.database_url) as session:
+                if self._finished(session, undo.volume_id):
+                    return 0
                 undone = quota.rollback(session, undo.volume_id)
                 if undone:
                     repo.add_event(session, undo.volume_id, "compensate.rollback_quota",
@@ -164,6 +166,8 @@ class ManagerActivities:
         with driver_errors():
             self.faults.check("undo_manage_existing")
             with transaction(self.database_url, readonly=True) as session:
+                if self._finished(session, undo.volume_id):
+                    return False
                 volume = repo.get_volume(session, undo.volume_id)
                 ref = dict(volume.backend_ref) if volume else {}
             renamed = self.driver.revert_manage_existing(undo.volume_id, ref)
@@ -198,6 +202,25 @@ class ManagerActivities:
                 repo.add_event(session, volume.id, "manage_existing.end", data.workflow_id,
                                {"size": volume.size})
                 return repo.to_entry(session, volume)
+
+    @activity.defn
+    def adopted_entry(self, data: Compensation) -> VolumeEntry | None:
+        """The entry if `finish` already made it available, else None. A run that failed or
+        was cancelled asks this before unwinding: the attempt that finished may have been
+        lost with its workflow task (a crash, or a cancel arriving mid-task)."""
+        with typed_errors(), transaction(self.database_url, readonly=True) as session:
+            if not self._finished(session, data.volume_id):
+                return None
+            volume = repo.get_volume(session, data.volume_id)
+            return repo.to_entry(session, volume) if volume else None
+
+    @staticmethod
+    def _finished(session: Session, volume_id: str) -> bool:
+        """`finish` committed: the adoption is complete and no compensation may touch it
+        (only unmanage gives the object back)."""
+        volume = repo.get_volume(session, volume_id)
+        return (volume is not None and not volume.deleted
+                and volume.status == statuses.AVAILABLE and volume.launched_at is not None)
 
     def _live_entry(self, session: Session, volume_id: str) -> Volume:
         volume = repo.get_volume(session, volume_id, for_update=True)

@@ -7,6 +7,8 @@ import asyncio
 import uuid
 
 import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 
 import audit
 import sdk
@@ -14,6 +16,7 @@ from core import statuses
 from inventory import repository as repo
 from inventory.db import transaction
 from tests.stack import Stack
+from worker import backend_worker
 
 REQUESTED_AND_STARTED = ["manage_existing.requested", "manage_existing.start"]
 
@@ -216,3 +219,48 @@ async def test_thirty_concurrent_manages_against_a_quota_of_ten(stack: Stack) ->
                if r.status == statuses.ERROR_MANAGING)
     assert stack.usage()["volumes"] == (10, 0)
     assert len(stack.fake.renames) == 10
+
+
+async def test_cancel_before_the_backend_starts_unwinds_the_adoption(
+    client: Client, database_url: str
+) -> None:
+    """A cancel (from the UI or `temporal workflow cancel`) is a failure like any other:
+    the entry ends `error_managing` saying so, and nothing was renamed or reserved."""
+    async with Stack(client, database_url, backend_in_process=False) as stack:
+        stack.fake.add_object("vol-1")
+        stack.report_service()  # the backend looks alive, but its worker is not polling
+        entry = await stack.manage("vol-1")
+        await stack.manager_handle(entry.id).cancel()
+        async with backend_worker(client, stack.settings, stack.backend, stack.driver):
+            done = await sdk.wait_until_done(client, database_url, entry.id)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await stack.manager_handle(entry.id).result()
+        assert isinstance(caught.value.cause, CancelledError)
+
+        assert done.status == statuses.ERROR_MANAGING
+        assert "cancelled" in (done.error or "")
+        assert stack.fake.renames == []
+        assert_quota_untouched(stack)
+        assert stack.events(done.id)[-1] == "compensate.mark_error_managing"
+
+
+async def test_a_cancel_that_comes_too_late_keeps_the_finished_adoption(stack: Stack) -> None:
+    """Consecutive local-activity steps run in one workflow task, and a cancel is seen when
+    that task ends. If the adoption finished meanwhile, the re-run that sees the cancel
+    must keep it: no rename back, no quota returned (this once undid a complete adoption)."""
+    stack.fake.add_object("vol-1")
+    stack.fail("commit_quota", times=0, delay_s=1.0)  # the cancel lands mid-task
+
+    entry = await stack.manage("vol-1")
+    deadline = asyncio.get_running_loop().time() + 30
+    while not stack.fake.renames and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    await stack.manager_handle(entry.id).cancel()
+    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+
+    assert done.status == statuses.AVAILABLE
+    assert stack.fake.renames == [("vol-1", f"volume-{done.id}")]
+    assert stack.usage()["volumes"] == (1, 0)
+    assert not any(e.startswith("compensate.") for e in stack.events(done.id))
+    result = await stack.manager_handle(entry.id).result()
+    assert result["status"] == statuses.AVAILABLE  # the workflow ended well, not cancelled
