@@ -81,6 +81,21 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+async def wait_while_progressing(done: Callable[[], bool], progress: Callable[[], int],
+                                 stall_s: float = 90.0) -> None:
+    """Wait for `done`, however long it takes, as long as `progress` keeps growing: a
+    loaded machine is slow, a stuck system makes no progress for `stall_s` seconds."""
+    loop = asyncio.get_running_loop()
+    last, since = progress(), loop.time()
+    while not done():
+        await asyncio.sleep(0.5)
+        now = progress()
+        if now != last:
+            last, since = now, loop.time()
+        elif loop.time() - since > stall_s:
+            raise AssertionError(f"no progress for {stall_s:.0f}s (stuck at {now})")
+
+
 
 def service_registered(stack: Stack) -> bool:
     with transaction(stack.database_url, readonly=True) as session:
