@@ -18,7 +18,7 @@ from inventory.models import Volume
 from rest.faults import FAULT_NAMES
 from tests.stack import Stack
 
-EXAMPLES_PER_MODE = 60
+EXAMPLES_PER_MODE = 40
 
 
 def volume_rows(database_url: str) -> int:
