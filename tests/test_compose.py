@@ -80,6 +80,9 @@ def test_every_part_of_the_stack_is_there(config: dict[str, Any]) -> None:
         assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert services["inventory-migrate"]["command"] == ["python", "starter.py", "migrate"]
+    for name in ("api-worker", "backend-file", "rest-api"):
+        port = next(iter(published(services[name]).values()))
+        assert f"'127.0.0.1', {port}" in " ".join(services[name]["healthcheck"]["test"])
     assert mounts(services["backend-file"]) == {"/srv/volumes": "backend-volumes"}
     assert "backend-volumes" in config["volumes"]
 
