@@ -199,15 +199,17 @@ def delete_failed_volume(database_url: str, volume_id: str) -> VolumeEntry:
 async def list_manageable(
     client: Client, settings: Settings, host: str, *, marker: str | None = None,
     limit: int | None = None, offset: int = 0, sort: str = "reference:desc",
+    cluster: bool = False,
 ) -> ManageablePage:
-    """One page of what could be adopted on `host` (host@backend[#pool]), sorted and paged
-    like Cinder's manageable_volumes; read by that backend's own worker."""
+    """One page of what could be adopted on `host` (host@backend[#pool]; with `cluster`, a
+    cluster name[@backend][#pool]), sorted and paged like Cinder's manageable_volumes; read
+    by that backend's own worker."""
     try:
         sort_key, sort_dir = paging.parse_sort(sort)
         query = ManageableQuery(backend="", marker=paging.parse_marker(marker), limit=limit,
                                 offset=offset, sort_key=sort_key, sort_dir=sort_dir)
         paging.check_query(query)
-        query.backend = backend_of(settings, host)
+        query.backend = cluster_of(settings, host) if cluster else backend_of(settings, host)
     except RequestError as err:
         raise ManageError(err.type_name, str(err)) from None
     handle = await client.start_workflow(
@@ -278,6 +280,24 @@ def backend_of(settings: Settings, host: str) -> str:
             raise RequestError("host", "Service is unavailable at this time.",
                                errors.SERVICE_UNAVAILABLE)
         return service.cluster or service.host
+
+
+def cluster_of(settings: Settings, cluster: str) -> str:
+    """The cluster (name[@backend], without #pool) whose workers serve `cluster`, if one of
+    its services is up."""
+    validation.check_text("cluster", cluster)
+    name = naming.backend_of_host(cluster)
+    if not validation.CLUSTER_PATTERN.match(name):
+        raise RequestError("cluster", f"must look like 'cluster@backend', got {cluster!r}")
+    with transaction(settings.database_url, readonly=True) as session:
+        services = repo.cluster_services(session, name)
+        if not services:
+            raise RequestError("cluster", f"Cluster '{name}' not found.", errors.HOST_NOT_FOUND)
+        down_time = timedelta(seconds=settings.service_down_time_s)
+        if not any(repo.service_is_up(s, utcnow(), down_time) for s in services):
+            raise RequestError("cluster", "Service is unavailable at this time.",
+                               errors.SERVICE_UNAVAILABLE)
+        return name
 
 
 def get_volume(database_url: str, volume_id: str, *, include_deleted: bool = False

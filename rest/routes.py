@@ -148,21 +148,18 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                          limit: int | None, offset: int, sort: str | None,
                          sort_key: str | None, sort_dir: str | None) -> dict[str, Any]:
         ctx.require_admin(LIST_MANAGEABLE_POLICY)
-        if ctx.version.at_least("3.17"):
-            if bool(host) == bool(cluster):
-                raise CinderFault(400, "Invalid input received: One and only one of cluster "
-                                       "and host must be set.")
-            if cluster:
-                raise CinderFault(400, "Invalid input received: cluster: listing a cluster "
-                                       "is not supported here; give the host")
-        elif not host:
-            raise CinderFault(400, "Invalid input received: Host field is missing.")
-        assert host is not None
+        if not ctx.version.at_least("3.17"):
+            cluster = None  # Cinder ignores it before 3.17
+        if bool(host) == bool(cluster):
+            raise CinderFault(400, "Invalid input received: " + (
+                "One and only one of cluster and host must be set."
+                if ctx.version.at_least("3.17") else "Host field is missing."))
         try:
             page = await sdk.list_manageable(
-                await _client(request), _settings(request), host, marker=marker,
-                limit=_limit(limit), offset=_offset(offset),
-                sort=_sort(sort, sort_key, sort_dir, "reference:desc"))
+                await _client(request), _settings(request), host or cluster or "",
+                marker=marker, limit=_limit(limit), offset=_offset(offset),
+                sort=_sort(sort, sort_key, sort_dir, "reference:desc"),
+                cluster=bool(cluster))
         except sdk.ManageError as err:
             raise from_manage_error(err, host_not_found=404) from None
         return views.manageable_list(page.items, detail=detail)
@@ -171,7 +168,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
         async def handler(
             request: Request, ctx: CallContext = Ctx,
             host: str | None = Query(None, description="host@backend#pool"),
-            cluster: str | None = Query(None, description="from 3.17 (not supported)"),
+            cluster: str | None = Query(None, description="from 3.17: cluster@backend"),
             marker: str | None = Query(None, description="a reference (JSON or a name)"),
             limit: int | None = Query(None), offset: int = Query(0),
             sort: str | None = Query(None, description="reference|size[:asc|desc]"),

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import sdk
 import starter
+from backends.fake import FakeDriver
 from core import naming, statuses
 from rest import routes
 from rest.app import MAX_BODY_BYTES, create_app
@@ -24,6 +25,7 @@ from rest.auth import NoAuth
 from rest.versions import MAX_VERSION
 from tests.rest.conftest import ADMIN_TOKEN, MEMBER_TOKEN, OTHER_TOKEN, admin_headers
 from tests.stack import Stack
+from worker import backend_worker, report_service
 
 
 def manage_body(stack: Stack, source: str = "vol-1", **fields: Any) -> dict[str, Any]:
@@ -325,3 +327,27 @@ async def test_without_temporal_or_its_worker_the_answer_is_503(
     async for workflow in stack.client.list_workflows(f'TaskQueue="{nobody.api_task_queue}"'):
         await stack.client.get_workflow_handle(workflow.id).terminate("test over")
     assert stack.project_volumes() == []
+
+
+async def test_manageable_listing_of_a_cluster(stack: Stack, api: httpx.AsyncClient) -> None:
+    cluster = f"cluster-{stack.project}@fake"
+    driver = FakeDriver(pool="pool")
+    driver.add_object("c-1", size_gib=2)
+    report_service(stack.settings, f"member-{stack.project}@fake", driver, cluster=cluster,
+                   zone="nova")
+    v317 = {"OpenStack-API-Version": "volume 3.17"}
+    async with backend_worker(stack.client, stack.settings, cluster, driver):
+        listed = await api.get("/v3/manageable_volumes/detail",
+                               params={"cluster": f"{cluster}#pool"}, headers=v317)
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["manageable-volumes"] == [{
+            "reference": {"source-name": "c-1"}, "size": 2, "safe_to_manage": True,
+            "reason_not_safe": None, "cinder_id": None, "extra_info": {"id": "fake-1"}}]
+    both = await api.get("/v3/manageable_volumes",
+                         params={"cluster": cluster, "host": stack.host}, headers=v317)
+    assert both.status_code == 400 and "One and only one" in fault(both)
+    unknown = await api.get("/v3/manageable_volumes", params={"cluster": "nope@x"},
+                            headers=v317)
+    assert unknown.status_code == 404 and "Cluster 'nope@x'" in fault(unknown, "itemNotFound")
+    before = await api.get("/v3/manageable_volumes", params={"cluster": cluster})  # 3.8
+    assert before.status_code == 400 and "Host field is missing" in fault(before)
