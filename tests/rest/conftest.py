@@ -50,9 +50,11 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 async def token_api(stack: Stack, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps({"tokens": {
-        ADMIN_TOKEN: {"user_id": "alice", "project_id": "admin", "roles": ["admin"]},
+        ADMIN_TOKEN: {"user_id": "alice", "project_id": f"ops-{stack.project}",
+                      "roles": ["admin"]},
         MEMBER_TOKEN: {"user_id": "bob", "project_id": stack.project, "roles": ["member"]},
-        OTHER_TOKEN: {"user_id": "eve", "project_id": "elsewhere", "roles": ["member"]},
+        OTHER_TOKEN: {"user_id": "eve", "project_id": f"other-{stack.project}",
+                      "roles": ["member"]},
     }}))
     app = create_app(stack.settings, TokenFile.load(path), client=stack.client)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -36,7 +36,7 @@ async def test_fuzzed_requests_get_cinder_answers_and_leave_nothing(
     statuses: set[int] = set()
 
     def fuzz(mode: GenerationMode) -> None:
-        @settings(max_examples=EXAMPLES_PER_MODE, deadline=timedelta(seconds=5),
+        @settings(max_examples=EXAMPLES_PER_MODE, deadline=timedelta(seconds=15),
                   database=None, phases=[Phase.generate],
                   suppress_health_check=list(HealthCheck))
         @given(case=schema.as_strategy(generation_mode=mode))
