@@ -40,7 +40,7 @@ from threading import Thread
 from typing import Any
 
 import temporalio.client
-from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from temporalio import activity, workflow
 from temporalio.client import Client
@@ -79,6 +79,10 @@ MANAGES_FAILED = Counter(
     ["workflow", "reason"])
 COMPENSATIONS_RUN = Counter(
     "volume_manage_compensations_run", "Compensation activities that ran to completion",
+    ["step"])
+STEPS_IN_PROGRESS = Gauge(
+    "volume_manage_steps_in_progress",
+    "Steps (activities) running now: seen at once, while a query waits for the workflow task",
     ["step"])
 STEP_SECONDS = Histogram(
     "volume_manage_step_duration_seconds",
@@ -188,6 +192,8 @@ class _StepInbound(ActivityInboundInterceptor):
         token = CURRENT_STEP.set(StepContext(volume_id or volume_of_workflow(
             info.workflow_id or ""), info.workflow_id or "", step))
         start = time.perf_counter()
+        running = STEPS_IN_PROGRESS.labels(step)
+        running.inc()
         try:
             result = await self.next.execute_activity(input)
         except BaseException as err:
@@ -197,6 +203,7 @@ class _StepInbound(ActivityInboundInterceptor):
                         info.attempt, err)
             raise
         finally:
+            running.dec()
             CURRENT_STEP.reset(token)
         elapsed = time.perf_counter() - start
         STEP_SECONDS.labels(step, "ok").observe(elapsed)

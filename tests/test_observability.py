@@ -166,13 +166,22 @@ async def test_query_and_current_details_show_the_blocked_step(
     80 % of the workflow task timeout (10 s), and the server hands over one buffered query
     per workflow task: measured 8 s for the first answer, 16 s for the second."""
     driver = HeldDriver(pool="pool")
-    async with Stack(client, database_url, driver=driver) as stack:
+    observed = observability.with_interceptors(client, [observability.MetricsInterceptor()])
+
+    def running_now() -> float:
+        text = observability.metrics_text(None).decode()
+        return sample(text, "volume_manage_steps_in_progress",
+                      step="driver_manage_existing") or 0.0
+
+    async with Stack(observed, database_url, driver=driver) as stack:
         try:
             stack.fake.add_object("vol-1")
             entry = await stack.manage("vol-1")
             handle = stack.manager_handle(entry.id)
             loop = asyncio.get_running_loop()
             started = loop.time()
+            # the metrics show the held step at once, without waiting for a heartbeat
+            await wait_for(lambda: running_now() == 1, timeout=10)
 
             state = await handle.query("saga_state")
             answered_after = loop.time() - started
@@ -190,6 +199,7 @@ async def test_query_and_current_details_show_the_blocked_step(
 
         done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
         assert done.status == statuses.AVAILABLE
+        assert running_now() == 0
         assert (await handle.query("saga_state"))["step"] == "done"
         final = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
         assert final.current_details == "done"
