@@ -96,6 +96,10 @@ async def test_manage_show_list_unmanage(stack: Stack, api: httpx.AsyncClient) -
     assert shown["os-vol-tenant-attr:tenant_id"] == p
     assert shown["user_id"] == "admin" and shown["volume_type"] == "__DEFAULT__"
     assert shown["created_at"].count(":") == 2 and "+" not in shown["created_at"]
+    assert "group_id" not in shown  # from 3.13
+    v313 = await api.get(f"/v3/{p}/volumes/{done.id}",
+                         headers={"OpenStack-API-Version": "volume 3.13"})
+    assert v313.json()["volume"]["group_id"] is None
     # The same without the project in the path (python-cinderclient's default endpoint).
     same = (await api.get(f"/v3/volumes/{done.id}")).json()["volume"]
     assert same["links"][0]["href"] == f"http://testserver/v3/volumes/{done.id}"
