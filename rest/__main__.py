@@ -19,7 +19,7 @@ from rest.auth import Authenticator, NoAuth, TokenFile
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rest", description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(prog="python -m rest", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8776, help="port (8776, Cinder's)")
     who = parser.add_mutually_exclusive_group(required=True)
