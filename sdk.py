@@ -282,6 +282,26 @@ def backend_of(settings: Settings, host: str) -> str:
         return service.cluster or service.host
 
 
+def check_against_inventory(settings: Settings, request: ManageRequest) -> None:
+    """Refuse, before any workflow starts, what the API workflow would refuse at once from
+    the inventory: an unknown or dead host or cluster, an unknown volume type. The
+    workflow's own check stays the authority (zones, races); this only spares a rejected
+    request its workflow."""
+    try:
+        if request.cluster is not None:
+            cluster_of(settings, request.cluster)
+        elif request.host is not None:
+            backend_of(settings, request.host)
+        if request.volume_type:
+            with transaction(settings.database_url, readonly=True) as session:
+                if repo.find_volume_type(session, request.volume_type) is None:
+                    raise RequestError(
+                        "volume_type", f"Cannot find requested '{request.volume_type}' "
+                        "volume type", errors.VOLUME_TYPE_NOT_FOUND)
+    except RequestError as err:
+        raise ManageError(err.type_name, str(err)) from None
+
+
 def cluster_of(settings: Settings, cluster: str) -> str:
     """The cluster (name[@backend], without #pool) whose workers serve `cluster`, if one of
     its services is up."""

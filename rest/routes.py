@@ -126,12 +126,8 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             user_id=ctx.identity.user_id,
         ))
         settings = _settings(request)
-        if request_.host is not None:
-            # An unknown or dead host is refused before anything starts.
-            try:
-                await run_in_threadpool(sdk.backend_of, settings, request_.host)
-            except RequestError as err:
-                raise CinderFault(400, str(err)) from None
+        # An unknown or dead host or cluster, or an unknown type, starts nothing.
+        await run_in_threadpool(sdk.check_against_inventory, settings, request_)
         try:
             entry = await asyncio.wait_for(
                 sdk.manage(await _client(request), request_, task_queue=settings.api_task_queue),

@@ -246,11 +246,7 @@ async def test_rejected_requests_name_the_field_and_leave_nothing(
     assert stack.usage().get("volumes", (0, 0)) == (0, 0)
     started = [w.id async for w in stack.client.list_workflows(
         f'TaskQueue="{stack.settings.api_task_queue}"')]
-    # Only the unknown volume type reaches the workflow's resolve step, which fails it.
-    assert all(w.startswith(f"manage-request-{stack.project}-") for w in started)
-    for workflow_id in started:
-        described = await stack.client.get_workflow_handle(workflow_id).describe()
-        assert described.status is not None and described.status.name == "FAILED"
+    assert started == []
 
 
 async def test_policy_and_projects(stack: Stack, token_api: httpx.AsyncClient) -> None:
