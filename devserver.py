@@ -59,12 +59,23 @@ class DevServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"temporal dev server exited; see {self.log}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.2)
+            if self._ready():
+                return
+            time.sleep(0.2)
         raise RuntimeError(f"temporal dev server did not start in {timeout_s}s; see {self.log}")
+
+    def _ready(self) -> bool:
+        """The port open is not enough: under load the frontend answers "not healthy yet"
+        for a while. Ready when the default namespace can be described."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                pass
+        except OSError:
+            return False
+        check = subprocess.run([temporal_binary(), "operator", "namespace", "describe",
+                                "--namespace", "default", "--address", self.address],
+                               capture_output=True, timeout=30, check=False)
+        return check.returncode == 0
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
