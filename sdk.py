@@ -42,6 +42,7 @@ from core.types import (
 )
 from core.validation import validate_request_fields
 from inventory import repository as repo
+from inventory import resolve
 from inventory.db import transaction
 from inventory.models import utcnow
 
@@ -209,7 +210,7 @@ async def list_manageable(
         query = ManageableQuery(backend="", marker=paging.parse_marker(marker), limit=limit,
                                 offset=offset, sort_key=sort_key, sort_dir=sort_dir)
         paging.check_query(query)
-        query.backend = cluster_of(settings, host) if cluster else backend_of(settings, host)
+        query.backend = _serving_backend(settings, host, cluster=cluster)
     except RequestError as err:
         raise ManageError(err.type_name, str(err)) from None
     handle = await client.start_workflow(
@@ -266,58 +267,31 @@ async def bulk_report(handle: WorkflowHandle[Any, BulkProgress]) -> BulkProgress
     return await _result(handle)
 
 
-def backend_of(settings: Settings, host: str) -> str:
-    """The backend (host@backend or its cluster) whose worker serves `host`, if it is up."""
-    if not validation.HOST_PATTERN.match(host):
-        raise RequestError("host", f"must look like 'hostname@backend#pool', got {host!r}")
-    with transaction(settings.database_url, readonly=True) as session:
-        service = repo.get_backend_service(session, naming.backend_of_host(host))
-        if service is None:
-            raise RequestError("host", f"Host '{naming.backend_of_host(host)}' not found.",
-                               errors.HOST_NOT_FOUND)
-        down_time = timedelta(seconds=settings.service_down_time_s)
-        if not repo.service_is_up(service, utcnow(), down_time):
-            raise RequestError("host", "Service is unavailable at this time.",
-                               errors.SERVICE_UNAVAILABLE)
-        return service.cluster or service.host
-
-
 def check_against_inventory(settings: Settings, request: ManageRequest) -> None:
     """Refuse, before any workflow starts, what the API workflow would refuse at once from
-    the inventory: an unknown or dead host or cluster, an unknown volume type. The
-    workflow's own check stays the authority (zones, races); this only spares a rejected
-    request its workflow."""
+    the inventory (an unknown or dead host or cluster, a zone it is not in, an unknown
+    volume type, an object already named as a volume). The workflow's own check, the same
+    rules, stays the authority against races."""
     try:
-        if request.cluster is not None:
-            cluster_of(settings, request.cluster)
-        elif request.host is not None:
-            backend_of(settings, request.host)
-        if request.volume_type:
-            with transaction(settings.database_url, readonly=True) as session:
-                if repo.find_volume_type(session, request.volume_type) is None:
-                    raise RequestError(
-                        "volume_type", f"Cannot find requested '{request.volume_type}' "
-                        "volume type", errors.VOLUME_TYPE_NOT_FOUND)
+        with transaction(settings.database_url, readonly=True) as session:
+            resolve.resolve_manage_request(session, request, now=utcnow(),
+                                           down_time=_down_time(settings))
     except RequestError as err:
         raise ManageError(err.type_name, str(err)) from None
 
 
-def cluster_of(settings: Settings, cluster: str) -> str:
-    """The cluster (name[@backend], without #pool) whose workers serve `cluster`, if one of
-    its services is up."""
-    validation.check_text("cluster", cluster)
-    name = naming.backend_of_host(cluster)
-    if not validation.CLUSTER_PATTERN.match(name):
-        raise RequestError("cluster", f"must look like 'cluster@backend', got {cluster!r}")
+def _serving_backend(settings: Settings, host: str, *, cluster: bool) -> str:
+    """The backend (its task queue's name) serving `host`, or `host` as a cluster."""
+    validation.check_text("cluster" if cluster else "host", host)
     with transaction(settings.database_url, readonly=True) as session:
-        services = repo.cluster_services(session, name)
-        if not services:
-            raise RequestError("cluster", f"Cluster '{name}' not found.", errors.HOST_NOT_FOUND)
-        down_time = timedelta(seconds=settings.service_down_time_s)
-        if not any(repo.service_is_up(s, utcnow(), down_time) for s in services):
-            raise RequestError("cluster", "Service is unavailable at this time.",
-                               errors.SERVICE_UNAVAILABLE)
-        return name
+        _, backend = resolve.serving_backend(
+            session, host=None if cluster else host, cluster=host if cluster else None,
+            now=utcnow(), down_time=_down_time(settings))
+        return backend
+
+
+def _down_time(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.service_down_time_s)
 
 
 def get_volume(database_url: str, volume_id: str, *, include_deleted: bool = False

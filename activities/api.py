@@ -8,23 +8,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.errors import typed_errors
-from core import errors, naming
-from core.errors import RequestError
+from core import naming
 from core.faults import NO_FAULTS, FaultPlan
 from core.types import CastInput, ManageRequest, ManageSpec, ManageVolumeInput
 from core.validation import validate_request_fields
-from inventory import repository as repo
 from inventory.db import transaction
 from inventory.models import utcnow
-
-DEFAULT_VOLUME_TYPE = "__DEFAULT__"
+from inventory.resolve import resolve_manage_request
 
 
 class ApiActivities:
@@ -50,75 +46,8 @@ class ApiActivities:
             self.faults.check("validate_manage_request")
             request = validate_request_fields(request)
             with transaction(self.database_url, readonly=True) as session:
-                return self._resolve(session, request)
-
-    def _resolve(self, session: Session, request: ManageRequest) -> ManageSpec:
-        if request.cluster is not None:
-            services = repo.cluster_services(session, request.cluster)
-            if not services:
-                raise RequestError(
-                    "cluster", f"Cluster '{request.cluster}' not found.", errors.HOST_NOT_FOUND
-                )
-            up = [s for s in services if repo.service_is_up(s, utcnow(), self.service_down_time)]
-            if not up:
-                raise RequestError(
-                    "cluster", "Service is unavailable at this time.", errors.SERVICE_UNAVAILABLE
-                )
-            service, backend, host = up[0], request.cluster, None
-        else:
-            assert request.host is not None  # validate_request_fields guarantees one of them
-            backend = naming.backend_of_host(request.host)
-            found = repo.get_backend_service(session, backend)
-            if found is None:
-                raise RequestError(
-                    "host", f"Host '{backend}' not found.", errors.HOST_NOT_FOUND
-                )
-            if not repo.service_is_up(found, utcnow(), self.service_down_time):
-                raise RequestError(
-                    "host", "Service is unavailable at this time.", errors.SERVICE_UNAVAILABLE
-                )
-            service, host = found, request.host
-            backend = service.cluster or backend
-
-        zone = request.availability_zone or service.availability_zone
-        if zone != service.availability_zone:
-            raise RequestError(
-                "availability_zone",
-                f"'{zone}' does not match the backend's zone '{service.availability_zone}'",
-            )
-
-        type_name = request.volume_type or DEFAULT_VOLUME_TYPE
-        volume_type = repo.find_volume_type(session, type_name)
-        if volume_type is None:
-            raise RequestError(
-                "volume_type",
-                f"Cannot find requested '{type_name}' volume type",
-                errors.VOLUME_TYPE_NOT_FOUND,
-            )
-
-        managed_id = naming.managed_volume_id(request.ref.get("source-name", ""))
-        if managed_id and repo.get_volume(session, managed_id) is not None:
-            raise RequestError(
-                "ref", f"the object is already managed as volume {managed_id}",
-                errors.ALREADY_MANAGED,
-            )
-
-        return ManageSpec(
-            ref=request.ref,
-            ref_key=naming.ref_key(request.ref),
-            backend=backend,
-            host=host,
-            cluster=request.cluster or service.cluster,
-            availability_zone=zone,
-            volume_type_id=volume_type.id,
-            volume_type_name=volume_type.name,
-            name=request.name,
-            description=request.description,
-            bootable=request.bootable,
-            metadata=request.metadata,
-            project_id=request.project_id,
-            user_id=request.user_id,
-        )
+                return resolve_manage_request(session, request, now=utcnow(),
+                                              down_time=self.service_down_time)
 
     @activity.defn
     async def cast_manage(self, data: CastInput) -> str:
