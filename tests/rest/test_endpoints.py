@@ -226,6 +226,10 @@ async def test_rejected_requests_name_the_field_and_leave_nothing(
         stack, host="elsewhere@fake#pool"))
     await rejected("cluster", json=manage_body(stack, cluster="c1"))
     await rejected("volume type", json=manage_body(stack, volume_type="gold"))
+    await rejected("availability_zone: 'elsewhere' does not match", json=manage_body(
+        stack, availability_zone="elsewhere"))
+    await rejected("ref['source-name']: must not contain '..'", json=manage_body(
+        stack, ref={"source-name": "../../etc/passwd"}))
     await rejected("too large", status=413,
                    content=json.dumps({"volume": {"name": "x" * MAX_BODY_BYTES}}).encode(),
                    headers={"Content-Type": "application/json"})
