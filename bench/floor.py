@@ -1,5 +1,9 @@
 """The floor: what bare Temporal costs on this machine and server, measured in the same run
-as the thing compared with it. One workflow of nine no-op activities, local or regular."""
+as the thing compared with it. One workflow of nine no-op activities, local or regular
+(`steps` smaller for the accept benchmark's floor: the API workflow's three steps).
+
+    .venv/bin/python -m bench.floor [--quick]
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,12 @@ from temporalio.worker import Worker
 STEPS = 9
 
 
+@dataclass
+class FloorInput:
+    local: bool
+    steps: int = STEPS
+
+
 @activity.defn
 async def noop(n: int) -> int:
     return n
@@ -24,10 +34,10 @@ async def noop(n: int) -> int:
 @workflow.defn(name="FloorWorkflow")
 class FloorWorkflow:
     @workflow.run
-    async def run(self, local: bool) -> int:
+    async def run(self, data: FloorInput) -> int:
         total = 0
-        for n in range(STEPS):
-            if local:
+        for n in range(data.steps):
+            if data.local:
                 total += await workflow.execute_local_activity(
                     noop, n, start_to_close_timeout=timedelta(seconds=30))
             else:
@@ -41,10 +51,11 @@ class Rate:
     count: int
     seconds: float
     latencies: list[float]
+    failures: int = 0
 
     @property
     def per_second(self) -> float:
-        return self.count / self.seconds if self.seconds else 0.0
+        return (self.count - self.failures) / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -55,16 +66,64 @@ def floor_worker(client: Client, task_queue: str) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=[FloorWorkflow], activities=[noop])
 
 
-async def run_floor(client: Client, task_queue: str, count: int, *, local: bool) -> Rate:
+async def floor_once(client: Client, task_queue: str, *, local: bool, steps: int = STEPS
+                     ) -> float:
+    """One floor workflow, start to result: its latency in seconds."""
+    started = time.perf_counter()
+    await client.execute_workflow(FloorWorkflow.run, FloorInput(local, steps),
+                                  id=f"floor-{uuid.uuid4()}", task_queue=task_queue)
+    return time.perf_counter() - started
+
+
+async def run_floor(client: Client, task_queue: str, count: int, *, local: bool,
+                    steps: int = STEPS) -> Rate:
     """`count` floor workflows started at once: completions per second and latencies."""
-    latencies: list[float] = []
-
-    async def one() -> None:
-        started = time.perf_counter()
-        await client.execute_workflow(FloorWorkflow.run, local, id=f"floor-{uuid.uuid4()}",
-                                      task_queue=task_queue)
-        latencies.append(time.perf_counter() - started)
-
     began = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(count)))
+    latencies = await asyncio.gather(
+        *(floor_once(client, task_queue, local=local, steps=steps) for _ in range(count)))
+    return Rate(count, time.perf_counter() - began, list(latencies))
+
+
+async def sequential_floor(client: Client, task_queue: str, count: int, *, local: bool,
+                           steps: int = STEPS) -> Rate:
+    """`count` floor workflows one after another: the single-request latency."""
+    began = time.perf_counter()
+    latencies = [await floor_once(client, task_queue, local=local, steps=steps)
+                 for _ in range(count)]
     return Rate(count, time.perf_counter() - began, latencies)
+
+
+async def main(quick: bool) -> dict[str, object]:
+    """Both floors in one run: the regular-activity one as a ratio to the local one."""
+    from bench import common
+
+    count = 20 if quick else 50
+    burst = 100 if quick else 300
+    async with common.environment("sqlite") as env, env.workers(floor=True, ours=False):
+        tq = env.floor_queue
+        await run_floor(env.client, tq, 20, local=True)  # warm up
+        local_seq = await sequential_floor(env.client, tq, count, local=True)
+        regular_seq = await sequential_floor(env.client, tq, count, local=False)
+        local_burst = await run_floor(env.client, tq, burst, local=True)
+        regular_burst = await run_floor(env.client, tq, burst, local=False)
+    rows = [
+        common.row("single workflow p50 (ms)", common.ms(regular_seq.percentile(50)),
+                   common.ms(local_seq.percentile(50)), note="regular vs local"),
+        common.row("single workflow p99 (ms)", common.ms(regular_seq.percentile(99)),
+                   common.ms(local_seq.percentile(99)), note="regular vs local"),
+        common.row(f"burst of {burst} (wf/s)", round(regular_burst.per_second, 1),
+                   round(local_burst.per_second, 1), note="regular vs local"),
+    ]
+    return common.report("floor", rows, {
+        "local_single": common.rate_dict(local_seq),
+        "regular_single": common.rate_dict(regular_seq),
+        "local_burst": common.rate_dict(local_burst),
+        "regular_burst": common.rate_dict(regular_burst)})
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller counts")
+    asyncio.run(main(parser.parse_args().quick))

@@ -1,0 +1,381 @@
+"""What every benchmark shares, written once: a dev server and a freshly migrated inventory,
+workers in a subprocess (so their memory and CPU are theirs alone, as in a deployment),
+percentiles, and the table + JSON output.
+
+Every figure is reported as a ratio to a baseline measured in the same run: these machines
+are shared and noisy, and absolute seconds from different runs do not compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from temporalio.client import Client
+
+import sdk
+from bench.floor import Rate
+from core.config import Settings
+from core.converter import DATA_CONVERTER
+from core.types import ManageRequest, VolumeEntry
+from devserver import DevServer
+from inventory import quota
+from inventory.db import dispose_engines, transaction
+from inventory.migrate import upgrade
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100), at least 1
+    return ordered[int(rank) - 1]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def rate_dict(rate: Rate) -> dict[str, float | int]:
+    lat = rate.latencies
+    return {"count": rate.count, "failures": rate.failures, "seconds": round(rate.seconds, 3),
+            "per_second": round(rate.per_second, 2), "p50_ms": ms(percentile(lat, 50)),
+            "p99_ms": ms(percentile(lat, 99)), "mean_ms": ms(sum(lat) / len(lat)) if lat else 0}
+
+
+def machine() -> dict[str, Any]:
+    """What the run ran on, and how loaded it was when it began (a shared machine)."""
+    with open("/proc/meminfo") as meminfo:
+        total_kb = int(meminfo.readline().split()[1])
+    return {"cores": os.cpu_count(), "arch": platform.machine(),
+            "memory_gib": round(total_kb / 2**20), "python": platform.python_version(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One figure: ours, its baseline from the same run, and the ratio (ours / baseline)."""
+
+    metric: str
+    ours: float | int | None
+    baseline: float | int | None
+    baseline_name: str = ""
+    target: str = ""  # e.g. "<= 3.5" or ">= 0.5": a bound on the ratio (or on `ours`)
+    note: str = ""
+    absolute: bool = False  # the target bounds `ours` itself (e.g. RSS <= 300 MB)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ours is None or not self.baseline:
+            return None
+        return round(float(self.ours) / float(self.baseline), 2)
+
+    @property
+    def met(self) -> bool | None:
+        value = self.ours if self.absolute else self.ratio
+        if not self.target or value is None:
+            return None
+        op, bound = self.target.split()[:2]
+        return value <= float(bound) if op == "<=" else value >= float(bound)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "ours": self.ours, "baseline": self.baseline,
+                "baseline_name": self.baseline_name, "ratio": self.ratio,
+                "target": self.target, "target_on": "ours" if self.absolute else "ratio",
+                "met": self.met, "note": self.note}
+
+
+def row(metric: str, ours: float | int | None, baseline: float | int | None, *,
+        baseline_name: str = "", target: str = "", note: str = "", absolute: bool = False
+        ) -> Row:
+    return Row(metric, ours, baseline, baseline_name, target, note, absolute)
+
+
+def print_table(name: str, rows: Sequence[Row]) -> None:
+    print(f"\n== {name} ==")
+    header = ("metric", "ours", "baseline", "ratio", "target", "met", "baseline is")
+    lines = [header] + [
+        (r.metric, _text(r.ours), _text(r.baseline), _text(r.ratio),
+         (f"ours {r.target}" if r.absolute else r.target) or "-",
+         {None: "-", True: "yes", False: "NO"}[r.met], r.baseline_name + (
+             f" ({r.note})" if r.note else ""))
+        for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False))
+              + "  " + line[-1])
+
+
+def _text(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def report(name: str, rows: Sequence[Row], details: dict[str, Any], *,
+           write: bool = True) -> dict[str, Any]:
+    """Print the table and write bench/results/<name>-<time>.json; return what was written."""
+    result = {"benchmark": name, "when": datetime.now(UTC).isoformat(timespec="seconds"),
+              "machine": machine(), "rows": [r.as_dict() for r in rows], "details": details}
+    print_table(name, rows)
+    if write:
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written to {path.relative_to(ROOT)}")
+    return result
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+@dataclass
+class WorkerProcess:
+    """`bench.workers` in a subprocess: our API + fake-backend workers, or the floor's."""
+
+    process: asyncio.subprocess.Process
+    backend: str
+    objects: int
+    used: int = 0
+
+    @property
+    def host(self) -> str:
+        return f"{self.backend}#pool"
+
+    def refs(self, count: int) -> list[str]:
+        """`count` object names of this worker's fake backend no benchmark has used yet."""
+        if self.used + count > self.objects:
+            raise RuntimeError(f"the fake backend has {self.objects} objects; asked for more")
+        names = [f"vol-{n:06}" for n in range(self.used, self.used + count)]
+        self.used += count
+        return names
+
+    def peak_rss_mb(self) -> float:
+        return peak_rss_mb(self.process.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+
+@dataclass
+class Env:
+    """One benchmark's world: a dev server, a fresh inventory, a client, a project with
+    unlimited quota (the default of 10 volumes would refuse a benchmark)."""
+
+    workdir: Path
+    server: DevServer
+    client: Client
+    database_url: str
+    settings: Settings
+    project: str
+    floor_queue: str
+    tag: str
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def workers(self, *, ours: bool = True, floor: bool = True, objects: int = 0,
+                      extra: Sequence[str] = ()) -> AsyncIterator[WorkerProcess]:
+        """Start a worker process (a new fake backend with `objects` objects) and stop it
+        after; its peak RSS and CPU can be read before the block ends."""
+        backend = f"bench-{self.tag}-{len(self.started)}@fake"
+        args = [sys.executable, "-m", "bench.workers", "--address", self.server.address,
+                "--database-url", self.database_url, "--api-queue", self.settings.api_task_queue,
+                "--backend", backend, "--objects", str(objects), *extra]
+        if floor:
+            args += ["--floor-queue", self.floor_queue]
+        if not ours:
+            args += ["--no-ours"]
+        process = await asyncio.create_subprocess_exec(
+            *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, start_new_session=True)
+        worker = WorkerProcess(process, backend, objects)
+        self.started.append(worker)
+        try:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=120)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"bench.workers did not start: {line!r}")
+            yield worker
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), timeout=40)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the dev server, the running worker processes, and this
+        process (the client): who is busy during a benchmark."""
+        assert self.server.process is not None
+        return {"server": cpu_seconds(self.server.process.pid),
+                "workers": sum(w.cpu_seconds() for w in self.started
+                               if w.process.returncode is None),
+                "client": time.process_time()}
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float], seconds: float
+              ) -> dict[str, float]:
+    """Average cores used by each party over `seconds` of wall time."""
+    return {k: round((after[k] - before[k]) / seconds, 2) if seconds else 0.0 for k in before}
+
+
+@contextmanager
+def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
+    """A migrated, empty inventory: `sqlite` (a file), `postgresql` (a new database on the
+    local server, dropped after), or a URL used as it is."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / 'inventory.db'}"
+        upgrade(url)
+        try:
+            yield url
+        finally:
+            dispose_engines()
+        return
+    if kind != "postgresql":
+        upgrade(kind)
+        yield kind
+        return
+    name = f"vm_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        dispose_engines()
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def environment(database: str = "sqlite") -> AsyncIterator[Env]:
+    """A dev server on free ports and a fresh inventory, both gone afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    server = DevServer(workdir / "temporal.db")
+    server.start()
+    try:
+        with fresh_database(database, workdir) as url:
+            client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
+            tag = uuid.uuid4().hex[:6]
+            settings = Settings(temporal_address=server.address, temporal_namespace="default",
+                                database_url=url, api_task_queue=f"volume-api-{tag}",
+                                service_down_time_s=3600)
+            project = f"bench-{tag}"
+            with transaction(url) as session:
+                quota.set_limit(session, project, "volumes", quota.UNLIMITED)
+                quota.set_limit(session, project, "gigabytes", quota.UNLIMITED)
+            yield Env(workdir, server, client, url, settings, project, f"floor-{tag}", tag)
+    finally:
+        server.stop()
+
+
+# --- our requests --------------------------------------------------------------------------
+
+
+def request(env: Env, worker: WorkerProcess, name: str) -> ManageRequest:
+    return ManageRequest(ref={"source-name": name}, host=worker.host, project_id=env.project)
+
+
+async def accept(env: Env, worker: WorkerProcess, name: str) -> tuple[float, VolumeEntry]:
+    """Request -> the API workflow's answer (the REST API's 202): seconds and the entry."""
+    started = time.perf_counter()
+    entry = await sdk.manage(env.client, request(env, worker, name),
+                             task_queue=env.settings.api_task_queue)
+    return time.perf_counter() - started, entry
+
+
+async def manage_until_available(env: Env, worker: WorkerProcess, name: str) -> float:
+    """Request -> the entry is `available` (both workflows): seconds; raises if it is not."""
+    started = time.perf_counter()
+    _, entry = await accept(env, worker, name)
+    done = await sdk.wait_until_done(env.client, env.database_url, entry.id)
+    if done.status != "available":
+        raise RuntimeError(f"{name}: {done.status} {done.error}")
+    return time.perf_counter() - started
+
+
+async def sequential(count: int, one: Any) -> Rate:
+    """Run `one()` `count` times one after another; failures are counted, not raised."""
+    began = time.perf_counter()
+    latencies: list[float] = []
+    failures = 0
+    for _ in range(count):
+        try:
+            latencies.append(await one())
+        except Exception:
+            failures += 1
+    return Rate(count, time.perf_counter() - began, latencies, failures)
+
+
+async def concurrently(calls: Sequence[Any], deadline_s: float = 300.0
+                       ) -> tuple[Rate, list[str]]:
+    """Start every call at once; the rate of those that succeeded and the first errors.
+    Calls still running after `deadline_s` count as failures, so a stall ends the run."""
+    errors: list[str] = []
+
+    async def guarded(call: Any) -> float | None:
+        try:
+            value: float = await asyncio.wait_for(call(), deadline_s)
+            return value
+        except TimeoutError:
+            errors.append(f"not done after {deadline_s:.0f} s")
+            return None
+        except Exception as err:
+            errors.append(f"{type(err).__name__}: {err}")
+            return None
+
+    began = time.perf_counter()
+    outcomes = await asyncio.gather(*(guarded(c) for c in calls))
+    seconds = time.perf_counter() - began
+    latencies = [o for o in outcomes if o is not None]
+    first = list(dict.fromkeys(errors))[:5]
+    return Rate(len(calls), seconds, latencies, len(calls) - len(latencies)), first

@@ -1,0 +1,60 @@
+"""The workers of a benchmark, in their own process: our API worker and one fake backend's
+worker (from worker.py, as deployed), and/or the floor's worker.
+
+    python -m bench.workers --address HOST:PORT --database-url URL --api-queue Q
+                            --backend NAME@fake --objects N [--floor-queue F] [--no-ours]
+
+A process of its own so that its peak RSS and CPU are the workers' alone. Prints `ready`
+once polling; SIGTERM stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from contextlib import AsyncExitStack
+
+from temporalio.client import Client
+
+from backends.fake import FakeDriver
+from bench.floor import floor_worker
+from core.config import Settings
+from core.converter import DATA_CONVERTER
+from worker import api_worker, backend_worker, report_service
+
+
+async def main(args: argparse.Namespace) -> None:
+    client = await Client.connect(args.address, data_converter=DATA_CONVERTER)
+    settings = Settings(temporal_address=args.address, temporal_namespace="default",
+                        database_url=args.database_url, api_task_queue=args.api_queue,
+                        service_down_time_s=3600)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        if args.floor_queue:
+            await stack.enter_async_context(floor_worker(client, args.floor_queue))
+        if args.ours:
+            driver = FakeDriver(pool="pool")
+            for n in range(args.objects):
+                driver.add_object(f"vol-{n:06}", size_gib=1)
+            report_service(settings, args.backend, driver, cluster=None, zone="nova")
+            await stack.enter_async_context(api_worker(client, settings))
+            await stack.enter_async_context(
+                backend_worker(client, settings, args.backend, driver))
+        print("ready", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--api-queue", required=True)
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--objects", type=int, default=0)
+    parser.add_argument("--floor-queue", default="")
+    parser.add_argument("--no-ours", dest="ours", action="store_false")
+    asyncio.run(main(parser.parse_args()))
