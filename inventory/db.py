@@ -19,6 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+# One writer at a time per SQLite file within this process, queued on a Python lock: SQLite
+# lets one writer in anyway, and its busy handler makes the others poll with sleeps of up to
+# 100 ms, so under load (a worker's 32 activity threads) the lock sat free while writers
+# slept and throughput collapsed (bench/throughput.py). PostgreSQL needs no such thing.
+_sqlite_writers: dict[str, threading.RLock] = {}
 
 
 def get_engine(url: str) -> Engine:
@@ -28,6 +33,8 @@ def get_engine(url: str) -> Engine:
         if engine is None:
             engine = _create_engine(url)
             _engines[url] = engine
+            if engine.dialect.name == "sqlite":
+                _sqlite_writers[url] = threading.RLock()
         return engine
 
 
@@ -36,6 +43,7 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _sqlite_writers.clear()
 
 
 def _create_engine(url: str) -> Engine:
@@ -69,11 +77,17 @@ def _create_engine(url: str) -> Engine:
 def transaction(url: str, *, readonly: bool = False) -> Iterator[Session]:
     """A session inside one transaction: committed on success, rolled back on error.
 
-    `readonly` transactions take no write lock on SQLite, so listings never wait on writers.
+    `readonly` transactions take no write lock on SQLite, so listings never wait on writers;
+    writing ones on SQLite queue for this process's writer lock first.
     """
     engine = get_engine(url)
+    writers = None if readonly else _sqlite_writers.get(url)
     bind = engine.execution_options(readonly=True) if readonly else engine
-    with sessionmaker(bind, expire_on_commit=False).begin() as session:
+    if writers is None:
+        with sessionmaker(bind, expire_on_commit=False).begin() as session:
+            yield session
+        return
+    with writers, sessionmaker(bind, expire_on_commit=False).begin() as session:
         yield session
 
 
