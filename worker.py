@@ -51,6 +51,19 @@ CONNECT_TIMEOUT_S = 300.0
 
 log = logging.getLogger("volume-manage.worker")
 
+# Steps are local activities: they run inside the workflow task, which must end within its
+# timeout (10 s) or the server discards it and a new attempt replays it. An overloaded
+# worker that took every task offered would push them all past that timeout and retry them
+# for ever (seen at load average 20 on 2 cores). So take on only what can finish: a few
+# workflow tasks at once, and no more local activities than threads to run them (a local
+# activity queued for a thread is already counting down its own timeout).
+ACTIVITY_THREADS = 32
+BOUNDED_CONCURRENCY: dict[str, Any] = {
+    "max_concurrent_workflow_tasks": 16,
+    "max_concurrent_local_activities": ACTIVITY_THREADS,
+    "graceful_shutdown_timeout": DRAIN_TIMEOUT,
+}
+
 
 def api_worker(
     client: Client, settings: Settings, *, faults: FaultPlan = NO_FAULTS
@@ -67,8 +80,8 @@ def api_worker(
         activities=[api.validate_manage_request, api.cast_manage,
                     entries.create_volume_entry, entries.delete_volume_entry,
                     entries.mark_error_managing],
-        activity_executor=ThreadPoolExecutor(max_workers=32),
-        graceful_shutdown_timeout=DRAIN_TIMEOUT,
+        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        **BOUNDED_CONCURRENCY,
     )
 
 
@@ -102,8 +115,8 @@ def backend_worker(
                     batch.get_batch_sizes, batch.reserve_batch_quota,
                     batch.manage_batch_objects, batch.finish_batch, batch.fail_items,
                     batch.undo_batch_adoption, batch.rollback_batch_quota, batch.fail_batch],
-        activity_executor=ThreadPoolExecutor(max_workers=32),
-        graceful_shutdown_timeout=DRAIN_TIMEOUT,
+        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        **BOUNDED_CONCURRENCY,
     )
 
 
