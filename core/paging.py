@@ -9,11 +9,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 from core.errors import RequestError
-from core.types import ManageableItem, ManageableQuery
+from core.types import ManageableQuery
 
 SORT_KEYS = ("reference", "size")
+# One encoder for every sort key: json.dumps(..., sort_keys=True) builds a new encoder per
+# call, which was a third of a 10,000-object listing's time (bench/listing.py).
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
+class Pageable(Protocol):
+    """What paging reads of an item: a driver's listing entry or the item sent back."""
+
+    @property
+    def reference(self) -> dict[str, str]: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+P = TypeVar("P", bound=Pageable)
 SORT_DIRS = ("asc", "desc")
 MAX_LIMIT = 1000
 
@@ -52,11 +69,11 @@ def check_query(query: ManageableQuery) -> None:
         raise RequestError("offset", f"must not be negative, got {query.offset}")
 
 
-def page(items: Sequence[ManageableItem], query: ManageableQuery) -> list[ManageableItem]:
+def page(items: Sequence[P], query: ManageableQuery) -> list[P]:
     check_query(query)
 
-    def sort_key(item: ManageableItem) -> tuple[object, str]:
-        ref = json.dumps(item.reference, sort_keys=True)
+    def sort_key(item: P) -> tuple[object, str]:
+        ref = _KEY_ENCODER.encode(item.reference)
         return (item.size, ref) if query.sort_key == "size" else (ref, "")
 
     ordered = sorted(items, key=sort_key, reverse=query.sort_dir == "desc")
