@@ -21,12 +21,14 @@ async def run(quick: bool, database: str) -> dict[str, Any]:
     steps: list[tuple[str, Any]] = [
         ("floor", lambda: floor.main(quick)),
         ("latency", lambda: latency.run(20 if quick else 50, database)),
-        ("throughput", lambda: throughput.run(300 if quick else 1000, database)),
+        ("throughput", lambda: throughput.run(300 if quick else 1000, database,
+                                              120 if quick else 180)),
         ("accept", lambda: accept.run(20 if quick else 50, 20 if quick else 50, database)),
-        ("peer", lambda: peer.run(100 if quick else 200, 10 if quick else 20, 8, database)),
+        ("peer", lambda: peer.run(20 if quick else 50, 10 if quick else 20, 8, database)),
         ("listing", lambda: listing.run(10_000, 20_000 if quick else 100_000,
                                         ["sqlite", "postgresql"])),
-        ("bulk", lambda: bulk.run(2000 if quick else 10_000, database)),
+        ("bulk", lambda: bulk.run(2000 if quick else 10_000, database,
+                                  floor_count=100 if quick else 200)),
     ]
     seconds: dict[str, float] = {}
     for name, step in steps:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import signal
 from contextlib import AsyncExitStack
 
@@ -45,7 +47,12 @@ async def main(args: argparse.Namespace) -> None:
             await stack.enter_async_context(
                 backend_worker(client, settings, args.backend, driver))
         print("ready", flush=True)
-        await stop.wait()
+        parent = os.getppid()
+        while not stop.is_set():  # also stop when the benchmark is gone (killed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if os.getppid() != parent:
+                break
 
 
 if __name__ == "__main__":
