@@ -107,7 +107,6 @@ def backend_worker(
         activities=[manager.check_backend, manager.get_existing_size, manager.reserve_quota,
                     manager.rollback_quota, manager.driver_manage_existing,
                     manager.undo_manage_existing, manager.commit_quota, manager.finish,
-                    manager.adopted_entry,
                     entries.mark_error_managing,
                     unmanage.start_unmanage, unmanage.restore_status, unmanage.driver_unmanage,
                     unmanage.readopt, unmanage.finish_unmanage, listing.list_manageable,

@@ -203,17 +203,6 @@ class ManagerActivities:
                                {"size": volume.size})
                 return repo.to_entry(session, volume)
 
-    @activity.defn
-    def adopted_entry(self, data: Compensation) -> VolumeEntry | None:
-        """The entry if `finish` already made it available, else None. A run that failed or
-        was cancelled asks this before unwinding: the attempt that finished may have been
-        lost with its workflow task (a crash, or a cancel arriving mid-task)."""
-        with typed_errors(), transaction(self.database_url, readonly=True) as session:
-            if not self._finished(session, data.volume_id):
-                return None
-            volume = repo.get_volume(session, data.volume_id)
-            return repo.to_entry(session, volume) if volume else None
-
     @staticmethod
     def _finished(session: Session, volume_id: str) -> bool:
         """`finish` committed: the adoption is complete and no compensation may touch it

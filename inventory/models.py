@@ -82,6 +82,7 @@ class Volume(Base):
         ),
         Index("ix_volumes_project_status", "project_id", "status"),
         Index("ix_volumes_host", "host"),
+        Index("ix_volumes_created_at", "created_at", "id"),  # newest-first listing
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -8,7 +8,6 @@ Record them again (only when a change is meant to be incompatible and no old run
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -127,21 +126,3 @@ async def test_replay_catches_a_careless_change() -> None:
     with pytest.raises(Exception, match=r"[Nn]ondeterminism"):
         await replayer.replay_workflow(history)
 
-
-@record_only
-async def test_record_manager_paths_after_keep_finished_adoption(stack: Stack) -> None:
-    """Paths through the `keep-finished-adoption` patch (2026-11-25)."""
-    stack.fake.add_object("vol-1")
-    stack.fail("finish", retryable=False)
-    failed = await stack.manage_and_wait("vol-1")
-    await save(stack, f"manage-volume-{failed.id}", "unwound-after-finished-check")
-
-    stack.fake.add_object("vol-2")
-    stack.fail("commit_quota", times=0, delay_s=1.0)
-    entry = await stack.manage("vol-2")
-    while len(stack.fake.renames) < 3:  # vol-1 renamed there and back, then vol-2
-        await asyncio.sleep(0.05)
-    await stack.manager_handle(entry.id).cancel()
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
-    assert done.status == "available"
-    await save(stack, f"manage-volume-{entry.id}", "cancel-after-finish")

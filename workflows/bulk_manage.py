@@ -30,7 +30,7 @@ from core.types import (
     ManageRequest,
     ManageSpec,
 )
-from core.validation import check_ref, check_string_map
+from core.validation import check_string_map
 from workflows.saga import failure_of
 from workflows.steps import run_step
 
@@ -90,12 +90,9 @@ class BulkManageWorkflow:
                 not data.pattern
                 or fnmatch.fnmatchcase(item.reference.get("source-name", ""), data.pattern))]
         good = []
-        # Refs with `..` or control characters are refused since 2026-11-25; bulk
-        # adoptions started before keep the old check so their histories replay.
-        check = check_ref if workflow.patched("ref-syntax-check") else _check_map
         for ref in refs:
             try:
-                good.append(check(ref))
+                good.append(check_string_map("ref", ref, allow_empty=False))
             except RequestError as err:
                 self._record_error(ItemError(ref=_printable(ref), error=str(err)))
                 self.progress.failed += 1
@@ -157,7 +154,3 @@ def _printable(ref: object) -> dict[str, str]:
     return ref if isinstance(ref, dict) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in ref.items()
     ) else {"ref": repr(ref)[:200]}
-
-
-def _check_map(ref: object) -> dict[str, str]:
-    return check_string_map("ref", ref, allow_empty=False)

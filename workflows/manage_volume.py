@@ -56,15 +56,6 @@ class ManageVolumeWorkflow(SagaWorkflow):
                 ManagerActivities.finish, FinishInput(entry.id, adopted, workflow_id)
             )
         except (Exception, asyncio.CancelledError) as err:
-            # A failure or cancel seen by a re-run whose earlier attempt finished (and lost
-            # its workflow task) must not unwind a complete adoption. Added 2026-11-25.
-            if workflow.patched("keep-finished-adoption"):
-                finished = await asyncio.shield(asyncio.ensure_future(
-                    self.run_step(ManagerActivities.adopted_entry, undo)))
-                if finished is not None:
-                    self.tag(finished, finished.status)
-                    self.step = "done"
-                    return finished  # type: ignore[no-any-return]
             error = await self.compensate(err, f"managing volume {entry.id} failed")
             self.tag_status(statuses.ERROR_MANAGING)
             raise error from err
