@@ -310,14 +310,10 @@ def list_volumes(
 ) -> list[VolumeEntry]:
     """Live entries, newest first; paged like Cinder's volume list (`marker` is the id of
     the last volume seen, `sort` is key[:asc|desc] with keys repository.VOLUME_SORT_KEYS)."""
-    key, _, direction = sort.partition(":")
-    direction = direction or "desc"
-    if key not in repo.VOLUME_SORT_KEYS:
-        raise ManageError("InvalidInput.sort", f"sort: key must be one of "
-                          f"{', '.join(repo.VOLUME_SORT_KEYS)}, got {key!r}")
-    if direction not in paging.SORT_DIRS:
-        raise ManageError("InvalidInput.sort",
-                          f"sort: direction must be asc or desc, got {direction!r}")
+    try:
+        key, direction = paging.parse_sort(sort, keys=repo.VOLUME_SORT_KEYS)
+    except RequestError as err:
+        raise ManageError(err.type_name, str(err)) from None
     with transaction(database_url, readonly=True) as session:
         try:
             rows = repo.list_volumes(session, status=status, host=host, project_id=project_id,

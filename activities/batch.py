@@ -156,9 +156,7 @@ class BatchActivities:
         with typed_errors(), driver_errors():
             self.faults.check("fail_items")
             with transaction(self.database_url, readonly=True) as session:
-                adopted = {v.id for v in session.query(Volume).filter(
-                    Volume.id.in_([i.volume_id for i in step.items]),
-                    Volume.status == statuses.AVAILABLE)}
+                adopted = _adopted(session, [i.volume_id for i in step.items])
             # A volume finished before a crash is never undone by a resumed run.
             step = dataclasses.replace(
                 step, items=[i for i in step.items if i.volume_id not in adopted])
@@ -186,8 +184,7 @@ class BatchActivities:
     @activity.defn
     def rollback_batch_quota(self, undo: BatchCompensation) -> int:
         with typed_errors(), transaction(self.database_url) as session:
-            adopted = set(session.scalars(select(Volume.id).where(
-                Volume.id.in_(undo.volume_ids), Volume.status == statuses.AVAILABLE)))
+            adopted = _adopted(session, undo.volume_ids)
             return quota.rollback_many(
                 session, [vid for vid in undo.volume_ids if vid not in adopted])
 
@@ -228,3 +225,10 @@ def _pending(step: BatchStep) -> list[BatchItem]:
 
 def _fail(item: BatchItem, reason: str) -> None:
     item.status, item.error = FAILED, reason
+
+
+def _adopted(session: Session, volume_ids: list[str]) -> set[str]:
+    """Those of `volume_ids` already adopted (`available`): a batch undo never touches them,
+    even when a resumed run unwinds after they finished."""
+    return set(session.scalars(select(Volume.id).where(
+        Volume.id.in_(volume_ids), Volume.status == statuses.AVAILABLE)))

@@ -208,8 +208,7 @@ class ManagerActivities:
         """`finish` committed: the adoption is complete and no compensation may touch it
         (only unmanage gives the object back)."""
         volume = repo.get_volume(session, volume_id)
-        return (volume is not None and not volume.deleted
-                and volume.status == statuses.AVAILABLE and volume.launched_at is not None)
+        return volume is not None and not volume.deleted and _adoption_finished(volume)
 
     def _live_entry(self, session: Session, volume_id: str) -> Volume:
         volume = repo.get_volume(session, volume_id, for_update=True)
@@ -226,7 +225,7 @@ class ManagerActivities:
         compensation event): then it must not adopt again.
         """
         volume = self._live_entry(session, volume_id)
-        if volume.status == statuses.AVAILABLE and volume.launched_at is not None:
+        if _adoption_finished(volume):
             return volume  # finished before a crash: every step is then a no-op
         if volume.status != statuses.MANAGING:
             raise rejected(
@@ -238,3 +237,8 @@ class ManagerActivities:
             raise rejected(errors.MANAGE_FAILED,
                            f"volume {volume_id} is being rolled back after a failure")
         return volume
+
+
+def _adoption_finished(volume: Volume) -> bool:
+    """`finish` made it available (unmanage, not a compensation, is what undoes that)."""
+    return volume.status == statuses.AVAILABLE and volume.launched_at is not None

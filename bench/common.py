@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from temporalio.client import Client
 
 import sdk
@@ -35,7 +34,7 @@ from core.types import ManageRequest, VolumeEntry
 from devserver import DevServer
 from inventory import quota
 from inventory.db import dispose_engines, transaction
-from inventory.migrate import upgrade
+from inventory.migrate import scratch_postgresql, upgrade
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,18 +281,8 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
         upgrade(kind)
         yield kind
         return
-    name = f"vm_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
-    url = f"{base}/{name}"
-    try:
-        upgrade(url)
+    with scratch_postgresql(POSTGRES_ADMIN_URL, "vm_bench") as url:
         yield url
-    finally:
-        dispose_engines()
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @asynccontextmanager

@@ -35,12 +35,12 @@ SORT_DIRS = ("asc", "desc")
 MAX_LIMIT = 1000
 
 
-def parse_sort(text: str) -> tuple[str, str]:
-    """`size:asc` -> ("size", "asc"); `size` -> ("size", "desc")."""
+def parse_sort(text: str, keys: Sequence[str] = SORT_KEYS) -> tuple[str, str]:
+    """`size:asc` -> ("size", "asc"); `size` -> ("size", "desc"); `key` one of `keys`."""
     key, _, direction = text.partition(":")
     direction = direction or "desc"
-    if key not in SORT_KEYS:
-        raise RequestError("sort", f"sort key must be one of {', '.join(SORT_KEYS)}, got {key!r}")
+    if key not in keys:
+        raise RequestError("sort", f"sort key must be one of {', '.join(keys)}, got {key!r}")
     if direction not in SORT_DIRS:
         raise RequestError("sort", f"sort direction must be asc or desc, got {direction!r}")
     return key, direction

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +83,7 @@ def transaction(url: str, *, readonly: bool = False) -> Iterator[Session]:
     engine = get_engine(url)
     writers = None if readonly else _sqlite_writers.get(url)
     bind = engine.execution_options(readonly=True) if readonly else engine
-    if writers is None:
-        with sessionmaker(bind, expire_on_commit=False).begin() as session:
-            yield session
-        return
-    with writers, sessionmaker(bind, expire_on_commit=False).begin() as session:
+    with writers or nullcontext(), sessionmaker(bind, expire_on_commit=False).begin() as session:
         yield session
 
 

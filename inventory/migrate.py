@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 
 from core.config import Settings
-from inventory.db import get_engine
+from inventory.db import dispose_engines, get_engine
 
 ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 
@@ -21,6 +25,24 @@ def upgrade(url: str, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         connection.commit()
+
+
+@contextmanager
+def scratch_postgresql(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the server of `admin_url` (a plain
+    `postgresql://` URL), dropped afterwards: for tests and benchmarks."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        dispose_engines()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -6,18 +6,16 @@ task queues and hosts, so tests never see each other's work.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from temporalio.client import Client
 
 from core.converter import DATA_CONVERTER
 from devserver import DevServer
 from inventory.db import dispose_engines
-from inventory.migrate import upgrade
+from inventory.migrate import scratch_postgresql, upgrade
 from tests.processes import process_stack  # noqa: F401 - a fixture
 from tests.stack import Stack
 
@@ -51,16 +49,8 @@ def database_url(
         yield url
         dispose_engines()
         return
-    name = f"vm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
-    url = f"{url}/{name}"
-    upgrade(url)
-    yield url
-    dispose_engines()
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgresql(POSTGRES_ADMIN_URL, "vm_test") as url:
+        yield url
 
 
 @pytest.fixture
