@@ -48,7 +48,7 @@ from inventory import quota as quotas
 from inventory import repository as repo
 from inventory.db import transaction
 from inventory.migrate import upgrade
-from inventory.models import Service, utcnow
+from inventory.models import Service, VolumeType, utcnow
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
@@ -440,8 +440,7 @@ def type_create(
             check_text("spec", key, where="spec key")
             check_text("spec", value, where=f"spec[{key!r}]", allow_empty=True)
         with transaction(settings.database_url) as session:
-            created = repo.create_volume_type(session, str(uuid.uuid4()), name, specs)
-            row = {"id": created.id, "name": created.name, "extra_specs": created.extra_specs}
+            row = type_row(repo.create_volume_type(session, str(uuid.uuid4()), name, specs))
     print_types([row], as_json)
 
 
@@ -450,9 +449,13 @@ def types_(as_json: bool = JsonOpt) -> None:
     """List volume types and their extra specs."""
     settings = Settings.from_env()
     with clear_errors(), transaction(settings.database_url, readonly=True) as session:
-        rows = [{"id": t.id, "name": t.name, "extra_specs": t.extra_specs}
-                for t in repo.list_volume_types(session)]
+        rows = [type_row(t) for t in repo.list_volume_types(session)]
     print_types(rows, as_json)
+
+
+def type_row(volume_type: VolumeType) -> dict[str, Any]:
+    return {"id": volume_type.id, "name": volume_type.name,
+            "extra_specs": volume_type.extra_specs}
 
 
 def print_types(rows: list[dict[str, Any]], as_json: bool) -> None:
