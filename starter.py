@@ -8,6 +8,8 @@
     python starter.py unmanage VOLUME_ID
     python starter.py delete VOLUME_ID          # the entry of a failed adoption
     python starter.py quota PROJECT volumes=500 gigabytes=-1
+    python starter.py type-create gold --spec volume_backend_name=file
+    python starter.py workflows --volume VOLUME_ID   # its workflows, from Temporal
     python starter.py audit
 
 Connection settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL.
