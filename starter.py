@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -550,6 +551,19 @@ def migrate(as_json: bool = JsonOpt) -> None:
         out.print("inventory schema is up to date")
 
 
+def main() -> NoReturn:
+    """Run the CLI and exit with its code, skipping the interpreter's own shutdown: the
+    Temporal SDK's runtime can abort it (SIGABRT in PyGILState_Release, a known SDK issue),
+    which turned a clean "cannot reach Temporal" exit 2 into -6."""
+    try:
+        app(prog_name="starter.py")
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app(prog_name="starter.py")
-    sys.exit(0)
+    main()
