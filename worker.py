@@ -26,6 +26,7 @@ import typer
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import observability
 import sdk
@@ -64,6 +65,18 @@ BOUNDED_CONCURRENCY: dict[str, Any] = {
     "graceful_shutdown_timeout": DRAIN_TIMEOUT,
 }
 
+# The sandbox imports a workflow's module and everything it imports again for every
+# workflow run: with hundreds of manages at once that was a fifth of the worker's CPU
+# (py-spy on bench/throughput.py), and on machines that set PYTHONDONTWRITEBYTECODE each
+# import compiled the source again. `core` and `workflows` hold no state and do no I/O
+# (DESIGN.md's layout rules), so every run shares the one loaded copy. The sandbox still
+# refuses clocks, randomness and I/O at run time, and the replay tests check determinism.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("core", "workflows"))
+
+# What every worker of ours runs with (the benchmarks' floor too, for a fair baseline).
+WORKER_SETTINGS: dict[str, Any] = {**BOUNDED_CONCURRENCY, "workflow_runner": WORKFLOW_RUNNER}
+
 
 def api_worker(
     client: Client, settings: Settings, *, faults: FaultPlan = NO_FAULTS
@@ -81,7 +94,7 @@ def api_worker(
                     entries.create_volume_entry, entries.delete_volume_entry,
                     entries.mark_error_managing],
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
-        **BOUNDED_CONCURRENCY,
+        **WORKER_SETTINGS,
     )
 
 
@@ -115,7 +128,7 @@ def backend_worker(
                     batch.manage_batch_objects, batch.finish_batch, batch.fail_items,
                     batch.undo_batch_adoption, batch.rollback_batch_quota, batch.fail_batch],
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
-        **BOUNDED_CONCURRENCY,
+        **WORKER_SETTINGS,
     )
 
 

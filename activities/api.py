@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.errors import typed_errors
-from core import naming
+from core import naming, search, statuses
 from core.faults import NO_FAULTS, FaultPlan
 from core.types import CastInput, ManageRequest, ManageSpec, ManageVolumeInput
 from core.validation import validate_request_fields
@@ -65,6 +65,8 @@ class ApiActivities:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=f"Adopt {entry.ref} on {entry.host or entry.cluster}",
+                search_attributes=search.volume_attributes(
+                    entry.id, entry.project_id, entry.host or entry.backend, statuses.MANAGING),
             )
         except WorkflowAlreadyStartedError:
             # Already cast and finished (this is a retry): casting again must not re-adopt.

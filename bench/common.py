@@ -176,9 +176,10 @@ def peak_rss_mb(pid: int) -> float:
 
 @dataclass
 class WorkerProcess:
-    """`bench.workers` in a subprocess: our API + fake-backend workers, or the floor's."""
+    """Our workers as deployed, each in a process of its own (`bench.workers`): the API
+    worker, and one fake backend's worker; or the floor's worker alone."""
 
-    process: asyncio.subprocess.Process
+    processes: list[asyncio.subprocess.Process]
     backend: str
     objects: int
     used: int = 0
@@ -196,10 +197,14 @@ class WorkerProcess:
         return names
 
     def peak_rss_mb(self) -> float:
-        return peak_rss_mb(self.process.pid)
+        """The largest peak resident set of one worker process (the per-worker figure)."""
+        return max(peak_rss_mb(p.pid) for p in self.processes)
+
+    def total_peak_rss_mb(self) -> float:
+        return round(sum(peak_rss_mb(p.pid) for p in self.processes), 1)
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
+        return sum(cpu_seconds(p.pid) for p in self.processes if p.returncode is None)
 
 
 @dataclass
@@ -220,29 +225,34 @@ class Env:
     @asynccontextmanager
     async def workers(self, *, ours: bool = True, floor: bool = True, objects: int = 0,
                       extra: Sequence[str] = ()) -> AsyncIterator[WorkerProcess]:
-        """Start a worker process (a new fake backend with `objects` objects) and stop it
-        after; its peak RSS and CPU can be read before the block ends."""
+        """Start worker processes and stop them after: ours as deployed (the API worker and
+        a new fake backend's worker with `objects` objects, a process each), and/or the
+        floor's. Their peak RSS and CPU can be read before the block ends."""
         backend = f"bench-{self.tag}-{len(self.started)}@fake"
-        args = [sys.executable, "-m", "bench.workers", "--address", self.server.address,
-                "--database-url", self.database_url, "--api-queue", self.settings.api_task_queue,
-                "--backend", backend, "--objects", str(objects), *extra]
-        if floor:
-            args += ["--floor-queue", self.floor_queue]
-        if not ours:
-            args += ["--no-ours"]
-        process = await asyncio.create_subprocess_exec(
-            *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, start_new_session=True)
-        worker = WorkerProcess(process, backend, objects)
-        self.started.append(worker)
+        common = [sys.executable, "-m", "bench.workers", "--address", self.server.address,
+                  "--database-url", self.database_url,
+                  "--api-queue", self.settings.api_task_queue, "--backend", backend,
+                  "--objects", str(objects), *extra]
+        roles = [["--ours", "api"], ["--ours", "backend"]] if ours else []
+        roles += [["--ours", "none", "--floor-queue", self.floor_queue]] if floor else []
+        group = WorkerProcess([], backend, objects)
+        self.started.append(group)
         try:
-            assert process.stdout is not None
-            line = await asyncio.wait_for(process.stdout.readline(), timeout=120)
-            if line.strip() != b"ready":
-                raise RuntimeError(f"bench.workers did not start: {line!r}")
-            yield worker
+            for role in roles:
+                process = await asyncio.create_subprocess_exec(
+                    *common, *role, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+                    start_new_session=True)
+                group.processes.append(process)
+                assert process.stdout is not None
+                line = await asyncio.wait_for(process.stdout.readline(), timeout=120)
+                if line.strip() != b"ready":
+                    raise RuntimeError(f"bench.workers {role} did not start: {line!r}")
+            yield group
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
+            for process in group.processes:
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in group.processes:
                 try:
                     await asyncio.wait_for(process.wait(), timeout=40)
                 except TimeoutError:
@@ -254,8 +264,7 @@ class Env:
         process (the client): who is busy during a benchmark."""
         assert self.server.process is not None
         return {"server": cpu_seconds(self.server.process.pid),
-                "workers": sum(w.cpu_seconds() for w in self.started
-                               if w.process.returncode is None),
+                "workers": sum(w.cpu_seconds() for w in self.started),
                 "client": time.process_time()}
 
 

@@ -63,7 +63,11 @@ class Rate:
 
 
 def floor_worker(client: Client, task_queue: str) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=[FloorWorkflow], activities=[noop])
+    """The floor's worker, with the settings our workers run with (worker.WORKER_SETTINGS)."""
+    from worker import WORKER_SETTINGS
+
+    return Worker(client, task_queue=task_queue, workflows=[FloorWorkflow], activities=[noop],
+                  **WORKER_SETTINGS)
 
 
 async def floor_once(client: Client, task_queue: str, *, local: bool, steps: int = STEPS

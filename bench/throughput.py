@@ -37,6 +37,7 @@ async def run(count: int, database: str, deadline_s: float = 240.0) -> dict[str,
             details["ours_cpu_cores"] = common.cpu_delta(before, env.cpu(),
                                                          time.perf_counter() - began)
             ours_rss = workers.peak_rss_mb()
+            details["ours_total_peak_rss_mb"] = workers.total_peak_rss_mb()
         async with env.workers(ours=False) as floor_process:
             tq = env.floor_queue
             await asyncio.gather(*(floor_once(env.client, tq, local=True) for _ in range(WARMUP)))

@@ -2,7 +2,8 @@
 worker (from worker.py, as deployed), and/or the floor's worker.
 
     python -m bench.workers --address HOST:PORT --database-url URL --api-queue Q
-                            --backend NAME@fake --objects N [--floor-queue F] [--no-ours]
+                            --backend NAME@fake --objects N [--floor-queue F]
+                            [--ours api|backend|both|none]
 
 A process of its own so that its peak RSS and CPU are the workers' alone. Prints `ready`
 once polling; SIGTERM stops it.
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from contextlib import AsyncExitStack
 
 from temporalio.client import Client
@@ -38,12 +40,13 @@ async def main(args: argparse.Namespace) -> None:
     async with AsyncExitStack() as stack:
         if args.floor_queue:
             await stack.enter_async_context(floor_worker(client, args.floor_queue))
-        if args.ours:
+        if args.ours in ("api", "both"):
+            await stack.enter_async_context(api_worker(client, settings))
+        if args.ours in ("backend", "both"):
             driver = FakeDriver(pool="pool")
             for n in range(args.objects):
                 driver.add_object(f"vol-{n:06}", size_gib=1)
             report_service(settings, args.backend, driver, cluster=None, zone="nova")
-            await stack.enter_async_context(api_worker(client, settings))
             await stack.enter_async_context(
                 backend_worker(client, settings, args.backend, driver))
         print("ready", flush=True)
@@ -63,5 +66,11 @@ if __name__ == "__main__":
     parser.add_argument("--backend", required=True)
     parser.add_argument("--objects", type=int, default=0)
     parser.add_argument("--floor-queue", default="")
-    parser.add_argument("--no-ours", dest="ours", action="store_false")
+    parser.add_argument("--ours", choices=("api", "backend", "both", "none"), default="both",
+                        help="which of our workers: the API worker, the backend's, both (one "
+                             "process), or none")
     asyncio.run(main(parser.parse_args()))
+    # The workers have drained; leave without the interpreter shutdown that the Temporal
+    # SDK's runtime can abort in (a core dump notice in the benchmark's output otherwise).
+    sys.stdout.flush()
+    os._exit(0)

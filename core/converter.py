@@ -10,10 +10,12 @@ a dict belongs would retry its first task forever and stay "running".
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import pydantic
 import temporalio.api.common.v1
+from pydantic import TypeAdapter
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -26,8 +28,17 @@ from temporalio.exceptions import ApplicationError
 
 from core.errors import INVALID_INPUT
 
+# One cache of type adapters for the whole process. The workflow sandbox makes a new payload
+# converter for every workflow run, and a converter's own cache starts empty, so each run
+# built its adapters again: 8 % of a busy worker's CPU (py-spy on bench/throughput.py).
+_type_adapter = functools.lru_cache(maxsize=1024)(TypeAdapter)
+
 
 class StrictJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._type_adapter = _type_adapter
+
     def from_payload(
         self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None
     ) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 VOLUME_ID = SearchAttributeKey.for_keyword("VolumeId")
 PROJECT_ID = SearchAttributeKey.for_keyword("ProjectId")
@@ -22,6 +22,20 @@ REGISTERED = {
     "VolumeStatus": "Keyword",
     "VolumeIds": "KeywordList",
 }
+
+
+
+def volume_attributes(volume_id: str, project_id: str, host: str,
+                      status: str | None = None) -> TypedSearchAttributes:
+    """A volume's workflow's search attributes: set when the workflow starts where the
+    starter knows them (each later upsert is one more visibility write on the server)."""
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(VOLUME_ID, volume_id), SearchAttributePair(PROJECT_ID, project_id),
+        SearchAttributePair(BACKEND_HOST, host)]
+    if status is not None:
+        pairs.append(SearchAttributePair(VOLUME_STATUS, status))
+    return TypedSearchAttributes(pairs)
+
 
 # A batch lists all its volume ids (up to 1,000 x 36 characters), more than the server's
 # default 2 KiB per search attribute value: servers must raise these limits.

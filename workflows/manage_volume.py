@@ -34,7 +34,7 @@ class ManageVolumeWorkflow(SagaWorkflow):
         entry: VolumeEntry = data.entry
         workflow_id = workflow.info().workflow_id
         undo = Compensation(entry.id)
-        self.tag(entry, statuses.MANAGING)
+        self.tag_unless_started_tagged(entry, statuses.MANAGING)
         # The whole saga list is registered before the first step, each undo beside the
         # step it undoes. Every undo is a no-op when its step never ran, and a run resumed
         # after a worker died in the middle of unwinding must finish the whole unwind,

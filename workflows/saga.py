@@ -136,12 +136,17 @@ class SagaWorkflow:
         """Let the UI and `list_workflows` find this workflow by volume, project and backend
         (VolumeId="…"), and, when given, by the volume's status (VolumeStatus="available")."""
         self.tagged = True
-        workflow.upsert_search_attributes([
-            search.VOLUME_ID.value_set(entry.id),
-            search.PROJECT_ID.value_set(entry.project_id),
-            search.BACKEND_HOST.value_set(entry.host or entry.backend),
-            *([search.VOLUME_STATUS.value_set(status)] if status else []),
-        ])
+        attributes = search.volume_attributes(entry.id, entry.project_id,
+                                              entry.host or entry.backend, status)
+        workflow.upsert_search_attributes([pair.key.value_set(pair.value)
+                                           for pair in attributes])
+
+    def tag_unless_started_tagged(self, entry: VolumeEntry, status: str) -> None:
+        """`tag`, unless the starter already set the attributes (the cast does): then only
+        remember that the workflow is tagged. Deterministic: the start event says which."""
+        if workflow.info().typed_search_attributes.get(search.VOLUME_ID) is None:
+            self.tag(entry, status)
+        self.tagged = True
 
     def tag_status(self, status: str) -> None:
         if self.tagged:
