@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 GIB = 1024**3
 
@@ -70,6 +71,13 @@ class ProviderFields:
     provider_location: str | None = None
 
 
+class ManageableObject(NamedTuple):
+    """One object of a cheap listing: what sorting and paging read, nothing more."""
+
+    reference: dict[str, str]
+    size: int  # GiB, rounded up; 0 when listed without sizes
+
+
 @dataclass
 class ManageableVolume:
     reference: dict[str, str]
@@ -113,8 +121,26 @@ class Driver(ABC):
         """Stop managing the object: it stays on the backend, renamed back (see the driver's
         docs). Returns the name it now has; None if it was not under `volume-<id>`."""
 
+    # Listing is two calls, so that a page of 100 out of 10,000 objects does the per-object
+    # work 100 times: building a full entry for every object was half of a page's time, and
+    # sorting them most of the rest (pyinstrument on bench/listing.py).
+
     @abstractmethod
-    def get_manageable_volumes(
-        self, managed: dict[str, str]
+    def list_manageable_objects(self, *, sizes: bool = True) -> list[ManageableObject]:
+        """Every object get_manageable_volumes would list, cheaply: its reference and, with
+        `sizes`, its size (without, size is 0: a listing sorted by reference need not read
+        sizes where reading them is dear). References are unique on a backend."""
+
+    @abstractmethod
+    def describe_manageable_objects(
+        self, objects: Sequence[ManageableObject], managed: dict[str, str]
     ) -> list[ManageableVolume]:
+        """The full entries of `objects` (from list_manageable_objects), in their order:
+        size, whether safe to manage and why not, the volume id, extra info. `managed` maps
+        object names to volume ids, for these objects at least. An object gone from the
+        backend since it was listed is left out."""
+
+    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
         """Every object on the backend; `managed` maps object names to their volume ids."""
+        return self.describe_manageable_objects(
+            self.list_manageable_objects(sizes=False), managed)

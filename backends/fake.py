@@ -8,6 +8,7 @@ took effect, so tests can prove an effect happened once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from backends.base import (
     Capabilities,
     Driver,
     InvalidReference,
+    ManageableObject,
     ManageableVolume,
     ProviderFields,
     size_in_gib,
@@ -116,11 +118,24 @@ class FakeDriver(Driver):
             self.renames.append((target, name))
             return name
 
-    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
+    def list_manageable_objects(self, *, sizes: bool = True) -> list[ManageableObject]:
         with self._lock:
             items = list(self.objects.items())
+        if not sizes:
+            return [ManageableObject({"source-name": name}, 0) for name, _ in items]
+        return [ManageableObject({"source-name": name}, size_in_gib(obj.size_bytes))
+                for name, obj in items]
+
+    def describe_manageable_objects(
+        self, objects: Sequence[ManageableObject], managed: dict[str, str]
+    ) -> list[ManageableVolume]:
+        names = [listed.reference.get("source-name", "") for listed in objects]
+        with self._lock:
+            found = [(name, self.objects.get(name)) for name in names]
         result = []
-        for name, obj in items:
+        for name, obj in found:
+            if obj is None:  # renamed or gone since it was listed
+                continue
             cinder_id = managed.get(name) or naming.managed_volume_id(name)
             reason = "already managed" if cinder_id else ("volume in use" if obj.in_use else None)
             result.append(ManageableVolume(
@@ -129,4 +144,3 @@ class FakeDriver(Driver):
                 extra_info={"id": obj.object_id},
             ))
         return result
-

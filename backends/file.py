@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from backends.base import (
     Driver,
     DriverError,
     InvalidReference,
+    ManageableObject,
     ManageableVolume,
     ProviderFields,
     size_in_gib,
@@ -167,17 +169,44 @@ class FileDriver(Driver):
             rename_no_replace(target, self.directory / name)
         return name
 
-    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
+    def _listed_files(self) -> list[os.DirEntry[str]]:
+        """The directory's regular files (symlinks and directories are never listed)."""
+        return [entry for entry in os.scandir(self.directory)
+                if not entry.is_symlink() and entry.is_file()]
+
+    def list_manageable_objects(self, *, sizes: bool = True) -> list[ManageableObject]:
+        # Without sizes this is one scandir: no qemu-img per file (a subprocess each), which
+        # the page's files alone then pay in describe_manageable_objects.
+        return [ManageableObject({"source-name": entry.name},
+                                 self._virtual_size(Path(entry.path)) if sizes else 0)
+                for entry in self._listed_files()]
+
+    def _virtual_size(self, path: Path) -> int:
+        """Size in GiB of the image, 0 if qemu-img cannot read it (as the listing shows it)."""
+        try:
+            return size_in_gib(int(self._image_info(path)["virtual-size"]))
+        except (DriverError, KeyError, ValueError):
+            return 0
+
+    def describe_manageable_objects(
+        self, objects: Sequence[ManageableObject], managed: dict[str, str]
+    ) -> list[ManageableVolume]:
         result = []
-        for entry in sorted(os.scandir(self.directory), key=lambda e: e.name):
-            if entry.is_symlink() or not entry.is_file():
+        for listed in objects:
+            name = listed.reference.get("source-name", "")
+            path = self.directory / name
+            try:
+                if "/" in name or path.is_symlink() or not path.is_file():
+                    continue  # renamed or gone since it was listed
+                inode = path.stat().st_ino
+            except OSError:
                 continue
-            ref = {"source-name": entry.name}
-            cinder_id = managed.get(entry.name) or naming.managed_volume_id(entry.name)
+            ref = {"source-name": name}
+            cinder_id = managed.get(name) or naming.managed_volume_id(name)
             reason: str | None = "already managed" if cinder_id else None
             size = 0
             try:
-                info = self._image_info(Path(entry.path))
+                info = self._image_info(path)
                 size = size_in_gib(int(info["virtual-size"]))
                 if reason is None:
                     self._check_image(ref, info)
@@ -188,7 +217,7 @@ class FileDriver(Driver):
             result.append(ManageableVolume(
                 reference=ref, size=size, safe_to_manage=reason is None,
                 reason_not_safe=reason, cinder_id=cinder_id,
-                extra_info={"source-id": str(entry.inode())},
+                extra_info={"source-id": str(inode)},
             ))
         return result
 

@@ -7,17 +7,31 @@
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring_ascii
+from typing import Any, Protocol, TypeVar
 
 from core.errors import RequestError
 from core.types import ManageableQuery
 
 SORT_KEYS = ("reference", "size")
-# One encoder for every sort key: json.dumps(..., sort_keys=True) builds a new encoder per
-# call, which was a third of a 10,000-object listing's time (bench/listing.py).
 _KEY_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
+def reference_key(reference: dict[str, Any]) -> str:
+    """What a reference sorts by: its JSON with sorted keys, `json.dumps(ref, sort_keys=True)`.
+
+    Built from the C string encoder for a map of strings: JSONEncoder.encode per reference
+    was 45 % of a 10,000-object page's time (pyinstrument on bench/listing.py), this is a
+    fifth of that. Anything else (a value that is not a string) goes through the encoder.
+    """
+    try:
+        return "{" + ", ".join([encode_basestring_ascii(k) + ": " + encode_basestring_ascii(v)
+                                for k, v in sorted(reference.items())]) + "}"
+    except TypeError:
+        return _KEY_ENCODER.encode(reference)
 
 
 class Pageable(Protocol):
@@ -70,17 +84,34 @@ def check_query(query: ManageableQuery) -> None:
 
 
 def page(items: Sequence[P], query: ManageableQuery) -> list[P]:
+    """The items of the page `query` asks for, in its order.
+
+    Items are not sorted whole: a page is the `offset + limit` first of them past the marker,
+    which a heap selects in one pass (sorting 10,000 items for a page of 100 was most of the
+    paging's time). Equal to sorting them all and slicing, as Cinder does, because references
+    are unique on a backend and both selections are stable.
+    """
     check_query(query)
+    sort_key: Callable[[P], Any]
+    if query.sort_key == "size":
+        def sort_key(item: P) -> tuple[int, str]:
+            return item.size, reference_key(item.reference)
+    else:
+        def sort_key(item: P) -> str:
+            return reference_key(item.reference)
 
-    def sort_key(item: P) -> tuple[object, str]:
-        ref = _KEY_ENCODER.encode(item.reference)
-        return (item.size, ref) if query.sort_key == "size" else (ref, "")
-
-    ordered = sorted(items, key=sort_key, reverse=query.sort_dir == "desc")
+    descending = query.sort_dir == "desc"
+    keys: list[Any] = [sort_key(item) for item in items]
+    positions: list[int] | range = range(len(items))
     if query.marker is not None:
-        positions = [i for i, item in enumerate(ordered) if item.reference == query.marker]
-        if not positions:
+        at = next((i for i, item in enumerate(items) if item.reference == query.marker), None)
+        if at is None:
             raise RequestError("marker", f"no object with reference {query.marker} on the backend")
-        ordered = ordered[positions[0] + 1:]
-    ordered = ordered[query.offset:]
-    return ordered if query.limit is None else ordered[: query.limit]
+        after = keys[at]
+        positions = [i for i in positions if (keys[i] < after if descending else keys[i] > after)]
+    if query.limit is None:
+        chosen = sorted(positions, key=keys.__getitem__, reverse=descending)[query.offset:]
+    else:
+        pick = heapq.nlargest if descending else heapq.nsmallest
+        chosen = pick(query.offset + query.limit, positions, key=keys.__getitem__)[query.offset:]
+    return [items[i] for i in chosen]

@@ -174,3 +174,31 @@ def test_rename_back_never_replaces_a_file_created_meanwhile(
         "newcomer" if ref else f"unmanaged-{object_id}"))
     assert driver.unmanage(volume_id, {"source-name": "disk.raw"}) == f"unmanaged-{inode}"
     assert (tmp_path / "newcomer").read_bytes() == b"keep me"
+
+
+def test_manageable_objects_are_listed_cheaply_and_described_on_demand(tmp_path: Path) -> None:
+    make_image(tmp_path / "a.qcow2", "3G")
+    make_image(tmp_path / "b.raw", "2G", "raw")
+    (tmp_path / "junk").write_bytes(b"not an image at all")
+    (tmp_path / "link").symlink_to(tmp_path / "a.qcow2")
+    (tmp_path / "subdir").mkdir()
+    driver = FileDriver(tmp_path)
+
+    def listed(sizes: bool) -> dict[str, int]:
+        return {o.reference["source-name"]: o.size
+                for o in driver.list_manageable_objects(sizes=sizes)}
+
+    assert listed(sizes=True) == {"a.qcow2": 3, "b.raw": 2, "junk": 1}
+    assert listed(sizes=False) == {"a.qcow2": 0, "b.raw": 0, "junk": 0}
+
+    objects = sorted(driver.list_manageable_objects(sizes=False),
+                     key=lambda o: o.reference["source-name"])
+    (tmp_path / "b.raw").unlink()  # gone between the listing and the description
+    described = driver.describe_manageable_objects(objects, {"a.qcow2": "vid-a"})
+    assert [(v.reference["source-name"], v.size, v.safe_to_manage, v.reason_not_safe,
+             v.cinder_id) for v in described] == [
+        ("a.qcow2", 3, False, "already managed", "vid-a"),
+        ("junk", 1, True, None, None),  # qemu-img reads any file as raw
+    ]
+    assert described[0].extra_info == {
+        "source-id": str((tmp_path / "a.qcow2").stat().st_ino)}

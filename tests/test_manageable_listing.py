@@ -3,10 +3,22 @@ like Cinder's GET manageable_volumes."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+
 import pytest
 
 import sdk
-from core.types import ManageablePage
+from activities.listing import ListingActivities
+from backends.base import ManageableObject, ManageableVolume
+from backends.fake import FakeDriver
+from core import naming, paging, statuses
+from core.types import ManageablePage, ManageableQuery
+from inventory import repository as repo
+from inventory.db import transaction
+from inventory.models import Volume
 from tests.stack import Stack
 
 
@@ -86,3 +98,119 @@ async def test_unknown_host_is_refused(stack: Stack) -> None:
     with pytest.raises(sdk.ManageError) as caught:
         await sdk.list_manageable(stack.client, stack.settings, "ghost@fake#pool")
     assert caught.value.type == "HostNotFound.host"
+
+
+# --- paging first, then the per-object work: the same pages as listing everything ----------
+
+
+def naive_page(items: list[ManageableVolume], query: ManageableQuery) -> list[ManageableVolume]:
+    """Cinder's way, written plainly: sort everything, find the marker, slice."""
+    def key(item: ManageableVolume) -> tuple[object, str]:
+        ref = json.dumps(item.reference, sort_keys=True)
+        return (item.size, ref) if query.sort_key == "size" else (ref, "")
+
+    ordered = sorted(items, key=key, reverse=query.sort_dir == "desc")
+    if query.marker is not None:
+        ordered = ordered[[i.reference for i in ordered].index(query.marker) + 1:]
+    ordered = ordered[query.offset:]
+    return ordered if query.limit is None else ordered[:query.limit]
+
+
+def all_queries(backend: str, markers: list[dict[str, str] | None]
+                ) -> Iterator[ManageableQuery]:
+    for sort_key, sort_dir, marker, offset, limit in itertools.product(
+            ("reference", "size"), ("asc", "desc"), markers, (0, 1, 3), (None, 0, 1, 2, 5)):
+        yield ManageableQuery(backend=backend, marker=marker, limit=limit, offset=offset,
+                              sort_key=sort_key, sort_dir=sort_dir)
+
+
+def test_paging_selects_what_sorting_everything_would() -> None:
+    # Names whose JSON sorts unlike the names themselves: escaped quotes and backslashes,
+    # non-ASCII (\\u escapes), a name that is a prefix of another; sizes with ties.
+    names = ["a", "a b", "a\"", "a\\", "é", "z", "Z", "日本", "\u2028", "", "b-1", "b-10", "b-2"]
+    items = [ManageableVolume(reference={"source-name": n}, size=n.count("a") + len(n) % 3,
+                              safe_to_manage=True) for n in names]
+    items.append(ManageableVolume(reference={"source-id": "7", "source-name": "a"}, size=1,
+                                  safe_to_manage=True))
+    markers: list[dict[str, str] | None] = [None, *([i.reference for i in items][::3])]
+    for query in all_queries("b", markers):
+        assert paging.page(items, query) == naive_page(items, query), query
+
+
+def test_reference_key_is_the_json_of_the_reference() -> None:
+    for ref in ({}, {"source-name": "x"}, {"b": "\"\\\n", "a": "é日\u2028"},
+                {"source-name": "x", "n": 3}):
+        assert paging.reference_key(ref) == json.dumps(ref, sort_keys=True)
+
+
+def test_fake_driver_lists_cheaply_and_describes_what_is_asked() -> None:
+    adopted = "volume-0b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f"
+    driver = FakeDriver()
+    driver.add_object("a", size_gib=1.5)
+    driver.add_object("busy", size_gib=3, in_use=True)
+    driver.add_object(adopted)
+
+    listed = sorted(driver.list_manageable_objects(), key=lambda o: o.reference["source-name"])
+    assert listed == [ManageableObject({"source-name": "a"}, 2),
+                      ManageableObject({"source-name": "busy"}, 3),
+                      ManageableObject({"source-name": adopted}, 1)]
+    assert {o.size for o in driver.list_manageable_objects(sizes=False)} == {0}
+
+    del driver.objects["a"]  # gone between the listing and the description
+    described = driver.describe_manageable_objects(listed[::-1], {"busy": "vid-b"})
+    assert [(v.reference["source-name"], v.size, v.safe_to_manage, v.reason_not_safe,
+             v.cinder_id) for v in described] == [
+        (adopted, 1, False, "already managed", "0b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f"),
+        ("busy", 3, False, "already managed", "vid-b"),
+    ]
+    assert described[1].extra_info == {"id": "fake-2"}
+    assert driver.get_manageable_volumes({}) == driver.describe_manageable_objects(
+        driver.list_manageable_objects(), {})
+
+
+def add_entry(database_url: str, backend: str, status: str, ref: dict[str, str], *,
+              deleted: bool = False) -> str:
+    """A volume row straight into the inventory; its id."""
+    volume_id = str(uuid.uuid4())
+    with transaction(database_url) as session:
+        volume_type = repo.find_volume_type(session, "__DEFAULT__")
+        assert volume_type is not None
+        session.add(Volume(
+            id=volume_id, project_id="p", user_id="u", host=f"{backend}#pool", cluster=None,
+            backend=backend, availability_zone="nova", volume_type_id=volume_type.id,
+            name=None, description=None, size=1, status=status, backend_ref=ref,
+            backend_ref_key=naming.ref_key(ref), workflow_id=None, deleted=deleted))
+    return volume_id
+
+
+def test_a_page_looks_up_only_its_objects_yet_answers_as_before(database_url: str) -> None:
+    backend = f"paging-{uuid.uuid4().hex[:8]}@fake"
+    driver = FakeDriver()
+    adopted = add_entry(database_url, backend, statuses.AVAILABLE, {"source-name": "x"})
+    adopting = add_entry(database_url, backend, statuses.MANAGING,
+                         {"source-name": "being-adopted", "hint": "extra keys too"})
+    add_entry(database_url, backend, statuses.MANAGING, {"source-name": "given-up"},
+              deleted=True)
+    add_entry(database_url, backend, statuses.MANAGING, {"source-id": "fake-1"})
+    add_entry(database_url, f"other-{backend}", statuses.MANAGING, {"source-name": "free"})
+    for name, size in [(f"volume-{adopted}", 2), ("being-adopted", 1), ("given-up", 3),
+                       ("free", 2), (f"volume-{uuid.uuid4()}", 1), ("busy", 4)]:
+        driver.add_object(name, size_gib=size, in_use=name == "busy")
+    listing = ListingActivities(database_url, driver)
+    everything = driver.get_manageable_volumes(listing.managed_objects(backend))
+    by_name = {v.reference["source-name"]: v for v in everything}
+    assert by_name[f"volume-{adopted}"].cinder_id == adopted
+    assert by_name["being-adopted"].cinder_id == adopting
+    assert by_name["given-up"].safe_to_manage and by_name["free"].safe_to_manage
+    assert by_name["busy"].reason_not_safe == "volume in use"
+
+    markers: list[dict[str, str] | None] = [None, {"source-name": "free"},
+                                            {"source-name": "being-adopted"}]
+    for query in all_queries(backend, markers):
+        got = listing.list_manageable(query)
+        want = naive_page(everything, query)
+        assert got.total == len(everything)
+        assert [(i.reference, i.size, i.safe_to_manage, i.reason_not_safe, i.cinder_id,
+                 i.extra_info) for i in got.items] == [
+            (v.reference, v.size, v.safe_to_manage, v.reason_not_safe, v.cinder_id,
+             v.extra_info) for v in want], query
