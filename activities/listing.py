@@ -9,9 +9,9 @@ from temporalio import activity
 
 from activities.errors import typed_errors
 from activities.manager import driver_errors
-from backends.base import Driver, ManageableObject
+from backends.base import Driver
 from core import naming, statuses
-from core.paging import page
+from core.paging import page_positions
 from core.types import ManageableItem, ManageablePage, ManageableQuery
 from inventory.db import transaction
 from inventory.models import Volume
@@ -58,7 +58,8 @@ class ListingActivities:
         # after reading every live entry of the backend from the inventory.
         with typed_errors(), driver_errors():
             listed = self.driver.list_manageable_objects(sizes=query.sort_key == "size")
-            chosen = page(listed, query)
+            chosen = [listed.references[i]
+                      for i in page_positions(listed.references, listed.sizes, query)]
             found = self.driver.describe_manageable_objects(
                 chosen, self.managed_objects(query.backend, self._names(chosen)))
             items = [
@@ -69,11 +70,11 @@ class ListingActivities:
                 )
                 for v in found
             ]
-            return ManageablePage(items=items, total=len(listed))
+            return ManageablePage(items=items, total=len(listed.references))
 
     @staticmethod
-    def _names(objects: Sequence[ManageableObject]) -> list[str] | None:
+    def _names(references: Sequence[dict[str, str]]) -> list[str] | None:
         """The page's object names to look up, or None (look up all) for a big page."""
-        if len(objects) > PAGE_LOOKUP_MAX:
+        if len(references) > PAGE_LOOKUP_MAX:
             return None
-        return [o.reference["source-name"] for o in objects if "source-name" in o.reference]
+        return [ref["source-name"] for ref in references if "source-name" in ref]

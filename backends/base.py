@@ -10,7 +10,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 GIB = 1024**3
 
@@ -71,11 +71,14 @@ class ProviderFields:
     provider_location: str | None = None
 
 
-class ManageableObject(NamedTuple):
-    """One object of a cheap listing: what sorting and paging read, nothing more."""
+@dataclass
+class ManageableListing:
+    """A cheap listing of every object on a backend: what sorting and paging read, one list
+    per field (no object per backend object: building 10,000 small records was most of the
+    listing's time, garbage collections included)."""
 
-    reference: dict[str, str]
-    size: int  # GiB, rounded up; 0 when listed without sizes
+    references: list[dict[str, str]]
+    sizes: list[int] | None = None  # GiB, rounded up, in the same order; None if not read
 
 
 @dataclass
@@ -126,21 +129,21 @@ class Driver(ABC):
     # sorting them most of the rest (pyinstrument on bench/listing.py).
 
     @abstractmethod
-    def list_manageable_objects(self, *, sizes: bool = True) -> list[ManageableObject]:
+    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
         """Every object get_manageable_volumes would list, cheaply: its reference and, with
-        `sizes`, its size (without, size is 0: a listing sorted by reference need not read
-        sizes where reading them is dear). References are unique on a backend."""
+        `sizes`, its size (a listing sorted by reference need not read sizes, which some
+        backends read dearly). References are unique on a backend."""
 
     @abstractmethod
     def describe_manageable_objects(
-        self, objects: Sequence[ManageableObject], managed: dict[str, str]
+        self, references: Sequence[dict[str, str]], managed: dict[str, str]
     ) -> list[ManageableVolume]:
-        """The full entries of `objects` (from list_manageable_objects), in their order:
-        size, whether safe to manage and why not, the volume id, extra info. `managed` maps
-        object names to volume ids, for these objects at least. An object gone from the
-        backend since it was listed is left out."""
+        """The full entries of the objects `references` name (as list_manageable_objects
+        gave them), in their order: size, whether safe to manage and why not, the volume id,
+        extra info. `managed` maps object names to volume ids, for these objects at least.
+        An object gone from the backend since it was listed is left out."""
 
     def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
         """Every object on the backend; `managed` maps object names to their volume ids."""
         return self.describe_manageable_objects(
-            self.list_manageable_objects(sizes=False), managed)
+            self.list_manageable_objects(sizes=False).references, managed)

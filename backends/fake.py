@@ -18,7 +18,7 @@ from backends.base import (
     Capabilities,
     Driver,
     InvalidReference,
-    ManageableObject,
+    ManageableListing,
     ManageableVolume,
     ProviderFields,
     size_in_gib,
@@ -118,18 +118,16 @@ class FakeDriver(Driver):
             self.renames.append((target, name))
             return name
 
-    def list_manageable_objects(self, *, sizes: bool = True) -> list[ManageableObject]:
+    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
         with self._lock:
-            items = list(self.objects.items())
-        if not sizes:
-            return [ManageableObject({"source-name": name}, 0) for name, _ in items]
-        return [ManageableObject({"source-name": name}, size_in_gib(obj.size_bytes))
-                for name, obj in items]
+            names = list(self.objects)
+            found = [size_in_gib(o.size_bytes) for o in self.objects.values()] if sizes else None
+        return ManageableListing([{"source-name": name} for name in names], found)
 
     def describe_manageable_objects(
-        self, objects: Sequence[ManageableObject], managed: dict[str, str]
+        self, references: Sequence[dict[str, str]], managed: dict[str, str]
     ) -> list[ManageableVolume]:
-        names = [listed.reference.get("source-name", "") for listed in objects]
+        names = [ref.get("source-name", "") for ref in references]
         with self._lock:
             found = [(name, self.objects.get(name)) for name in names]
         result = []

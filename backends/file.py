@@ -25,7 +25,7 @@ from backends.base import (
     Driver,
     DriverError,
     InvalidReference,
-    ManageableObject,
+    ManageableListing,
     ManageableVolume,
     ProviderFields,
     size_in_gib,
@@ -174,12 +174,13 @@ class FileDriver(Driver):
         return [entry for entry in os.scandir(self.directory)
                 if not entry.is_symlink() and entry.is_file()]
 
-    def list_manageable_objects(self, *, sizes: bool = True) -> list[ManageableObject]:
+    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
         # Without sizes this is one scandir: no qemu-img per file (a subprocess each), which
         # the page's files alone then pay in describe_manageable_objects.
-        return [ManageableObject({"source-name": entry.name},
-                                 self._virtual_size(Path(entry.path)) if sizes else 0)
-                for entry in self._listed_files()]
+        files = self._listed_files()
+        return ManageableListing(
+            [{"source-name": entry.name} for entry in files],
+            [self._virtual_size(Path(entry.path)) for entry in files] if sizes else None)
 
     def _virtual_size(self, path: Path) -> int:
         """Size in GiB of the image, 0 if qemu-img cannot read it (as the listing shows it)."""
@@ -189,11 +190,11 @@ class FileDriver(Driver):
             return 0
 
     def describe_manageable_objects(
-        self, objects: Sequence[ManageableObject], managed: dict[str, str]
+        self, references: Sequence[dict[str, str]], managed: dict[str, str]
     ) -> list[ManageableVolume]:
         result = []
-        for listed in objects:
-            name = listed.reference.get("source-name", "")
+        for listed in references:
+            name = listed.get("source-name", "")
             path = self.directory / name
             try:
                 if "/" in name or path.is_symlink() or not path.is_file():

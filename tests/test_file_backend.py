@@ -184,17 +184,20 @@ def test_manageable_objects_are_listed_cheaply_and_described_on_demand(tmp_path:
     (tmp_path / "subdir").mkdir()
     driver = FileDriver(tmp_path)
 
-    def listed(sizes: bool) -> dict[str, int]:
-        return {o.reference["source-name"]: o.size
-                for o in driver.list_manageable_objects(sizes=sizes)}
+    def listed(sizes: bool) -> dict[str, int | None]:
+        listing = driver.list_manageable_objects(sizes=sizes)
+        if listing.sizes is None:
+            return {ref["source-name"]: None for ref in listing.references}
+        return {ref["source-name"]: size
+                for ref, size in zip(listing.references, listing.sizes, strict=True)}
 
     assert listed(sizes=True) == {"a.qcow2": 3, "b.raw": 2, "junk": 1}
-    assert listed(sizes=False) == {"a.qcow2": 0, "b.raw": 0, "junk": 0}
+    assert listed(sizes=False) == {"a.qcow2": None, "b.raw": None, "junk": None}
 
-    objects = sorted(driver.list_manageable_objects(sizes=False),
-                     key=lambda o: o.reference["source-name"])
+    references = sorted(driver.list_manageable_objects(sizes=False).references,
+                        key=lambda ref: ref["source-name"])
     (tmp_path / "b.raw").unlink()  # gone between the listing and the description
-    described = driver.describe_manageable_objects(objects, {"a.qcow2": "vid-a"})
+    described = driver.describe_manageable_objects(references, {"a.qcow2": "vid-a"})
     assert [(v.reference["source-name"], v.size, v.safe_to_manage, v.reason_not_safe,
              v.cinder_id) for v in described] == [
         ("a.qcow2", 3, False, "already managed", "vid-a"),

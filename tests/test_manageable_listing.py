@@ -12,7 +12,7 @@ import pytest
 
 import sdk
 from activities.listing import ListingActivities
-from backends.base import ManageableObject, ManageableVolume
+from backends.base import ManageableListing, ManageableVolume
 from backends.fake import FakeDriver
 from core import naming, paging, statuses
 from core.types import ManageablePage, ManageableQuery
@@ -139,7 +139,7 @@ def test_paging_selects_what_sorting_everything_would() -> None:
 
 def test_reference_key_is_the_json_of_the_reference() -> None:
     for ref in ({}, {"source-name": "x"}, {"b": "\"\\\n", "a": "é日\u2028"},
-                {"source-name": "x", "n": 3}):
+                {"source-name": "x", "n": 3}, {"source-name": 3}, {"source-name": "\"é"}):
         assert paging.reference_key(ref) == json.dumps(ref, sort_keys=True)
 
 
@@ -150,14 +150,13 @@ def test_fake_driver_lists_cheaply_and_describes_what_is_asked() -> None:
     driver.add_object("busy", size_gib=3, in_use=True)
     driver.add_object(adopted)
 
-    listed = sorted(driver.list_manageable_objects(), key=lambda o: o.reference["source-name"])
-    assert listed == [ManageableObject({"source-name": "a"}, 2),
-                      ManageableObject({"source-name": "busy"}, 3),
-                      ManageableObject({"source-name": adopted}, 1)]
-    assert {o.size for o in driver.list_manageable_objects(sizes=False)} == {0}
+    listed = driver.list_manageable_objects()
+    assert sorted(zip([r["source-name"] for r in listed.references], listed.sizes or [],
+                      strict=True)) == [("a", 2), ("busy", 3), (adopted, 1)]
+    assert driver.list_manageable_objects(sizes=False) == ManageableListing(listed.references)
 
     del driver.objects["a"]  # gone between the listing and the description
-    described = driver.describe_manageable_objects(listed[::-1], {"busy": "vid-b"})
+    described = driver.describe_manageable_objects(listed.references[::-1], {"busy": "vid-b"})
     assert [(v.reference["source-name"], v.size, v.safe_to_manage, v.reason_not_safe,
              v.cinder_id) for v in described] == [
         (adopted, 1, False, "already managed", "0b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f"),
@@ -165,7 +164,7 @@ def test_fake_driver_lists_cheaply_and_describes_what_is_asked() -> None:
     ]
     assert described[1].extra_info == {"id": "fake-2"}
     assert driver.get_manageable_volumes({}) == driver.describe_manageable_objects(
-        driver.list_manageable_objects(), {})
+        listed.references, {})
 
 
 def add_entry(database_url: str, backend: str, status: str, ref: dict[str, str], *,
