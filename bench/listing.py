@@ -25,6 +25,7 @@ import sdk
 from activities.listing import ListingActivities
 from backends.fake import FakeDriver
 from bench import common
+from bench.floor import floor_once
 from core import naming
 from core.types import ManageableQuery
 from inventory import repository as repo
@@ -52,8 +53,11 @@ async def timed(call: Callable[[], Any], repeat: int = REPEAT) -> float:
 
 async def manageable(env: common.Env, objects: int) -> dict[str, float]:
     """Page times of the manageable listing on a backend of `objects` objects: through the
-    workflow (as clients see it) and the activity alone (driver + inventory + paging)."""
-    async with env.workers(floor=False, objects=objects) as workers:
+    workflow (as clients see it) and the activity alone (driver + inventory + paging); and
+    the floor under the former, a workflow of one no-op local activity, in the same run."""
+    async with env.workers(floor=True, objects=objects) as workers:
+        floor = await timed(lambda: floor_once(env.client, env.floor_queue, local=True,
+                                               steps=1))
         first = await timed(lambda: sdk.list_manageable(env.client, env.settings, workers.host,
                                                         limit=PAGE))
         middle = await timed(lambda: sdk.list_manageable(
@@ -66,7 +70,10 @@ async def manageable(env: common.Env, objects: int) -> dict[str, float]:
     listing = ListingActivities(env.database_url, driver)
     query = ManageableQuery(backend=workers.backend, limit=PAGE)
     alone = await timed(lambda: listing.list_manageable(query))
-    return {"first": first, "middle": middle, "marker": marker, "activity": alone}
+    payload = env.client.data_converter.payload_converter.to_payloads(
+        [listing.list_manageable(query)])[0]
+    return {"first": first, "middle": middle, "marker": marker, "activity": alone,
+            "floor": floor, "page_bytes": payload.ByteSize()}
 
 
 def insert_rows(url: str, start: int, count: int) -> None:
@@ -122,12 +129,17 @@ async def run_on(database: str, objects: int, rows: int) -> tuple[list[common.Ro
                               common.ms(big_m[key]), common.ms(small_m[key]),
                               baseline_name=f"same, {SMALL_OBJECTS} objects", target=target,
                               absolute=True))
+    out.append(common.row(f"{kind}: manageable, {objects:,} objects, first page vs the floor (ms)",
+                          common.ms(big_m["first"]), common.ms(big_m["floor"]),
+                          baseline_name="a workflow of 1 no-op local activity"))
     for key, what in (("all", "live volumes"), ("project", "one project"),
                       ("status", "one status")):
         out.append(common.row(f"{kind}: list, {rows:,} rows, {what} (ms)", common.ms(big_l[key]),
                               common.ms(small_l[key]), baseline_name=f"same, {SMALL_ROWS:,} rows",
                               target=target, absolute=True))
-    details = {f"{kind}_manageable_ms": {k: common.ms(v) for k, v in big_m.items()},
+    details = {f"{kind}_manageable_ms": {k: common.ms(v) for k, v in big_m.items()
+                                         if k != "page_bytes"},
+               f"{kind}_manageable_page_bytes": big_m["page_bytes"],
                f"{kind}_list_ms": {k: common.ms(v) for k, v in big_l.items()},
                f"{kind}_insert_rows_s": round(inserted_s, 1)}
     return out, details
