@@ -79,6 +79,15 @@ async def floor_once(client: Client, task_queue: str, *, local: bool, steps: int
     return time.perf_counter() - started
 
 
+async def chain_once(client: Client, task_queue: str) -> float:
+    """The design's shape, bare: a workflow of 3 no-op local activities (the API workflow's
+    steps), then one of 6 (the manager's), as the client sees a manage: start to result."""
+    started = time.perf_counter()
+    await floor_once(client, task_queue, local=True, steps=3)
+    await floor_once(client, task_queue, local=True, steps=STEPS - 3)
+    return time.perf_counter() - started
+
+
 async def run_floor(client: Client, task_queue: str, count: int, *, local: bool,
                     steps: int = STEPS) -> Rate:
     """`count` floor workflows started at once: completions per second and latencies."""
