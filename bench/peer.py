@@ -10,7 +10,10 @@ tasks' reverts. Taskflow's engine records every task's state and result in its l
 tables, which is what makes it durable (resumable from the logbook) and what it costs.
 Cinder's cast is an RPC to the volume manager; here the manager's tasks follow in the same
 flow. Throughput: `count` flows over a pool of `threads` threads; ours: `count` manages at
-once. Target: ours >= 10x taskflow's throughput.
+once. Target: ours >= 10x taskflow's throughput. Two more rows in the same run say what
+bounds that and what to use instead: the floor (bare Temporal, one workflow of nine no-op
+local activities per request, `count` at once) against taskflow, and `count` adoptions with
+one bulk-manage (the same steps per volume, in batches) against taskflow.
 """
 
 from __future__ import annotations
@@ -34,14 +37,16 @@ from taskflow.persistence.backends.sqlalchemy import tables as taskflow_tables  
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
+import sdk
 from activities.api import ApiActivities
 from activities.entries import EntryActivities
 from activities.manager import ManagerActivities
 from backends.fake import FakeDriver
 from bench import common
-from bench.floor import Rate
+from bench.floor import Rate, floor_once
 from core.types import (
     Adopted,
+    BulkManageInput,
     Compensation,
     CreateEntryInput,
     FinishInput,
@@ -198,7 +203,7 @@ def adopt(backend: Any, request: ManageRequest) -> float:
 async def run(count: int, sequential: int, threads: int, database: str) -> dict[str, Any]:
     global STEPS
     async with common.environment(database) as env, \
-            env.workers(floor=False, objects=count + sequential + 10) as workers:
+            env.workers(objects=2 * count + sequential + 10) as workers:
         driver = FakeDriver(pool="pool")
         for n in range(count + sequential + 10):
             driver.add_object(f"vol-{n:06}", size_gib=1)
@@ -208,6 +213,7 @@ async def run(count: int, sequential: int, threads: int, database: str) -> dict[
         backend = taskflow_backend(env.database_url)
         names = iter(f"vol-{n:06}" for n in range(count + sequential + 10))
         ours_names = iter(workers.refs(count + sequential + 10))
+        bulk_refs = [{"source-name": n} for n in workers.refs(count)]
 
         def peer_one() -> float:
             request = ManageRequest(ref={"source-name": next(names)},
@@ -224,6 +230,9 @@ async def run(count: int, sequential: int, threads: int, database: str) -> dict[
         peer_seq = await common.sequential(sequential, lambda: asyncio.to_thread(peer_one))
         ours_burst, ours_errors = await common.concurrently([ours_one] * count)
         peer_burst, peer_errors = await asyncio.to_thread(_threaded, peer_one, count, threads)
+        floor, _ = await common.concurrently(
+            [lambda: floor_once(env.client, env.floor_queue, local=True)] * count)
+        bulk_rate, bulk_failed = await bulk(env, workers.host, bulk_refs)
         with contextlib.suppress(Exception):
             backend.close()
     p = common.percentile
@@ -234,6 +243,12 @@ async def run(count: int, sequential: int, threads: int, database: str) -> dict[
         common.row(f"throughput, {count} adoptions (per s)", round(ours_burst.per_second, 1),
                    round(peer_rate, 2), target=">= 10",
                    baseline_name=name + f", best of {threads} threads and sequential"),
+        common.row("floor: 1 workflow of 9 no-op local activities per request, at once "
+                   "(per s)", round(floor.per_second, 1), round(peer_rate, 2),
+                   baseline_name=name, note="bounds any design of one workflow per adoption"),
+        common.row(f"bulk-manage, {count} adoptions (per s)", round(bulk_rate, 1),
+                   round(peer_rate, 2), baseline_name=name,
+                   note="the same steps per volume, in batches"),
         common.row("single adoption p50 (ms)", common.ms(p(ours_seq.latencies, 50)),
                    common.ms(p(peer_seq.latencies, 50)), baseline_name=name),
         common.row("single adoption p99 (ms)", common.ms(p(ours_seq.latencies, 99)),
@@ -241,13 +256,25 @@ async def run(count: int, sequential: int, threads: int, database: str) -> dict[
         common.row("failures", ours_burst.failures + ours_seq.failures,
                    peer_burst.failures + peer_seq.failures, baseline_name=name,
                    target="<= 0", absolute=True),
+        common.row("bulk-manage failures", bulk_failed, None, target="<= 0", absolute=True),
     ]
     return common.report("peer", rows, {
         "database": env.database_url.split(":", 1)[0], "threads": threads,
         "ours_single": common.rate_dict(ours_seq), "taskflow_single": common.rate_dict(peer_seq),
-        "ours_burst": common.rate_dict(ours_burst),
+        "ours_burst": common.rate_dict(ours_burst), "floor_burst": common.rate_dict(floor),
+        "bulk_per_second": round(bulk_rate, 2),
         "taskflow_burst": common.rate_dict(peer_burst),
         "errors": ours_errors + peer_errors})
+
+
+async def bulk(env: common.Env, host: str, refs: list[dict[str, str]]) -> tuple[float, int]:
+    """Adopt `refs` with one bulk-manage: adoptions per second and how many failed."""
+    began = time.perf_counter()
+    handle = await sdk.start_bulk_manage(
+        env.client, BulkManageInput(host=host, refs=refs, project_id=env.project),
+        task_queue=env.settings.api_task_queue)
+    report = await sdk.bulk_report(handle)
+    return report.done / (time.perf_counter() - began), report.failed
 
 
 def _threaded(one: Any, count: int, threads: int) -> tuple[Rate, list[str]]:
