@@ -122,7 +122,7 @@ def print_table(name: str, rows: Sequence[Row]) -> None:
     header = ("metric", "ours", "baseline", "ratio", "target", "met", "baseline is")
     lines = [header] + [
         (r.metric, _text(r.ours), _text(r.baseline), _text(r.ratio),
-         (f"ours {r.target}" if r.absolute else r.target) or "-",
+         (f"ours {r.target}" if r.absolute and r.target else r.target) or "-",
          {None: "-", True: "yes", False: "NO"}[r.met], r.baseline_name + (
              f" ({r.note})" if r.note else ""))
         for r in rows]
