@@ -1,6 +1,7 @@
 """Run every benchmark, one after another, each on its own dev server and fresh inventory,
-and write one summary: `python -m bench.all [--quick]`. On a loaded 2-core machine
-`--quick` took 534 s and full counts 840 s (most of it the 1,000-burst's deadline).
+and write one summary: `python -m bench.all [--quick]`. Full counts took 517-535 s on an
+otherwise idle 2-core machine (2026-12-01), half of it the three 1,000-bursts of
+bench.throughput; `--quick` uses smaller counts.
 
 Prints each benchmark's table, then every row that has a target, and writes
 bench/results/all-<time>.json with all of them.
@@ -47,7 +48,7 @@ async def run(quick: bool, database: str) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller counts (under 10 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, for a first look")
     parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
     args = parser.parse_args()
     asyncio.run(run(args.quick, args.database))
