@@ -94,6 +94,16 @@ async def test_record_adoption_histories(stack: Stack) -> None:
 
 
 @record_only
+async def test_record_manager_started_with_search_attributes(stack: Stack) -> None:
+    """Since 2026-12 the cast sets the manager's search attributes at its start and the
+    manager no longer upserts them first; ManageVolumeWorkflow--happy.json keeps the older
+    shape (upsert first), this one the newer: both must replay."""
+    stack.fake.add_object("vol-t")
+    entry = await stack.manage_and_wait("vol-t", request_id="tagged")
+    await save(stack, f"manage-volume-{entry.id}", "happy-started-tagged")
+
+
+@record_only
 async def test_record_bulk_histories(stack: Stack) -> None:
     for n in range(12):
         stack.fake.add_object(f"b-{n:02}")
