@@ -44,13 +44,13 @@ def limit_of(session: Session, project_id: str, resource: str) -> int:
 def limits_of(session: Session, project_id: str, resources: list[str]) -> dict[str, int]:
     """The project's own limit for each resource, else the default class's, else unlimited:
     two queries, whatever the number of resources."""
-    own = dict(session.execute(
+    own: dict[str, int] = {resource: limit for resource, limit in session.execute(
         select(Quota.resource, Quota.hard_limit)
-        .where(Quota.project_id == project_id, Quota.resource.in_(resources))).tuples().all())
+        .where(Quota.project_id == project_id, Quota.resource.in_(resources)))}
     missing = [r for r in resources if r not in own]
-    defaults = dict(session.execute(
+    defaults: dict[str, int] = {resource: limit for resource, limit in session.execute(
         select(QuotaClass.resource, QuotaClass.hard_limit)
-        .where(QuotaClass.resource.in_(missing))).tuples().all()) if missing else {}
+        .where(QuotaClass.resource.in_(missing)))} if missing else {}
     return {r: own.get(r, defaults.get(r, UNLIMITED)) for r in resources}
 
 
