@@ -23,8 +23,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,6 +50,7 @@ from inventory import repository as repo
 from inventory.db import transaction
 from inventory.migrate import upgrade
 from inventory.models import Service, VolumeType, utcnow
+from process_exit import run_then_exit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
@@ -552,17 +551,9 @@ def migrate(as_json: bool = JsonOpt) -> None:
 
 
 def main() -> NoReturn:
-    """Run the CLI and exit with its code, skipping the interpreter's own shutdown: the
-    Temporal SDK's runtime can abort it (SIGABRT in PyGILState_Release, a known SDK issue),
-    which turned a clean "cannot reach Temporal" exit 2 into -6."""
-    try:
-        app(prog_name="starter.py")
-        code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Run the CLI and exit with its code (a clean "cannot reach Temporal" is 2, not the
+    -6 of the SDK's shutdown abort: process_exit.py)."""
+    run_then_exit(lambda: app(prog_name="starter.py"))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from core.faults import NO_FAULTS, Fault, FaultPlan
 from core.validation import HOST_PATTERN
 from inventory import repository as repo
 from inventory.db import transaction
+from process_exit import run_then_exit
 from workflows.registry import API_WORKFLOWS, BACKEND_WORKFLOWS
 
 HEARTBEAT_INTERVAL_S = 10.0
@@ -346,4 +347,4 @@ def backend(
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app()
+    run_then_exit(app)

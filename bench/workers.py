@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from contextlib import AsyncExitStack
 
 from temporalio.client import Client
@@ -25,6 +24,7 @@ from backends.fake import FakeDriver
 from bench.floor import floor_worker
 from core.config import Settings
 from core.converter import DATA_CONVERTER
+from process_exit import run_then_exit
 from worker import api_worker, backend_worker, report_service
 
 
@@ -69,8 +69,5 @@ if __name__ == "__main__":
     parser.add_argument("--ours", choices=("api", "backend", "both", "none"), default="both",
                         help="which of our workers: the API worker, the backend's, both (one "
                              "process), or none")
-    asyncio.run(main(parser.parse_args()))
-    # The workers have drained; leave without the interpreter shutdown that the Temporal
-    # SDK's runtime can abort in (a core dump notice in the benchmark's output otherwise).
-    sys.stdout.flush()
-    os._exit(0)
+    arguments = parser.parse_args()
+    run_then_exit(lambda: asyncio.run(main(arguments)))

@@ -14,6 +14,7 @@ import sys
 import uvicorn
 
 from core.config import Settings
+from process_exit import run_then_exit
 from rest.app import create_app
 from rest.auth import Authenticator, NoAuth, TokenFile
 
@@ -44,4 +45,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_then_exit(main)
