@@ -110,8 +110,8 @@ async def main(quick: bool) -> dict[str, object]:
     """Both floors in one run: the regular-activity one as a ratio to the local one."""
     from bench import common
 
-    count = 20 if quick else 50
-    burst = 100 if quick else 300  # the regular floor runs a third of it: it is ~5x slower
+    count = 20 if quick else 30
+    burst = 100 if quick else 200  # the regular floor runs a third of it: it is ~5x slower
     async with common.environment("sqlite") as env, env.workers(floor=True, ours=False):
         tq = env.floor_queue
         await run_floor(env.client, tq, 20, local=True)  # warm up
