@@ -1,5 +1,5 @@
 """Run every benchmark, one after another, each on its own dev server and fresh inventory,
-and write one summary: `python -m bench.all [--quick]`. Full counts took 517-535 s on an
+and write one summary: `python -m bench.all [--quick]`. Full counts took 498-535 s on an
 otherwise idle 2-core machine (2026-12-01), half of it the three 1,000-bursts of
 bench.throughput; `--quick` uses smaller counts.
 
