@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from core.errors import RequestError
 from core.types import ManageableQuery
@@ -39,17 +39,6 @@ def reference_key(reference: dict[str, Any]) -> str:
         return _KEY_ENCODER.encode(reference)
 
 
-class Pageable(Protocol):
-    """What paging reads of an item: a driver's listing entry or the item sent back."""
-
-    @property
-    def reference(self) -> dict[str, str]: ...
-
-    @property
-    def size(self) -> int: ...
-
-
-P = TypeVar("P", bound=Pageable)
 SORT_DIRS = ("asc", "desc")
 MAX_LIMIT = 1000
 
@@ -117,9 +106,3 @@ def page_positions(references: Sequence[dict[str, str]], sizes: Sequence[int] | 
         start = ordered.index(at) + 1
     start += query.offset
     return ordered[start:None if query.limit is None else start + query.limit]
-
-
-def page(items: Sequence[P], query: ManageableQuery) -> list[P]:
-    """The page of `items` that `query` asks for (see page_positions)."""
-    sizes = [item.size for item in items] if query.sort_key == "size" else None
-    return [items[i] for i in page_positions([item.reference for item in items], sizes, query)]

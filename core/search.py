@@ -24,7 +24,6 @@ REGISTERED = {
 }
 
 
-
 def volume_attributes(volume_id: str, project_id: str, host: str,
                       status: str | None = None) -> TypedSearchAttributes:
     """A volume's workflow's search attributes: set when the workflow starts where the
