@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from typing import Any
 
-import sdk
 from bench import common
 from bench.floor import run_floor
 from core.types import BulkManageInput
@@ -28,14 +26,10 @@ async def run(count: int, database: str = "sqlite", *, batch_size: int = 100,
     async with common.environment(database) as env, env.workers(objects=count) as workers:
         await run_floor(env.client, env.floor_queue, 20, local=True)  # warm up
         floor = await run_floor(env.client, env.floor_queue, floor_count, local=True)
-        before, began = env.cpu(), time.perf_counter()
-        handle = await sdk.start_bulk_manage(
-            env.client, BulkManageInput(host=workers.host, all_safe=True,
-                                        project_id=env.project, batch_size=batch_size,
-                                        max_concurrent_batches=concurrency),
-            task_queue=env.settings.api_task_queue)
-        report = await sdk.bulk_report(handle)
-        seconds = time.perf_counter() - began
+        before = env.cpu()
+        report, seconds = await common.bulk_adopt(env, BulkManageInput(
+            host=workers.host, all_safe=True, project_id=env.project, batch_size=batch_size,
+            max_concurrent_batches=concurrency))
         cpu = common.cpu_delta(before, env.cpu(), seconds)
         rss = workers.peak_rss_mb()
     rate = report.done / seconds

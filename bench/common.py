@@ -30,7 +30,7 @@ import sdk
 from bench.floor import Rate
 from core.config import Settings
 from core.converter import DATA_CONVERTER
-from core.types import ManageRequest, VolumeEntry
+from core.types import BulkManageInput, BulkProgress, ManageRequest, VolumeEntry
 from devserver import DevServer
 from inventory import quota
 from inventory.db import dispose_engines, transaction
@@ -339,6 +339,15 @@ async def manage_until_available(env: Env, worker: WorkerProcess, name: str) -> 
     if done.status != "available":
         raise RuntimeError(f"{name}: {done.status} {done.error}")
     return time.perf_counter() - started
+
+
+async def bulk_adopt(env: Env, data: BulkManageInput) -> tuple[BulkProgress, float]:
+    """One bulk-manage, start to report: the report and the seconds it took."""
+    began = time.perf_counter()
+    handle = await sdk.start_bulk_manage(env.client, data,
+                                         task_queue=env.settings.api_task_queue)
+    report = await sdk.bulk_report(handle)
+    return report, time.perf_counter() - began
 
 
 async def sequential(count: int, one: Any) -> Rate:

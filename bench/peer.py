@@ -37,7 +37,6 @@ from taskflow.persistence.backends.sqlalchemy import tables as taskflow_tables  
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-import sdk
 from activities.api import ApiActivities
 from activities.entries import EntryActivities
 from activities.manager import ManagerActivities
@@ -232,7 +231,9 @@ async def run(count: int, sequential: int, threads: int, database: str) -> dict[
         peer_burst, peer_errors = await asyncio.to_thread(_threaded, peer_one, count, threads)
         floor, _ = await common.concurrently(
             [lambda: floor_once(env.client, env.floor_queue, local=True)] * count)
-        bulk_rate, bulk_failed = await bulk(env, workers.host, bulk_refs)
+        report, seconds = await common.bulk_adopt(
+            env, BulkManageInput(host=workers.host, refs=bulk_refs, project_id=env.project))
+        bulk_rate, bulk_failed = report.done / seconds, report.failed
         with contextlib.suppress(Exception):
             backend.close()
     p = common.percentile
@@ -265,16 +266,6 @@ async def run(count: int, sequential: int, threads: int, database: str) -> dict[
         "bulk_per_second": round(bulk_rate, 2),
         "taskflow_burst": common.rate_dict(peer_burst),
         "errors": ours_errors + peer_errors})
-
-
-async def bulk(env: common.Env, host: str, refs: list[dict[str, str]]) -> tuple[float, int]:
-    """Adopt `refs` with one bulk-manage: adoptions per second and how many failed."""
-    began = time.perf_counter()
-    handle = await sdk.start_bulk_manage(
-        env.client, BulkManageInput(host=host, refs=refs, project_id=env.project),
-        task_queue=env.settings.api_task_queue)
-    report = await sdk.bulk_report(handle)
-    return report.done / (time.perf_counter() - began), report.failed
 
 
 def _threaded(one: Any, count: int, threads: int) -> tuple[Rate, list[str]]:

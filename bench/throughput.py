@@ -26,34 +26,36 @@ from bench.floor import Rate, chain_once, floor_once
 WARMUP = 10
 
 
+async def burst(env: common.Env, calls: list[Any], deadline_s: float
+                ) -> tuple[Rate, list[str], dict[str, float]]:
+    """`calls` started at once: their rate, the first errors, and the cores each party used."""
+    before, began = env.cpu(), time.perf_counter()
+    rate, errors = await common.concurrently(calls, deadline_s)
+    return rate, errors, common.cpu_delta(before, env.cpu(), time.perf_counter() - began)
+
+
 async def run(count: int, database: str, deadline_s: float = 240.0) -> dict[str, Any]:
     details: dict[str, Any] = {"count": count}
     async with common.environment(database) as env, env.workers(ours=False) as floor_process:
         tq = env.floor_queue
         await asyncio.gather(*(floor_once(env.client, tq, local=True) for _ in range(WARMUP)))
-        before, began = env.cpu(), time.perf_counter()
-        floor, _ = await common.concurrently(
-            [lambda: floor_once(env.client, tq, local=True) for _ in range(count)], deadline_s)
-        details["floor_cpu_cores"] = common.cpu_delta(before, env.cpu(),
-                                                      time.perf_counter() - began)
+        floor, _, details["floor_cpu_cores"] = await burst(
+            env, [lambda: floor_once(env.client, tq, local=True)] * count, deadline_s)
         floor_rss = floor_process.peak_rss_mb()
     async with common.environment(database) as env, env.workers(ours=False):
         tq = env.floor_queue
         await asyncio.gather(*(chain_once(env.client, tq) for _ in range(WARMUP)))
-        chain, _ = await common.concurrently(
-            [lambda: chain_once(env.client, tq) for _ in range(count)], deadline_s)
+        chain, _, details["bare_two_workflows_cpu_cores"] = await burst(
+            env, [lambda: chain_once(env.client, tq)] * count, deadline_s)
     async with common.environment(database) as env, \
             env.workers(floor=False, objects=count + WARMUP) as workers:
         details["database"] = env.database_url.split(":", 1)[0]
         names = workers.refs(count + WARMUP)
         await asyncio.gather(*(common.manage_until_available(env, workers, n)
                                for n in names[:WARMUP]))
-        before, began = env.cpu(), time.perf_counter()
-        ours, errors = await common.concurrently(
-            [lambda n=n: common.manage_until_available(env, workers, n)
-             for n in names[WARMUP:]], deadline_s)
-        details["ours_cpu_cores"] = common.cpu_delta(before, env.cpu(),
-                                                     time.perf_counter() - began)
+        ours, errors, details["ours_cpu_cores"] = await burst(
+            env, [lambda n=n: common.manage_until_available(env, workers, n)
+                  for n in names[WARMUP:]], deadline_s)
         ours_rss = workers.peak_rss_mb()
         details["ours_total_peak_rss_mb"] = workers.total_peak_rss_mb()
     details.update(ours=common.rate_dict(ours), floor=common.rate_dict(floor),
