@@ -17,8 +17,6 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from worker import WORKER_SETTINGS
-
 STEPS = 9
 
 
@@ -66,6 +64,8 @@ class Rate:
 
 def floor_worker(client: Client, task_queue: str) -> Worker:
     """The floor's worker, with the settings our workers run with (worker.WORKER_SETTINGS)."""
+    from worker import WORKER_SETTINGS
+
     return Worker(client, task_queue=task_queue, workflows=[FloorWorkflow], activities=[noop],
                   **WORKER_SETTINGS)
 
