@@ -14,13 +14,13 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.errors import typed_errors
-from core import naming, search, statuses
-from core.faults import NO_FAULTS, FaultPlan
-from core.types import CastInput, ManageRequest, ManageSpec, ManageVolumeInput
-from core.validation import validate_request_fields
-from inventory.db import transaction
-from inventory.models import utcnow
-from inventory.resolve import resolve_manage_request
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import utcnow
+from volume_manage.inventory.resolve import resolve_manage_request
+from volume_manage.shared import naming, search, statuses
+from volume_manage.shared.faults import NO_FAULTS, FaultPlan
+from volume_manage.shared.types import CastInput, ManageRequest, ManageSpec, ManageVolumeInput
+from volume_manage.shared.validation import validate_request_fields
 
 
 class ApiActivities:

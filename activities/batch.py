@@ -18,14 +18,14 @@ from temporalio import activity
 
 from activities.errors import typed_errors
 from activities.manager import driver_errors, place
-from backends.base import Driver, DriverError
-from core import statuses
-from core.faults import NO_FAULTS, FaultPlan, InjectedFault
-from core.types import BatchCompensation, BatchItem, BatchStep
-from inventory import quota
-from inventory import repository as repo
-from inventory.db import transaction
-from inventory.models import Volume, utcnow
+from volume_manage.drivers.base import Driver, DriverError
+from volume_manage.inventory import quota
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import Volume, utcnow
+from volume_manage.shared import statuses
+from volume_manage.shared.faults import NO_FAULTS, FaultPlan, InjectedFault
+from volume_manage.shared.types import BatchCompensation, BatchItem, BatchStep
 
 PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
 REQUESTED = "manage_existing.requested"

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.errors import rejected, typed_errors
-from core import errors
-from core.faults import NO_FAULTS, FaultPlan
-from core.types import Compensation, CreateEntryInput, VolumeEntry
-from inventory import repository as repo
-from inventory.db import transaction
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.shared import errors
+from volume_manage.shared.faults import NO_FAULTS, FaultPlan
+from volume_manage.shared.types import Compensation, CreateEntryInput, VolumeEntry
 
 
 class EntryActivities:

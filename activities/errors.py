@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
-from core import errors
-from core.errors import RequestError
-from core.faults import InjectedFault
+from volume_manage.shared import errors
+from volume_manage.shared.errors import RequestError
+from volume_manage.shared.faults import InjectedFault
 
 F = TypeVar("F", bound=Callable[..., Any])
 

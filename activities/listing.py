@@ -9,12 +9,12 @@ from temporalio import activity
 
 from activities.errors import typed_errors
 from activities.manager import driver_errors
-from backends.base import Driver
-from core import naming, statuses
-from core.paging import page_positions
-from core.types import ManageableItem, ManageablePage, ManageableQuery
-from inventory.db import transaction
-from inventory.models import Volume
+from volume_manage.drivers.base import Driver
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import Volume
+from volume_manage.shared import naming, statuses
+from volume_manage.shared.paging import page_positions
+from volume_manage.shared.types import ManageableItem, ManageablePage, ManageableQuery
 
 # Up to this many objects on a page, the inventory is asked about the page's objects only
 # (one query, an IN over their volume ids); a bigger page (bulk-manage --all asks for every

@@ -16,15 +16,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import rejected, typed_errors
-from backends.base import AlreadyManaged, Driver, DriverError, InvalidReference
-from core import errors, naming, statuses
-from core.capabilities import unmatched_specs
-from core.faults import NO_FAULTS, FaultPlan
-from core.types import Adopted, Compensation, FinishInput, QuotaInput, VolumeEntry
-from inventory import quota
-from inventory import repository as repo
-from inventory.db import transaction
-from inventory.models import Volume, VolumeType, utcnow
+from volume_manage.drivers.base import AlreadyManaged, Driver, DriverError, InvalidReference
+from volume_manage.inventory import quota
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import Volume, VolumeType, utcnow
+from volume_manage.shared import errors, naming, statuses
+from volume_manage.shared.capabilities import unmatched_specs
+from volume_manage.shared.faults import NO_FAULTS, FaultPlan
+from volume_manage.shared.types import Adopted, Compensation, FinishInput, QuotaInput, VolumeEntry
 
 
 @contextmanager

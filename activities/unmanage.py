@@ -10,13 +10,13 @@ from temporalio import activity
 
 from activities.errors import rejected, typed_errors
 from activities.manager import driver_errors
-from backends.base import Driver
-from core import errors, statuses
-from core.faults import NO_FAULTS, FaultPlan
-from core.types import Compensation, UnmanageInput, VolumeEntry
-from inventory import quota
-from inventory import repository as repo
-from inventory.db import transaction
+from volume_manage.drivers.base import Driver
+from volume_manage.inventory import quota
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.shared import errors, statuses
+from volume_manage.shared.faults import NO_FAULTS, FaultPlan
+from volume_manage.shared.types import Compensation, UnmanageInput, VolumeEntry
 
 START, END = "unmanage.start", "unmanage.end"
 

@@ -14,9 +14,9 @@ import argparse
 import asyncio
 from typing import Any
 
-import sdk
 from bench import common
 from bench.floor import floor_once
+from volume_manage import sdk
 
 API_STEPS = 3
 PER_CLIENT = 4

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench import common
 from bench.floor import run_floor
-from core.types import BulkManageInput
+from volume_manage.shared.types import BulkManageInput
 
 
 async def run(count: int, database: str = "sqlite", *, batch_size: int = 100,

@@ -26,15 +26,15 @@ from typing import Any
 
 from temporalio.client import Client
 
-import sdk
 from bench.floor import Rate
-from core.config import Settings
-from core.converter import DATA_CONVERTER
-from core.types import BulkManageInput, BulkProgress, ManageRequest, VolumeEntry
-from devserver import DevServer
-from inventory import quota
-from inventory.db import dispose_engines, transaction
-from inventory.migrate import scratch_postgresql, upgrade
+from volume_manage import sdk
+from volume_manage.inventory import quota
+from volume_manage.inventory.db import dispose_engines, transaction
+from volume_manage.inventory.migrate import scratch_postgresql, upgrade
+from volume_manage.operations.devserver import DevServer
+from volume_manage.shared.config import Settings
+from volume_manage.shared.converter import DATA_CONVERTER
+from volume_manage.shared.types import BulkManageInput, BulkProgress, ManageRequest, VolumeEntry
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent

@@ -66,7 +66,7 @@ def floor_worker(client: Client, task_queue: str) -> Worker:
     """The floor's worker, with the settings our workers run with (worker.WORKER_SETTINGS).
     Imported here, not at the top: the sandbox re-imports this module (the floor workflow's)
     for every run, and worker.py's imports are not allowed inside a workflow."""
-    from worker import WORKER_SETTINGS
+    from volume_manage.workers.build import WORKER_SETTINGS
 
     return Worker(client, task_queue=task_queue, workflows=[FloorWorkflow], activities=[noop],
                   **WORKER_SETTINGS)

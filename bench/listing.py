@@ -21,16 +21,16 @@ from typing import Any
 
 from sqlalchemy import insert
 
-import sdk
 from activities.listing import ListingActivities
-from backends.fake import FakeDriver
 from bench import common
 from bench.floor import floor_once
-from core import naming
-from core.types import ManageableQuery
-from inventory import repository as repo
-from inventory.db import transaction
-from inventory.models import Volume, utcnow
+from volume_manage import sdk
+from volume_manage.drivers.fake import FakeDriver
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import Volume, utcnow
+from volume_manage.shared import naming
+from volume_manage.shared.types import ManageableQuery
 
 REPEAT = 10
 PAGE = 100

@@ -40,10 +40,10 @@ from temporalio.testing import ActivityEnvironment
 from activities.api import ApiActivities
 from activities.entries import EntryActivities
 from activities.manager import ManagerActivities
-from backends.fake import FakeDriver
 from bench import common
 from bench.floor import Rate, floor_once
-from core.types import (
+from volume_manage.drivers.fake import FakeDriver
+from volume_manage.shared.types import (
     Adopted,
     BulkManageInput,
     Compensation,
@@ -54,7 +54,7 @@ from core.types import (
     QuotaInput,
     VolumeEntry,
 )
-from worker import report_service
+from volume_manage.workers.build import report_service
 
 
 class Steps:

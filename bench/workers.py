@@ -20,12 +20,12 @@ from contextlib import AsyncExitStack
 
 from temporalio.client import Client
 
-from backends.fake import FakeDriver
 from bench.floor import floor_worker
-from core.config import Settings
-from core.converter import DATA_CONVERTER
-from process_exit import run_then_exit
-from worker import api_worker, backend_worker, report_service
+from volume_manage.drivers.fake import FakeDriver
+from volume_manage.process_exit import run_then_exit
+from volume_manage.shared.config import Settings
+from volume_manage.shared.converter import DATA_CONVERTER
+from volume_manage.workers.build import api_worker, backend_worker, report_service
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from core.converter import DATA_CONVERTER
-from devserver import DevServer
-from inventory.db import dispose_engines
-from inventory.migrate import scratch_postgresql, upgrade
-from tests.processes import process_stack  # noqa: F401 - a fixture
-from tests.stack import Stack
+from tests.support.processes import process_stack  # noqa: F401 - a fixture
+from tests.support.stack import Stack
+from volume_manage.inventory.db import dispose_engines
+from volume_manage.inventory.migrate import scratch_postgresql, upgrade
+from volume_manage.operations.devserver import DevServer
+from volume_manage.shared.converter import DATA_CONVERTER
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-import sdk
-from core import naming, statuses
-from tests.history import local_activity_steps
-from tests.stack import Stack
+from tests.support.history import local_activity_steps
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.shared import naming, statuses
 
 
 async def test_transient_entry_insert_failure_is_retried(stack: Stack) -> None:

@@ -7,8 +7,8 @@ import uuid
 
 from bench import common, peer
 from bench.floor import floor_worker, run_floor, sequential_floor
-from core.types import ManageRequest
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage.shared.types import ManageRequest
 
 
 def test_percentiles_and_targets() -> None:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-import sdk
-from core import statuses
-from core.types import BulkManageInput, BulkProgress
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.shared import statuses
+from volume_manage.shared.types import BulkManageInput, BulkProgress
 
 
 async def bulk(stack: Stack, **fields: Any) -> tuple[Any, BulkProgress]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core import statuses
-from starter import app
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage.cli.app import app
+from volume_manage.shared import statuses
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from inventory import repository as repo
-from inventory.db import transaction
-from starter import app
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage.cli.app import app
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
 
 # Text a shell can pass: no NUL (argv cannot hold one), anything else goes.
 arg_text = st.one_of(

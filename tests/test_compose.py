@@ -23,10 +23,10 @@ import pytest
 import typer
 import yaml  # type: ignore[import-untyped]
 
-import worker
-from core import search
-from core.validation import HOST_PATTERN
-from devserver import free_port, temporal_binary
+from volume_manage.operations.devserver import free_port, temporal_binary
+from volume_manage.shared import search
+from volume_manage.shared.validation import HOST_PATTERN
+from volume_manage.workers import build as worker
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -140,13 +140,13 @@ def test_rest_command_uses_the_rest_api_flags(
     config: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     command: list[str] = config["services"]["rest-api"]["command"]
-    assert command[:3] == ["python", "-m", "rest"]
-    from rest.__main__ import main as rest_main
+    assert command[:3] == ["python", "-m", "volume_manage.rest"]
+    from volume_manage.rest.__main__ import main as rest_main
     with pytest.raises(SystemExit):
         rest_main(["--help"])
     usage = capsys.readouterr().out
     for flag in (arg for arg in command[3:] if arg.startswith("--")):
-        assert flag in usage, f"python -m rest has no {flag}"
+        assert flag in usage, f"python -m volume_manage.rest has no {flag}"
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert command[command.index("--port") + 1] == "8776"
 
@@ -221,7 +221,8 @@ def test_image_context_holds_what_pip_install_needs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text()
                .splitlines() if line.strip() and not line.startswith("#")}
-    needed = {package.split(".")[0] for package in project["packages"]}
+    included = project["packages"]["find"]["include"]
+    needed = {package.split(".")[0].rstrip("*") for package in included}
     needed |= {f"{module}.py" for module in project["py-modules"]}
     needed |= {"pyproject.toml", "deploy"}
     assert not needed & ignored

@@ -13,11 +13,11 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client, WorkflowHistory
 
-from codec_server import create_app
-from core.codec import ENCODING, EncryptionCodec, with_encryption
-from core.converter import DATA_CONVERTER
-from devserver import DevServer
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage.operations.codec_server import create_app
+from volume_manage.operations.devserver import DevServer
+from volume_manage.shared.codec import ENCODING, EncryptionCodec, with_encryption
+from volume_manage.shared.converter import DATA_CONVERTER
 
 SECRET_NAME = "payroll-db-disk"
 
@@ -103,7 +103,7 @@ async def test_codec_round_trip_and_wrong_key() -> None:
 
 
 def test_malformed_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.codec import key_from_env
+    from volume_manage.shared.codec import key_from_env
 
     monkeypatch.setenv("VOLUME_MANAGE_PAYLOAD_KEY", base64.b64encode(b"short").decode())
     with pytest.raises(ValueError, match="32 bytes"):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from backends.base import AlreadyManaged, InvalidReference
-from backends.file import FileDriver, rename_no_replace
-from core import naming, statuses
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage.drivers.base import AlreadyManaged, InvalidReference
+from volume_manage.drivers.file import FileDriver, rename_no_replace
+from volume_manage.shared import naming, statuses
 
 
 def make_image(path: Path, size: str, fmt: str = "qcow2") -> None:

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
 
-import sdk
-from backends.base import DriverError
-from backends.file import FileDriver
-from core.converter import StrictJSONPayloadConverter
-from core.types import ManageRequest
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.drivers.base import DriverError
+from volume_manage.drivers.file import FileDriver
+from volume_manage.shared.converter import StrictJSONPayloadConverter
+from volume_manage.shared.types import ManageRequest
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)

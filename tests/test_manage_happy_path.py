@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import sdk
-from core import statuses
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.shared import statuses
 
 
 async def test_adoption_makes_the_volume_available(stack: Stack) -> None:

@@ -10,16 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-import sdk
 from activities.listing import ListingActivities
-from backends.base import ManageableListing, ManageableVolume
-from backends.fake import FakeDriver
-from core import naming, paging, statuses
-from core.types import ManageablePage, ManageableQuery
-from inventory import repository as repo
-from inventory.db import transaction
-from inventory.models import Volume
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.drivers.base import ManageableListing, ManageableVolume
+from volume_manage.drivers.fake import FakeDriver
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import Volume
+from volume_manage.shared import naming, paging, statuses
+from volume_manage.shared.types import ManageablePage, ManageableQuery
 
 
 async def listing(stack: Stack, **kwargs: object) -> ManageablePage:

@@ -10,13 +10,13 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-import audit
-import sdk
-from core import statuses
-from inventory import repository as repo
-from inventory.db import transaction
-from tests.stack import Stack
-from worker import backend_worker
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.operations import audit
+from volume_manage.shared import statuses
+from volume_manage.workers.build import backend_worker
 
 REQUESTED_AND_STARTED = ["manage_existing.requested", "manage_existing.start"]
 

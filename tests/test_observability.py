@@ -22,15 +22,14 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-import observability
-import sdk
-import starter
-import worker
-from backends.base import ProviderFields
-from backends.fake import FakeDriver
-from core import naming, statuses
-from tests.processes import BackendProcess, service_registered, wait_for
-from tests.stack import Stack
+from tests.support.processes import BackendProcess, service_registered, wait_for
+from tests.support.stack import Stack
+from volume_manage import observability, sdk
+from volume_manage.cli import app as starter
+from volume_manage.drivers.base import ProviderFields
+from volume_manage.drivers.fake import FakeDriver
+from volume_manage.shared import naming, statuses
+from volume_manage.workers import build as worker
 
 ROOT = Path(__file__).resolve().parent.parent
 # How long the held driver step waits at most for the test to release it.

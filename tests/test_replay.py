@@ -18,11 +18,11 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-import sdk
 from activities.manager import ManagerActivities
-from core.converter import DATA_CONVERTER
-from core.types import BulkManageInput, ManageVolumeInput, QuotaInput
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.shared.converter import DATA_CONVERTER
+from volume_manage.shared.types import BulkManageInput, ManageVolumeInput, QuotaInput
 from workflows.registry import ALL_WORKFLOWS
 from workflows.steps import run_step
 

@@ -7,11 +7,11 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 
-import sdk
-from core.converter import DATA_CONVERTER
-from core.types import ManageRequest
-from devserver import DevServer
-from tests.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
+from volume_manage import sdk
+from volume_manage.operations.devserver import DevServer
+from volume_manage.shared.converter import DATA_CONVERTER
+from volume_manage.shared.types import ManageRequest
 
 
 async def test_manage_while_temporal_is_unreachable_is_a_typed_error(

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-import sdk
-from core import statuses
-from inventory import repository as repo
-from inventory.db import transaction
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.shared import statuses
 
 
 async def unmanage(stack: Stack, volume_id: str) -> sdk.VolumeEntry:

@@ -16,12 +16,12 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-import sdk
-from core.types import ManageRequest
-from inventory import repository as repo
-from inventory.db import transaction
-from inventory.models import utcnow
-from tests.stack import Stack, start_raw
+from tests.support.stack import Stack, start_raw
+from volume_manage import sdk
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import utcnow
+from volume_manage.shared.types import ManageRequest
 
 LONG = "x" * 256
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from core import statuses
-from core.converter import DATA_CONVERTER
-from devserver import DevServer
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage.operations.devserver import DevServer
+from volume_manage.shared import statuses
+from volume_manage.shared.converter import DATA_CONVERTER
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

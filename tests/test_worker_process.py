@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 
-import sdk
-from core import statuses
-from inventory import repository as repo
-from inventory.db import transaction
-from tests.processes import BackendProcess, service_registered, wait_for
-from tests.stack import Stack
+from tests.support.processes import BackendProcess, service_registered, wait_for
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.shared import statuses
 
 
 async def test_backend_worker_registers_its_service(

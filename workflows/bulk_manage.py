@@ -17,9 +17,9 @@ from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ChildWorkflowError
 
-from core import naming, search
-from core.errors import RequestError
-from core.types import (
+from volume_manage.shared import naming, search
+from volume_manage.shared.errors import RequestError
+from volume_manage.shared.types import (
     BatchInput,
     BatchItem,
     BulkManageInput,
@@ -30,7 +30,7 @@ from core.types import (
     ManageRequest,
     ManageSpec,
 )
-from core.validation import check_string_map
+from volume_manage.shared.validation import check_string_map
 from workflows.saga import failure_of
 from workflows.steps import run_step
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from core.types import ManageablePage, ManageableQuery
+from volume_manage.shared.types import ManageablePage, ManageableQuery
 from workflows.steps import run_step
 
 with workflow.unsafe.imports_passed_through():

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from core.types import BatchCompensation, BatchInput, BatchItem, BatchStep
+from volume_manage.shared.types import BatchCompensation, BatchInput, BatchItem, BatchStep
 from workflows.saga import SagaWorkflow, failure_of
 
 with workflow.unsafe.imports_passed_through():

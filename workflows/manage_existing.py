@@ -11,7 +11,13 @@ import asyncio
 
 from temporalio import workflow
 
-from core.types import CastInput, Compensation, CreateEntryInput, ManageRequest, VolumeEntry
+from volume_manage.shared.types import (
+    CastInput,
+    Compensation,
+    CreateEntryInput,
+    ManageRequest,
+    VolumeEntry,
+)
 from workflows.saga import SagaWorkflow
 
 with workflow.unsafe.imports_passed_through():

@@ -12,8 +12,8 @@ import asyncio
 
 from temporalio import workflow
 
-from core import statuses
-from core.types import (
+from volume_manage.shared import statuses
+from volume_manage.shared.types import (
     Compensation,
     FinishInput,
     ManageVolumeInput,

@@ -19,8 +19,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from core import search
-from core.types import BatchCompensation, Compensation, VolumeEntry
+from volume_manage.shared import search
+from volume_manage.shared.types import BatchCompensation, Compensation, VolumeEntry
 from workflows.steps import run_step, step_summary
 
 # A compensation is retried with backoff for up to a day: an unwind must not be abandoned

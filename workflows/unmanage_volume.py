@@ -11,8 +11,8 @@ import asyncio
 
 from temporalio import workflow
 
-from core import statuses
-from core.types import Compensation, UnmanageInput, VolumeEntry
+from volume_manage.shared import statuses
+from volume_manage.shared.types import Compensation, UnmanageInput, VolumeEntry
 from workflows.saga import SagaWorkflow
 
 with workflow.unsafe.imports_passed_through():

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
-import sdk
-from core import statuses
-from core.types import BulkManageInput
-from tests.stack import Stack
-from tests.tcp_proxy import TcpProxy
+from tests.support.stack import Stack
+from tests.support.tcp_proxy import TcpProxy
+from volume_manage import sdk
+from volume_manage.shared import statuses
+from volume_manage.shared.types import BulkManageInput
 
 pytestmark = pytest.mark.chaos
 

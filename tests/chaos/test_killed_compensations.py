@@ -9,10 +9,10 @@ import signal
 
 import pytest
 
-import sdk
-from core import statuses
-from tests.processes import BackendProcess, service_registered, wait_for
-from tests.stack import Stack
+from tests.support.processes import BackendProcess, service_registered, wait_for
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.shared import statuses
 
 pytestmark = pytest.mark.chaos
 

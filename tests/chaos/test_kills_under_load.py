@@ -13,18 +13,18 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-import audit
-import sdk
-from core import statuses
-from core.converter import DATA_CONVERTER
-from devserver import DevServer
-from tests.processes import (
+from tests.support.processes import (
     BackendProcess,
     service_registered,
     wait_for,
     wait_while_progressing,
 )
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.operations import audit
+from volume_manage.operations.devserver import DevServer
+from volume_manage.shared import statuses
+from volume_manage.shared.converter import DATA_CONVERTER
 
 pytestmark = pytest.mark.chaos
 COUNT = 200

@@ -22,10 +22,10 @@ import httpx
 import pytest
 import uvicorn
 
-from devserver import DevServer
-from rest.app import create_app
-from rest.auth import NoAuth, TokenFile
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage.operations.devserver import DevServer
+from volume_manage.rest.app import create_app
+from volume_manage.rest.auth import NoAuth, TokenFile
 
 ADMIN_TOKEN = "token-admin"
 MEMBER_TOKEN = "token-member"

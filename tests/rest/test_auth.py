@@ -1,4 +1,4 @@
-"""Authentication without a stack: noauth tokens, token files, and `python -m rest`
+"""Authentication without a stack: noauth tokens, token files, and `python -m volume_manage.rest`
 refusing a bad token file with one line before it serves anything."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rest.__main__ import main
-from rest.auth import NoAuth, TokenFile
-from rest.faults import CinderFault
+from volume_manage.rest.__main__ import main
+from volume_manage.rest.auth import NoAuth, TokenFile
+from volume_manage.rest.faults import CinderFault
 
 
 def test_noauth_is_cinders_every_caller_an_admin_unless_roles_are_given() -> None:

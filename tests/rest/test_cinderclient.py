@@ -18,9 +18,9 @@ from cinderclient import client as cinder_client  # type: ignore[import-untyped]
 from cinderclient.contrib.noauth import CinderNoAuthPlugin  # type: ignore[import-untyped]
 from keystoneauth1 import session as ks_session
 
-import sdk
-from core import naming, statuses
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.shared import naming, statuses
 
 CINDER = str(Path(sys.executable).parent / "cinder")
 

@@ -15,17 +15,17 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import sdk
-import starter
-from backends.fake import FakeDriver
-from core import naming, statuses
-from rest import routes
-from rest.app import MAX_BODY_BYTES, create_app
-from rest.auth import NoAuth
-from rest.versions import MAX_VERSION
 from tests.rest.conftest import ADMIN_TOKEN, MEMBER_TOKEN, OTHER_TOKEN, admin_headers
-from tests.stack import Stack
-from worker import backend_worker, report_service
+from tests.support.stack import Stack
+from volume_manage import sdk
+from volume_manage.cli import app as starter
+from volume_manage.drivers.fake import FakeDriver
+from volume_manage.rest import routes
+from volume_manage.rest.app import MAX_BODY_BYTES, create_app
+from volume_manage.rest.auth import NoAuth
+from volume_manage.rest.versions import MAX_VERSION
+from volume_manage.shared import naming, statuses
+from volume_manage.workers.build import backend_worker, report_service
 
 
 def manage_body(stack: Stack, source: str = "vol-1", **fields: Any) -> dict[str, Any]:

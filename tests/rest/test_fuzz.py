@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from sqlalchemy import func, select
 
-from inventory.db import transaction
-from inventory.models import Volume
-from rest.faults import FAULT_NAMES
-from tests.stack import Stack
+from tests.support.stack import Stack
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import Volume
+from volume_manage.rest.faults import FAULT_NAMES
 
 EXAMPLES_PER_MODE = 40
 

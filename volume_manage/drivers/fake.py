@@ -1,0 +1,144 @@
+"""An in-memory backend with fault injection, for tests and benchmarks.
+
+Objects live in a dict guarded by a lock, so concurrent adoptions of one object race the
+way they would on real storage: exactly one rename wins. `renames` counts every rename that
+took effect, so tests can prove an effect happened once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from volume_manage.drivers.base import (
+    GIB,
+    AlreadyManaged,
+    Capabilities,
+    Driver,
+    InvalidReference,
+    ManageableListing,
+    ManageableVolume,
+    ProviderFields,
+    size_in_gib,
+)
+from volume_manage.shared import naming
+from volume_manage.shared.faults import FaultPlan
+
+
+@dataclass
+class FakeObject:
+    size_bytes: int
+    object_id: str
+    in_use: bool = False
+
+
+@dataclass
+class FakeDriver(Driver):
+    pool: str = "pool"
+    objects: dict[str, FakeObject] = field(default_factory=dict)
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    total_capacity_gb: float = 1_000_000.0
+    extra_capabilities: dict[str, Any] = field(default_factory=dict)
+    renames: list[tuple[str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_object(self, name: str, size_gib: float = 1.0, *, in_use: bool = False) -> None:
+        with self._lock:
+            self.objects[name] = FakeObject(
+                int(size_gib * GIB), object_id=f"fake-{len(self.objects) + 1}", in_use=in_use
+            )
+
+    def capabilities(self) -> Capabilities:
+        used = sum(size_in_gib(o.size_bytes) for o in self.objects.values())
+        return Capabilities(
+            pool_name=self.pool,
+            total_capacity_gb=self.total_capacity_gb,
+            free_capacity_gb=max(0.0, self.total_capacity_gb - used),
+            extra={"volume_backend_name": "fake", "storage_protocol": "fake",
+                   "vendor_name": "volume-manage", **self.extra_capabilities},
+        )
+
+    def _find(self, ref: dict[str, str]) -> str:
+        """The current name of the object `ref` names."""
+        if "source-name" in ref:
+            name = ref["source-name"]
+            if name not in self.objects:
+                raise InvalidReference(ref, f"object {name!r} does not exist.")
+            return name
+        if "source-id" in ref:
+            for name, obj in self.objects.items():
+                if obj.object_id == ref["source-id"]:
+                    return name
+            raise InvalidReference(ref, f"no object has id {ref['source-id']!r}.")
+        raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
+
+    def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
+        self.faults.check("manage_existing_get_size")
+        with self._lock:
+            adopted = self.objects.get(naming.managed_object_name(volume_id))
+            if adopted is not None:
+                return size_in_gib(adopted.size_bytes)
+            name = self._find(ref)
+            managed_id = naming.managed_volume_id(name)
+            if managed_id:
+                raise AlreadyManaged(ref, managed_id)
+            return size_in_gib(self.objects[name].size_bytes)
+
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+        self.faults.check("manage_existing")
+        target = naming.managed_object_name(volume_id)
+        with self._lock:
+            if target in self.objects:  # a retry: the rename already happened
+                return ProviderFields(provider_id=self.objects[target].object_id)
+            name = self._find(ref)
+            if naming.managed_volume_id(name):
+                raise AlreadyManaged(ref, naming.managed_volume_id(name))
+            self.objects[target] = self.objects.pop(name)
+            self.renames.append((name, target))
+            return ProviderFields(provider_id=self.objects[target].object_id)
+
+    def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
+        self.faults.check("revert_manage_existing")
+        return self._rename_back(volume_id, ref) is not None
+
+    def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        self.faults.check("unmanage")
+        return self._rename_back(volume_id, ref)
+
+    def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        target = naming.managed_object_name(volume_id)
+        with self._lock:
+            if target not in self.objects:
+                return None
+            name = naming.returned_name(ref, self.objects[target].object_id,
+                                        lambda n: n in self.objects)
+            self.objects[name] = self.objects.pop(target)
+            self.renames.append((target, name))
+            return name
+
+    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
+        with self._lock:
+            names = list(self.objects)
+            found = [size_in_gib(o.size_bytes) for o in self.objects.values()] if sizes else None
+        return ManageableListing([{"source-name": name} for name in names], found)
+
+    def describe_manageable_objects(
+        self, references: Sequence[dict[str, str]], managed: dict[str, str]
+    ) -> list[ManageableVolume]:
+        names = [ref.get("source-name", "") for ref in references]
+        with self._lock:
+            found = [(name, self.objects.get(name)) for name in names]
+        result = []
+        for name, obj in found:
+            if obj is None:  # renamed or gone since it was listed
+                continue
+            cinder_id = managed.get(name) or naming.managed_volume_id(name)
+            reason = "already managed" if cinder_id else ("volume in use" if obj.in_use else None)
+            result.append(ManageableVolume(
+                reference={"source-name": name}, size=size_in_gib(obj.size_bytes),
+                safe_to_manage=reason is None, reason_not_safe=reason, cinder_id=cinder_id,
+                extra_info={"id": obj.object_id},
+            ))
+        return result

@@ -1,0 +1,248 @@
+"""A backend over one directory of raw and qcow2 image files (like Cinder's NFS drivers).
+
+A ref names a file by `source-name` (its file name in the directory) or `source-id` (its
+inode number). Adopting renames the file to `volume-<id>` in the same directory (an atomic
+rename, so two adoptions of one file cannot both win); the undo renames it back. Unmanage
+keeps the `volume-<id>` name, as Cinder's NFS and LVM drivers do, so the object shows up as
+manageable again under that name.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from volume_manage.drivers.base import (
+    AlreadyManaged,
+    Capabilities,
+    Driver,
+    DriverError,
+    InvalidReference,
+    ManageableListing,
+    ManageableVolume,
+    ProviderFields,
+    size_in_gib,
+)
+from volume_manage.shared import naming
+from volume_manage.shared.faults import NO_FAULTS, FaultPlan
+
+SUPPORTED_FORMATS = ("raw", "qcow2")
+QEMU_IMG_TIMEOUT_S = 60
+
+
+class FileDriver(Driver):
+    def __init__(self, directory: str | Path, pool: str = "pool", *,
+                 faults: FaultPlan = NO_FAULTS) -> None:
+        super().__init__(pool)
+        self.directory = Path(directory).resolve()
+        self.faults = faults
+        if not self.directory.is_dir():
+            raise DriverError(f"backend directory {self.directory} does not exist")
+        if shutil.which("qemu-img") is None:
+            raise DriverError("qemu-img is not installed (Debian package qemu-utils)")
+
+    # --- resolving refs --------------------------------------------------------------------
+
+    def _path(self, ref: dict[str, str]) -> Path:
+        """The file `ref` names, refusing anything outside the directory."""
+        if "source-name" in ref:
+            name = ref["source-name"]
+            if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+                raise InvalidReference(ref, "source-name must be a plain file name "
+                                            "in the backend directory (no paths).")
+            path = self.directory / name
+        elif "source-id" in ref:
+            path = self._by_inode(ref)
+        else:
+            raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
+        try:
+            self._check_regular_file(ref, path)
+        except OSError as err:  # e.g. a name longer than the filesystem allows
+            raise InvalidReference(ref, f"cannot be looked up: {err.strerror}.") from None
+        return path
+
+    def _check_regular_file(self, ref: dict[str, str], path: Path) -> None:
+        if path.is_symlink():
+            target = path.resolve()
+            where = "inside" if target.parent == self.directory else "outside"
+            raise InvalidReference(
+                ref, f"{path.name} is a symlink to a file {where} the backend directory; "
+                     "only regular files are adopted.")
+        if not path.exists():
+            raise InvalidReference(ref, f"file {path.name!r} does not exist.")
+        if not path.is_file():
+            raise InvalidReference(ref, f"{path.name!r} is not a regular file.")
+
+    def _by_inode(self, ref: dict[str, str]) -> Path:
+        try:
+            inode = int(ref["source-id"])
+        except ValueError:
+            raise InvalidReference(ref, "source-id must be the file's inode number.") from None
+        for entry in os.scandir(self.directory):
+            if entry.inode() == inode:
+                return Path(entry.path)
+        raise InvalidReference(ref, f"no file has inode {inode}.")
+
+    def _image_info(self, path: Path) -> dict[str, Any]:
+        try:
+            out = subprocess.run(
+                ["qemu-img", "info", "--output=json", str(path)],
+                check=True, capture_output=True, text=True, timeout=QEMU_IMG_TIMEOUT_S,
+            ).stdout
+        except subprocess.CalledProcessError as err:
+            raise DriverError(f"Failed to open image {path.name}: {err.stderr.strip()}") from None
+        info: dict[str, Any] = json.loads(out)
+        return info
+
+    def _check_image(self, ref: dict[str, str], info: dict[str, Any]) -> None:
+        if info.get("format") not in SUPPORTED_FORMATS:
+            raise InvalidReference(ref, f"Unsupported image format: '{info.get('format')}'.")
+        if info.get("backing-filename"):
+            raise InvalidReference(ref, "Backing file present.")
+
+    # --- the driver interface ---------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        stat = os.statvfs(self.directory)
+        return Capabilities(
+            pool_name=self.pool,
+            total_capacity_gb=round(stat.f_blocks * stat.f_frsize / 1024**3, 2),
+            free_capacity_gb=round(stat.f_bavail * stat.f_frsize / 1024**3, 2),
+            extra={"volume_backend_name": "file", "storage_protocol": "file",
+                   "vendor_name": "volume-manage", "thin_provisioning_support": True},
+        )
+
+    def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
+        self.faults.check("manage_existing_get_size")
+        adopted = self.directory / naming.managed_object_name(volume_id)
+        path = adopted if adopted.is_file() else self._path(ref)
+        managed_id = naming.managed_volume_id(path.name)
+        if managed_id and managed_id != volume_id:
+            raise AlreadyManaged(ref, managed_id)
+        info = self._image_info(path)
+        self._check_image(ref, info)
+        return size_in_gib(int(info["virtual-size"]))
+
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+        self.faults.check("manage_existing")
+        target = self.directory / naming.managed_object_name(volume_id)
+        if target.exists():  # a retry: the rename already happened
+            return self._provider_fields(target)
+        path = self._path(ref)
+        if naming.managed_volume_id(path.name):
+            raise AlreadyManaged(ref, naming.managed_volume_id(path.name))
+        try:
+            # os.link + unlink would keep both names for a moment; rename is atomic and fails
+            # if another adoption renamed the file first.
+            os.rename(path, target)
+        except FileNotFoundError:
+            raise AlreadyManaged(ref) from None
+        return self._provider_fields(target)
+
+    def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
+        self.faults.check("revert_manage_existing")
+        return self._rename_back(volume_id, ref) is not None
+
+    def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        """The file gets its original name back (Cinder's NFS driver keeps `volume-<id>`;
+        here a `volume-<uuid>` file always means a live entry, which the audit relies on)."""
+        self.faults.check("unmanage")
+        return self._rename_back(volume_id, ref)
+
+    def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        target = self.directory / naming.managed_object_name(volume_id)
+        if not target.exists():
+            return None
+        inode = str(target.stat().st_ino)
+        name = naming.returned_name(ref, inode, lambda n: (self.directory / n).exists())
+        try:
+            rename_no_replace(target, self.directory / name)
+        except FileExistsError:  # the name was taken between the check and the rename
+            name = naming.returned_name({}, inode, lambda n: True)
+            rename_no_replace(target, self.directory / name)
+        return name
+
+    def _listed_files(self) -> list[os.DirEntry[str]]:
+        """The directory's regular files (symlinks and directories are never listed)."""
+        return [entry for entry in os.scandir(self.directory)
+                if not entry.is_symlink() and entry.is_file()]
+
+    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
+        # Without sizes this is one scandir: no qemu-img per file (a subprocess each), which
+        # the page's files alone then pay in describe_manageable_objects.
+        files = self._listed_files()
+        return ManageableListing(
+            [{"source-name": entry.name} for entry in files],
+            [self._virtual_size(Path(entry.path)) for entry in files] if sizes else None)
+
+    def _virtual_size(self, path: Path) -> int:
+        """Size in GiB of the image, 0 if qemu-img cannot read it (as the listing shows it)."""
+        try:
+            return size_in_gib(int(self._image_info(path)["virtual-size"]))
+        except (DriverError, KeyError, ValueError):
+            return 0
+
+    def describe_manageable_objects(
+        self, references: Sequence[dict[str, str]], managed: dict[str, str]
+    ) -> list[ManageableVolume]:
+        result = []
+        for listed in references:
+            name = listed.get("source-name", "")
+            path = self.directory / name
+            try:
+                if "/" in name or path.is_symlink() or not path.is_file():
+                    continue  # renamed or gone since it was listed
+                inode = path.stat().st_ino
+            except OSError:
+                continue
+            ref = {"source-name": name}
+            cinder_id = managed.get(name) or naming.managed_volume_id(name)
+            reason: str | None = "already managed" if cinder_id else None
+            size = 0
+            try:
+                info = self._image_info(path)
+                size = size_in_gib(int(info["virtual-size"]))
+                if reason is None:
+                    self._check_image(ref, info)
+            except InvalidReference as err:
+                reason = str(err).rsplit(": ", 1)[-1]
+            except DriverError:
+                reason = "Failed to open image."
+            result.append(ManageableVolume(
+                reference=ref, size=size, safe_to_manage=reason is None,
+                reason_not_safe=reason, cinder_id=cinder_id,
+                extra_info={"source-id": str(inode)},
+            ))
+        return result
+
+    def _provider_fields(self, path: Path) -> ProviderFields:
+        return ProviderFields(provider_id=str(path.stat().st_ino),
+                              provider_location=str(self.directory))
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def rename_no_replace(source: Path, target: Path) -> None:
+    """Rename, raising FileExistsError instead of replacing an existing target (os.rename
+    would silently overwrite a file someone created meanwhile). Linux renameat2; where the
+    filesystem lacks it, link + unlink gives the same no-replace guarantee."""
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
+                     _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(code, os.strerror(code), str(target))
+    os.link(source, target)  # FileExistsError if taken
+    os.unlink(source)

@@ -1,0 +1,52 @@
+"""Bring an inventory database to the newest schema:
+`python -m volume_manage.inventory.migrate [URL]` (or `starter.py migrate`)."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+
+from volume_manage.inventory.db import dispose_engines, get_engine
+from volume_manage.shared.config import Settings
+
+ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (idempotent: a migrated database stays as it is)."""
+    config = Config(str(ALEMBIC_INI))
+    with get_engine(url).connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        connection.commit()
+
+
+@contextmanager
+def scratch_postgresql(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the server of `admin_url` (a plain
+    `postgresql://` URL), dropped afterwards: for tests and benchmarks."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        dispose_engines()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    target = sys.argv[1] if len(sys.argv) > 1 else Settings.from_env().database_url
+    upgrade(target)
+    print("inventory schema is up to date")

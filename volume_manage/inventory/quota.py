@@ -1,0 +1,194 @@
+"""Quota reservations: reserve -> commit, or reserve -> roll back; release on unmanage.
+
+Race-free: the usage rows of the project are locked (SELECT ... FOR UPDATE on PostgreSQL;
+on SQLite every writing transaction starts with BEGIN IMMEDIATE, which serialises them)
+before the limit check, so concurrent adoptions cannot both take the last unit. Each call is
+keyed by volume id and idempotent: a retry finds its reservations in the state it left them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from volume_manage.inventory.models import Quota, QuotaClass, QuotaUsage, Reservation, utcnow
+
+RESERVED, COMMITTED, ROLLED_BACK, RELEASED = "reserved", "committed", "rolled_back", "released"
+UNLIMITED = -1
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, resource: str, limit: int, in_use: int, reserved: int, requested: int):
+        self.resource = resource
+        super().__init__(
+            f"Quota exceeded for {resource}: limit {limit}, in use {in_use}, "
+            f"reserved {reserved}, requested {requested}"
+        )
+
+
+def deltas_for(volume_type: str, size_gb: int) -> dict[str, int]:
+    """What one volume of `size_gb` and `volume_type` counts against."""
+    return {
+        "volumes": 1,
+        "gigabytes": size_gb,
+        f"volumes_{volume_type}": 1,
+        f"gigabytes_{volume_type}": size_gb,
+    }
+
+
+def limit_of(session: Session, project_id: str, resource: str) -> int:
+    return limits_of(session, project_id, [resource])[resource]
+
+
+def limits_of(session: Session, project_id: str, resources: list[str]) -> dict[str, int]:
+    """The project's own limit for each resource, else the default class's, else unlimited:
+    two queries, whatever the number of resources."""
+    own: dict[str, int] = {resource: limit for resource, limit in session.execute(
+        select(Quota.resource, Quota.hard_limit)
+        .where(Quota.project_id == project_id, Quota.resource.in_(resources)))}
+    missing = [r for r in resources if r not in own]
+    defaults: dict[str, int] = {resource: limit for resource, limit in session.execute(
+        select(QuotaClass.resource, QuotaClass.hard_limit)
+        .where(QuotaClass.resource.in_(missing)))} if missing else {}
+    return {r: own.get(r, defaults.get(r, UNLIMITED)) for r in resources}
+
+
+def set_limit(session: Session, project_id: str, resource: str, hard_limit: int) -> None:
+    quota = session.get(Quota, (project_id, resource))
+    if quota is None:
+        session.add(Quota(project_id=project_id, resource=resource, hard_limit=hard_limit))
+    else:
+        quota.hard_limit = hard_limit
+
+
+def _locked_usages(session: Session, project_id: str, resources: list[str]
+                   ) -> dict[str, QuotaUsage]:
+    """The project's usage rows for `resources`, locked, created at zero where missing.
+
+    One query for all of them (a reservation touches four resources, and the rows are the
+    lock every adoption of the project queues on: the shorter its transaction, the better).
+    Rows are locked in resource order, so two transactions never wait on each other in a
+    cycle."""
+    query = (
+        select(QuotaUsage)
+        .where(QuotaUsage.project_id == project_id, QuotaUsage.resource.in_(resources))
+        .order_by(QuotaUsage.resource)
+        .with_for_update()
+    )
+    usages = {u.resource: u for u in session.scalars(query)}
+    missing = [r for r in sorted(resources) if r not in usages]
+    if not missing:
+        return usages
+    for resource in missing:
+        try:
+            with session.begin_nested():
+                session.add(QuotaUsage(project_id=project_id, resource=resource, in_use=0,
+                                       reserved=0))
+        except IntegrityError:
+            pass  # created meanwhile by a concurrent transaction; lock that one
+    usages = {u.resource: u
+              for u in session.scalars(query.execution_options(populate_existing=True))}
+    assert len(usages) == len(set(resources))
+    return usages
+
+
+def reserve(
+    session: Session, volume_id: str, project_id: str, deltas: dict[str, int], workflow_id: str
+) -> bool:
+    """Hold `deltas` for the volume, or raise QuotaExceeded naming the resource."""
+    refused = reserve_many(session, project_id, {volume_id: deltas}, workflow_id)
+    if volume_id in refused:
+        raise refused[volume_id]
+    return True
+
+
+def reserve_many(
+    session: Session, project_id: str, wanted: dict[str, dict[str, int]], workflow_id: str
+) -> dict[str, QuotaExceeded]:
+    """Hold each volume's deltas, in order, while they fit; returns the volumes refused.
+
+    One pass for a whole batch: the project's usage rows are locked once, the reservations
+    inserted together. Volumes that already hold reservations (a re-run) are skipped.
+    """
+    held = set(session.scalars(
+        select(Reservation.volume_id).where(Reservation.volume_id.in_(list(wanted)))))
+    resources = sorted({r for deltas in wanted.values() for r in deltas})
+    usages = _locked_usages(session, project_id, resources)
+    limits = limits_of(session, project_id, resources)
+    refused: dict[str, QuotaExceeded] = {}
+    rows = []
+    for volume_id, deltas in wanted.items():
+        if volume_id in held:
+            continue
+        over = next((r for r in sorted(deltas) if limits[r] != UNLIMITED
+                     and usages[r].in_use + usages[r].reserved + deltas[r] > limits[r]), None)
+        if over is not None:
+            usage = usages[over]
+            refused[volume_id] = QuotaExceeded(over, limits[over], usage.in_use,
+                                               usage.reserved, deltas[over])
+            continue
+        for resource, delta in deltas.items():
+            usages[resource].reserved += delta
+            rows.append({"volume_id": volume_id, "project_id": project_id,
+                         "resource": resource, "delta": delta, "status": RESERVED,
+                         "workflow_id": workflow_id})
+    if rows:
+        session.execute(insert(Reservation), rows)
+    return refused
+
+
+def commit(session: Session, volume_id: str) -> int:
+    """Turn the volume's reservations into usage; returns how many moved."""
+    return commit_many(session, [volume_id])
+
+
+def commit_many(session: Session, volume_ids: list[str]) -> int:
+    """Turn the volumes' held reservations into usage, in one pass."""
+    return _settle(session, volume_ids, {RESERVED: (COMMITTED, -1, +1)})
+
+
+def rollback(session: Session, volume_id: str) -> int:
+    """Undo the volume's quota, whether only reserved or already committed."""
+    return rollback_many(session, [volume_id])
+
+
+def rollback_many(session: Session, volume_ids: list[str]) -> int:
+    return _settle(session, volume_ids, {RESERVED: (ROLLED_BACK, -1, 0),
+                                         COMMITTED: (RELEASED, 0, -1)})
+
+
+def _settle(
+    session: Session, volume_ids: list[str], moves: dict[str, tuple[str, int, int]]
+) -> int:
+    """Move reservations from one state to the next; `moves` maps a state to (new state,
+    sign applied to `reserved`, sign applied to `in_use`)."""
+    found = session.scalars(
+        select(Reservation)
+        .where(Reservation.volume_id.in_(volume_ids), Reservation.status.in_(list(moves)))
+        .order_by(Reservation.id)
+    ).all()
+    totals: dict[tuple[str, str], list[int]] = {}
+    for reservation in found:
+        _, on_reserved, on_in_use = moves[reservation.status]
+        total = totals.setdefault((reservation.project_id, reservation.resource), [0, 0])
+        total[0] += on_reserved * reservation.delta
+        total[1] += on_in_use * reservation.delta
+    for project_id in sorted({project for project, _ in totals}):
+        resources = sorted(r for p, r in totals if p == project_id)
+        usages = _locked_usages(session, project_id, resources)
+        for resource in resources:
+            usages[resource].reserved += totals[(project_id, resource)][0]
+            usages[resource].in_use += totals[(project_id, resource)][1]
+    for state, (new_state, _, _) in moves.items():
+        ids = [r.id for r in found if r.status == state]
+        if ids:
+            session.execute(update(Reservation).where(Reservation.id.in_(ids))
+                            .values(status=new_state, updated_at=utcnow()))
+    return len(found)
+
+
+def usage_of(session: Session, project_id: str) -> dict[str, tuple[int, int]]:
+    """{resource: (in_use, reserved)} for a project."""
+    rows = session.scalars(select(QuotaUsage).where(QuotaUsage.project_id == project_id))
+    return {row.resource: (row.in_use, row.reserved) for row in rows}

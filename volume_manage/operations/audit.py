@@ -1,0 +1,172 @@
+"""The consistency checker: what must hold in a quiet installation, and every place it doesn't.
+
+    report = await audit.run(client, settings)          # everything
+    report = await audit.run(client, settings, project_id="p1", backend="node1@file")
+
+Read-only. Used by `starter.py audit` (exit code 1 on any violation) and after every test.
+Checks: no entry in `managing`/`unmanaging` without a running workflow for it; no backend
+object named `volume-<id>` without a live entry; no two live entries for one object; per
+project and per type, quota usage equals the live volumes' counts and sizes; no quota
+reservation left open without a running workflow.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from volume_manage import sdk
+from volume_manage.inventory import quota
+from volume_manage.inventory import repository as repo
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import (
+    QuotaUsage,
+    Reservation,
+    Service,
+    Volume,
+    VolumeType,
+    utcnow,
+)
+from volume_manage.shared import naming, statuses
+from volume_manage.shared.config import Settings
+
+# Statuses whose volume holds committed quota.
+COUNTED = frozenset({statuses.AVAILABLE, statuses.UNMANAGING, statuses.ERROR_UNMANAGING})
+
+
+@dataclass
+class Violation:
+    kind: str
+    subject: str
+    detail: str
+
+
+@dataclass
+class AuditReport:
+    violations: list[Violation] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.violations
+
+
+async def run(client: Client, settings: Settings, *, project_id: str | None = None,
+              backend: str | None = None, objects: bool = True) -> AuditReport:
+    """Check the inventory (optionally one project's or one backend's); with `objects`,
+    also ask every backend that is up for its objects (its worker must be running)."""
+    report = AuditReport()
+    with transaction(settings.database_url, readonly=True) as session:
+        query = select(Volume).where(Volume.deleted.is_(False))
+        if project_id:
+            query = query.where(Volume.project_id == project_id)
+        if backend:
+            query = query.where(Volume.backend == backend)
+        live = list(session.scalars(query))
+        reservations = list(session.scalars(select(Reservation).where(
+            Reservation.status == quota.RESERVED,
+            *([Reservation.project_id == project_id] if project_id else []))))
+        quota_rows = _quota_rows(session, project_id)
+        types = {t.id: t.name for t in session.scalars(select(VolumeType))}
+        services = [s for s in session.scalars(select(Service))
+                    if backend in (None, s.host, s.cluster)
+                    and repo.service_is_up(s, utcnow(),
+                                           timedelta(seconds=settings.service_down_time_s))]
+    report.checked = {"volumes": len(live), "open_reservations": len(reservations),
+                      "backends": len(services)}
+
+    busy_projects = set()
+    for volume in live:
+        if volume.status in statuses.IN_PROGRESS:
+            busy_projects.add(volume.project_id)
+            if not await _any_running(client, _workflows_of(volume)):
+                report.violations.append(Violation(
+                    "stuck", volume.id,
+                    f"{volume.status} but no workflow for it is running ({volume.workflow_id})"))
+
+    for (where, provider_id), count in Counter(
+            (v.backend, v.provider_id) for v in live if v.provider_id).items():
+        if count > 1:
+            report.violations.append(Violation(
+                "duplicate", f"{where}:{provider_id}", f"{count} live entries hold this object"))
+
+    for reservation in reservations:
+        if not await _any_running(client, [reservation.workflow_id or ""]):
+            report.violations.append(Violation(
+                "open_reservation", reservation.volume_id,
+                f"{reservation.resource} {reservation.delta} reserved by "
+                f"{reservation.workflow_id}, which is not running"))
+
+    expected: Counter[tuple[str, str]] = Counter()
+    for volume in live:
+        if volume.status in COUNTED:
+            type_name = types.get(volume.volume_type_id, volume.volume_type_id)
+            for resource, delta in quota.deltas_for(type_name, volume.size).items():
+                expected[(volume.project_id, resource)] += delta
+    for (project, resource), (in_use, reserved) in quota_rows.items():
+        if project in busy_projects:
+            continue
+        want = expected.pop((project, resource), 0)
+        if in_use != want or reserved != 0:
+            report.violations.append(Violation(
+                "quota", f"{project}:{resource}",
+                f"in use {in_use}, reserved {reserved}; live volumes account for {want}"))
+    for (project, resource), want in expected.items():
+        if want and project not in busy_projects:
+            report.violations.append(Violation(
+                "quota", f"{project}:{resource}", f"no usage recorded; live volumes hold {want}"))
+
+    known = {v.id for v in live}
+    for service in services if objects else []:
+        queue_key = service.cluster or service.host
+        try:
+            page = await sdk.list_manageable(client, settings, service.host)
+        except sdk.ManageError as err:
+            report.skipped.append(f"{queue_key}: {err.message}")
+            continue
+        for item in page.items:
+            name = item.reference.get("source-name", "")
+            owner = naming.managed_volume_id(name)
+            if owner and owner not in known and (project_id is None or _owned_by(
+                    settings, owner, project_id)):
+                report.violations.append(Violation(
+                    "orphan_object", f"{queue_key}:{name}",
+                    "named as a managed volume, but no live entry holds it"))
+    return report
+
+
+def _quota_rows(session: Session, project_id: str | None) -> dict[tuple[str, str], tuple[int, int]]:
+    query = select(QuotaUsage)
+    if project_id:
+        query = query.where(QuotaUsage.project_id == project_id)
+    return {(u.project_id, u.resource): (u.in_use, u.reserved) for u in session.scalars(query)}
+
+
+def _owned_by(settings: Settings, volume_id: str, project_id: str) -> bool:
+    """For a project-scoped audit: is this (deleted or unknown) volume the project's?"""
+    with transaction(settings.database_url, readonly=True) as session:
+        volume = session.get(Volume, volume_id)
+        return volume is None or volume.project_id == project_id
+
+
+def _workflows_of(volume: Volume) -> list[str]:
+    return [volume.workflow_id or "", naming.manage_volume_workflow_id(volume.id),
+            naming.unmanage_volume_workflow_id(volume.id)]
+
+
+async def _any_running(client: Client, workflow_ids: list[str]) -> bool:
+    for workflow_id in filter(None, workflow_ids):
+        try:
+            described = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError:
+            continue  # no such workflow
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            return True
+    return False

@@ -1,0 +1,169 @@
+"""Cinder's fault bodies, and how every error of a request becomes one.
+
+    {"badRequest": {"code": 400, "message": "Invalid input received: host: ..."}}
+
+Names by status as Cinder's `wsgi.Fault`: badRequest, unauthorized, forbidden, itemNotFound,
+badMethod, conflictingRequest, overLimit, badMediaType, notImplemented, serviceUnavailable,
+and computeFault for anything else. Malformed JSON, unknown fields, wrong types and bad
+query parameters are 400s naming the field; nothing a client sends is a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
+
+from volume_manage import sdk
+
+log = logging.getLogger(__name__)
+
+FAULT_NAMES = {
+    400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+    405: "badMethod", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+    501: "notImplemented", 503: "serviceUnavailable",
+}
+GENERIC_500 = ("The server has either erred or is incapable of performing the requested "
+               "operation.")
+
+
+class CinderFault(Exception):
+    """An error answer: HTTP status and a message for the caller."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        super().__init__(message)
+
+
+def fault_body(status: int, message: str) -> dict[str, Any]:
+    return {FAULT_NAMES.get(status, "computeFault"): {"code": status, "message": message}}
+
+
+def fault_response(status: int, message: str, headers: dict[str, str] | None = None
+                   ) -> JSONResponse:
+    return JSONResponse(fault_body(status, message), status_code=status, headers=headers)
+
+
+def forbidden(policy: str) -> CinderFault:
+    return CinderFault(403, f"Policy doesn't allow {policy} to be performed.")
+
+
+def volume_not_found(volume_id: str) -> CinderFault:
+    return CinderFault(404, f"Volume {volume_id} could not be found.")
+
+
+# ManageError types (the part before the dot) -> (status, Cinder's message prefix).
+_BY_TYPE: dict[str, tuple[int, str]] = {
+    "InvalidInput": (400, "Invalid input received: "),
+    "HostNotFound": (400, ""),
+    "ServiceUnavailable": (400, ""),
+    "VolumeTypeNotFound": (400, "Invalid volume type: "),
+    "AlreadyManaged": (400, "Invalid volume: "),
+    "InvalidVolume": (400, "Invalid volume: "),
+    "InvalidRef": (400, "Invalid input received: "),
+    "VolumeNotFound": (404, ""),
+    "MarkerNotFound": (404, ""),
+    "QuotaExceeded": (413, ""),
+    "TemporalUnavailable": (503, ""),
+    "TemporalError": (503, ""),
+    "Timeout": (503, ""),
+}
+
+
+def from_manage_error(err: sdk.ManageError, *, host_not_found: int = 400) -> CinderFault:
+    """The fault for an SDK error; `host_not_found` is 404 for listings (Cinder's
+    ServiceNotFound there) and 400 for a manage request."""
+    kind = err.type.split(".", 1)[0]
+    status, prefix = _BY_TYPE.get(kind, (500, ""))
+    if kind == "HostNotFound":
+        status = host_not_found
+    if status == 500:
+        log.error("unexpected SDK error %s: %s", err.type, err.message)
+    return CinderFault(status, prefix + err.message)
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _show(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """Cinder's schema-validation message, for the first error: it names the field. An
+    unexpected field is reported before a missing one (`{"os-extend": 1}` names os-extend)."""
+    error = sorted(errors, key=lambda e: e.get("type") != "extra_forbidden")[0]
+    kind = error.get("type", "")
+    loc = error.get("loc", ())
+    if kind == "json_invalid":
+        return "Malformed request body: the body is not valid JSON"
+    if kind == "missing" and tuple(loc) == ("body",):
+        return "Missing required element 'volume' in request body"
+    where = _location(loc[:-1] if kind == "extra_forbidden" else loc)
+    if kind == "extra_forbidden":
+        return (f"Invalid input for field/attribute {where}. Additional properties are not "
+                f"allowed ({str(loc[-1])!r} was unexpected)")
+    if kind == "missing":
+        return f"Invalid input for field/attribute {where}. '{loc[-1]}' is a required property"
+    value = _show(error.get("input"))
+    return f"Invalid input for field/attribute {where}. Value: {value}. {error.get('msg', '')}"
+
+
+def install(app: FastAPI) -> None:
+    """Every error a request can meet answers with a Cinder fault body."""
+
+    @app.exception_handler(CinderFault)
+    async def _fault(_: Request, exc: CinderFault) -> JSONResponse:
+        return fault_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(sdk.ManageError)
+    async def _manage_error(_: Request, exc: sdk.ManageError) -> JSONResponse:
+        fault = from_manage_error(exc)
+        return fault_response(fault.status, fault.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return fault_response(400, validation_message(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = {400: f"Malformed request body: {exc.detail}",
+                   404: "The resource could not be found.",
+                   405: "The method is not allowed for this resource."}.get(
+            exc.status_code, str(exc.detail))
+        return fault_response(exc.status_code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(RPCError)
+    async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
+        log.error("Temporal error: %s", exc.message)
+        return fault_response(503, f"Temporal is unavailable; try again later "
+                                   f"({exc.message[:200]})")
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        log.error("inventory database error: %s", detail)
+        return fault_response(503, "The inventory database is unavailable; try again later.")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return fault_response(500, GENERIC_500)

@@ -1,0 +1,263 @@
+"""The Block Storage v3 endpoints served over the SDK (manage, listings, show, unmanage,
+delete of a failed adoption). Each is registered twice: under `/v3/{project_id}` and under
+`/v3` (project from the token; only the first is in the OpenAPI schema).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+
+from volume_manage import sdk
+from volume_manage.rest import views
+from volume_manage.rest.context import CallContext, call_context
+from volume_manage.rest.faults import CinderFault, from_manage_error, volume_not_found
+from volume_manage.rest.schemas import ManageBody, VolumeAction
+from volume_manage.shared import validation
+from volume_manage.shared.config import Settings
+from volume_manage.shared.errors import RequestError
+from volume_manage.shared.types import ManageRequest
+
+MANAGE_POLICY = "volume_extension:volume_manage"
+UNMANAGE_POLICY = "volume_extension:volume_unmanage"
+LIST_MANAGEABLE_POLICY = "volume_extension:list_manageable"
+MAX_LIMIT = 1000  # Cinder's osapi_max_limit
+DB_MAX_INT = 0x7FFFFFFF  # Cinder's bound for offset
+# A manage request waits for the API workflow to make the entry (well under a second when
+# the API worker runs); without a worker it would wait for ever.
+MANAGE_TIMEOUT_S = 60
+
+
+async def _client(request: Request) -> Client:
+    """The app's Temporal client, connected on first use if Temporal was not up at start
+    (ManageError TemporalUnavailable -> 503 until it is)."""
+    state = request.app.state
+    async with state.client_lock:
+        if state.client is None:
+            state.client = await sdk.connect(_settings(request))
+    client: Client = state.client
+    return client
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return MAX_LIMIT
+    if limit < 0:
+        raise CinderFault(400, "limit param must be positive")
+    return min(limit, MAX_LIMIT)
+
+
+def _offset(offset: int) -> int:
+    if not 0 <= offset <= DB_MAX_INT:
+        raise CinderFault(400, f"Invalid input received: offset must be between 0 and "
+                               f"{DB_MAX_INT}, got {offset}")
+    return offset
+
+
+def _sort(sort: str | None, sort_key: str | None, sort_dir: str | None, default: str) -> str:
+    """Cinder's `sort=key[:dir]`, or the deprecated `sort_key`/`sort_dir`; one key here."""
+    if sort is not None and (sort_key is not None or sort_dir is not None):
+        raise CinderFault(400, "The 'sort_key' and 'sort_dir' parameters are deprecated and "
+                               "cannot be used with the 'sort' parameter.")
+    if sort is None:
+        if sort_key is None and sort_dir is None:
+            return default
+        sort = f"{sort_key or default.split(':')[0]}:{sort_dir or 'desc'}"
+    if "," in sort.strip(","):
+        raise CinderFault(400, f"Invalid input received: sort: one sort key is supported "
+                               f"here, got {sort[:60]!r}")
+    return sort.strip(",").strip()
+
+
+def _bool_param(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    try:
+        return validation.parse_bool(value, name)
+    except RequestError as err:
+        raise CinderFault(400, f"Invalid value '{value[:60]}' for {name}: {err.reason}") from None
+
+
+async def _visible_volume(ctx: CallContext, settings: Settings, volume_id: str) -> Any:
+    entry = await run_in_threadpool(sdk.get_volume, settings.database_url, volume_id)
+    if entry is None or not ctx.can_see(entry.project_id):
+        raise volume_not_found(volume_id)  # never 403: others' volumes do not exist for you
+    return entry
+
+
+def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> APIRouter:
+    router = APIRouter(include_in_schema=in_schema)
+    Ctx = Depends(context)
+
+    async def manage(request: Request, body: ManageBody, ctx: CallContext = Ctx) -> JSONResponse:
+        ctx.require_admin(MANAGE_POLICY)
+        volume = body.volume
+        if ctx.version.at_least("3.16"):
+            if (volume.host is None) == (volume.cluster is None):
+                raise CinderFault(400, "Invalid input received: One and only one of cluster "
+                                       "and host must be set.")
+        elif volume.cluster is not None:
+            raise CinderFault(400, "Invalid input for field/attribute volume. Additional "
+                                   "properties are not allowed ('cluster' was unexpected "
+                                   "before microversion 3.16)")
+        elif volume.host is None:
+            raise CinderFault(400, "Invalid input received: Host field is missing.")
+        try:
+            bootable = validation.parse_bool(
+                False if volume.bootable is None else volume.bootable)
+        except RequestError as err:
+            raise CinderFault(400, f"Invalid input received: {err}") from None
+        request_ = sdk.prepare(ManageRequest(
+            ref=volume.ref, host=volume.host, cluster=volume.cluster, name=volume.name,
+            description=volume.description, volume_type=volume.volume_type or None,
+            availability_zone=volume.availability_zone or None, bootable=bootable,
+            metadata=volume.metadata or {}, project_id=ctx.project_id,
+            user_id=ctx.identity.user_id,
+        ))
+        settings = _settings(request)
+        # An unknown or dead host or cluster, or an unknown type, starts nothing.
+        await run_in_threadpool(sdk.check_against_inventory, settings, request_)
+        try:
+            entry = await asyncio.wait_for(
+                sdk.manage(await _client(request), request_, task_queue=settings.api_task_queue),
+                MANAGE_TIMEOUT_S)
+        except TimeoutError:
+            raise CinderFault(503, f"The API worker did not answer within {MANAGE_TIMEOUT_S} "
+                                   "s; the request may still be carried out: look for the "
+                                   "volume with GET volumes before asking again.") from None
+        return JSONResponse({"volume": views.volume_legacy_detail(ctx, entry)},
+                            status_code=202)
+
+    async def manageable(request: Request, ctx: CallContext, detail: bool,
+                         host: str | None, cluster: str | None, marker: str | None,
+                         limit: int | None, offset: int, sort: str | None,
+                         sort_key: str | None, sort_dir: str | None) -> dict[str, Any]:
+        ctx.require_admin(LIST_MANAGEABLE_POLICY)
+        if not ctx.version.at_least("3.17"):
+            cluster = None  # Cinder ignores it before 3.17
+        if bool(host) == bool(cluster):
+            raise CinderFault(400, "Invalid input received: " + (
+                "One and only one of cluster and host must be set."
+                if ctx.version.at_least("3.17") else "Host field is missing."))
+        try:
+            page = await sdk.list_manageable(
+                await _client(request), _settings(request), host or cluster or "",
+                marker=marker, limit=_limit(limit), offset=_offset(offset),
+                sort=_sort(sort, sort_key, sort_dir, "reference:desc"),
+                cluster=bool(cluster))
+        except sdk.ManageError as err:
+            raise from_manage_error(err, host_not_found=404) from None
+        return views.manageable_list(page.items, detail=detail)
+
+    def manageable_route(detail: bool, min_version: str | None) -> Callable[..., Any]:
+        async def handler(
+            request: Request, ctx: CallContext = Ctx,
+            host: str | None = Query(None, description="host@backend#pool"),
+            cluster: str | None = Query(None, description="from 3.17: cluster@backend"),
+            marker: str | None = Query(None, description="a reference (JSON or a name)"),
+            limit: int | None = Query(None), offset: int = Query(0),
+            sort: str | None = Query(None, description="reference|size[:asc|desc]"),
+            sort_key: str | None = Query(None), sort_dir: str | None = Query(None),
+        ) -> dict[str, Any]:
+            if min_version:
+                ctx.require_version(min_version)
+            return await manageable(request, ctx, detail, host, cluster, marker, limit,
+                                    offset, sort, sort_key, sort_dir)
+        return handler
+
+    async def manage_v38(request: Request, body: ManageBody,
+                         ctx: CallContext = Ctx) -> JSONResponse:
+        ctx.require_version("3.8")
+        return await manage(request, body, ctx)
+
+    def volumes_route(detail: bool) -> Callable[..., Any]:
+        async def handler(
+            request: Request, ctx: CallContext = Ctx,
+            marker: str | None = Query(None, description="id of the last volume seen"),
+            limit: int | None = Query(None), offset: int = Query(0),
+            sort: str | None = Query(None, description="key[:asc|desc]"),
+            sort_key: str | None = Query(None), sort_dir: str | None = Query(None),
+            status: str | None = Query(None), name: str | None = Query(None),
+            host: str | None = Query(None, description="admins only"),
+            all_tenants: str | None = Query(None, description="admins only"),
+            tenant: str | None = Query(None, alias="project_id",
+                                       description="admins, with all_tenants"),
+        ) -> dict[str, Any]:
+            all_projects = _bool_param("all_tenants", all_tenants) and ctx.is_admin
+            project = (tenant or None) if all_projects else ctx.project_id
+            page_limit = _limit(limit)
+            entries = await run_in_threadpool(
+                sdk.list_volumes, _settings(request).database_url,
+                status=views.FILTER_STATUS.get(status or "", status),
+                host=host if ctx.is_admin else None, project_id=project,
+                limit=page_limit, name=name, marker=marker, offset=_offset(offset),
+                sort=_sort(sort, sort_key, sort_dir, "created_at:desc"))
+            query = {k: v for k, v in request.query_params.items() if k != "marker"}
+            return views.volume_list(ctx, entries, detail=detail, limit=page_limit,
+                                     query=query)
+        return handler
+
+    async def show(request: Request, volume_id: str = Path(),
+                   ctx: CallContext = Ctx) -> dict[str, Any]:
+        entry = await _visible_volume(ctx, _settings(request), volume_id)
+        return {"volume": views.volume_detail(ctx, entry)}
+
+    async def action(request: Request, body: VolumeAction, volume_id: str = Path(),
+                     ctx: CallContext = Ctx) -> Response:
+        settings = _settings(request)
+        await _visible_volume(ctx, settings, volume_id)
+        ctx.require_admin(UNMANAGE_POLICY)
+        await sdk.start_unmanage(await _client(request), settings.database_url, volume_id)
+        return Response(status_code=202)
+
+    async def delete(request: Request, volume_id: str = Path(),
+                     ctx: CallContext = Ctx) -> Response:
+        settings = _settings(request)
+        await _visible_volume(ctx, settings, volume_id)
+        await run_in_threadpool(sdk.delete_failed_volume, settings.database_url, volume_id)
+        return Response(status_code=202)
+
+    ok: dict[int | str, dict[str, Any]] = {202: {"description": "accepted"}}
+    router.add_api_route("/os-volume-manage", manage, methods=["POST"], status_code=202,
+                         summary="Manage an existing volume", responses=ok)
+    router.add_api_route("/manageable_volumes", manage_v38, methods=["POST"],
+                         status_code=202, summary="Manage an existing volume (3.8)",
+                         responses=ok)
+    for path, detail, min_version in (
+            ("/os-volume-manage", False, None), ("/os-volume-manage/detail", True, None),
+            ("/manageable_volumes", False, "3.8"), ("/manageable_volumes/detail", True, "3.8")):
+        router.add_api_route(path, manageable_route(detail, min_version), methods=["GET"],
+                             summary="List manageable volumes" + (" (detail)" if detail
+                                                                   else ""))
+    router.add_api_route("/volumes", volumes_route(False), methods=["GET"],
+                         summary="List volumes")
+    router.add_api_route("/volumes/detail", volumes_route(True), methods=["GET"],
+                         summary="List volumes with details")
+    router.add_api_route("/volumes/{volume_id}", show, methods=["GET"], summary="Show a volume")
+    router.add_api_route("/volumes/{volume_id}/action", action, methods=["POST"],
+                         status_code=202, summary="Unmanage a volume (os-unmanage)",
+                         response_class=Response, responses=ok)
+    router.add_api_route("/volumes/{volume_id}", delete, methods=["DELETE"], status_code=202,
+                         summary="Delete the entry of a failed adoption",
+                         response_class=Response, responses=ok)
+    return router
+
+
+def in_project(request: Request, project_id: str = Path(min_length=1, max_length=255)
+               ) -> CallContext:
+    return call_context(request, project_id)
+
+
+def from_token(request: Request) -> CallContext:
+    return call_context(request, None)

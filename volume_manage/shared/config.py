@@ -1,0 +1,34 @@
+"""Settings read from the environment, with defaults that run the demo on one machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+
+def default_database_url() -> str:
+    """A SQLite file in the local data folder; PostgreSQL via DATABASE_URL."""
+    return f"sqlite:///{DEFAULT_DATA_DIR / 'inventory.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal_address: str
+    temporal_namespace: str
+    database_url: str
+    api_task_queue: str
+    service_down_time_s: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            temporal_address=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
+            temporal_namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
+            database_url=os.environ.get("DATABASE_URL") or default_database_url(),
+            api_task_queue=os.environ.get("VOLUME_API_TASK_QUEUE", "volume-api"),
+            service_down_time_s=int(os.environ.get("SERVICE_DOWN_TIME", "60")),
+        )

@@ -1,0 +1,108 @@
+"""Sorting and paging of manageable listings, as Cinder's API does it.
+
+`sort=key:dir` with keys `reference` or `size` and dirs `asc` or `desc` (default
+`reference:desc`); `marker` is the reference of the last item of the previous page; then
+`offset` items are skipped and at most `limit` returned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
+from typing import Any
+
+from volume_manage.shared.errors import RequestError
+from volume_manage.shared.types import ManageableQuery
+
+SORT_KEYS = ("reference", "size")
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
+_SOURCE_NAME_PREFIX = '{"source-name": '
+
+
+def reference_key(reference: dict[str, Any]) -> str:
+    """What a reference sorts by: its JSON with sorted keys, `json.dumps(ref, sort_keys=True)`.
+
+    Built from the C string encoder: JSONEncoder.encode per reference was 45 % of a
+    10,000-object page's time (pyinstrument on bench/listing.py); this is a fifth of that for
+    a map of strings, a fourteenth for the usual `{"source-name": ...}`. Anything else (a
+    value that is not a string) goes through the encoder.
+    """
+    try:
+        if len(reference) == 1 and "source-name" in reference:
+            return _SOURCE_NAME_PREFIX + encode_basestring_ascii(reference["source-name"]) + "}"
+        return "{" + ", ".join([encode_basestring_ascii(k) + ": " + encode_basestring_ascii(v)
+                                for k, v in sorted(reference.items())]) + "}"
+    except TypeError:
+        return _KEY_ENCODER.encode(reference)
+
+
+SORT_DIRS = ("asc", "desc")
+MAX_LIMIT = 1000
+
+
+def parse_sort(text: str, keys: Sequence[str] = SORT_KEYS) -> tuple[str, str]:
+    """`size:asc` -> ("size", "asc"); `size` -> ("size", "desc"); `key` one of `keys`."""
+    key, _, direction = text.partition(":")
+    direction = direction or "desc"
+    if key not in keys:
+        raise RequestError("sort", f"sort key must be one of {', '.join(keys)}, got {key!r}")
+    if direction not in SORT_DIRS:
+        raise RequestError("sort", f"sort direction must be asc or desc, got {direction!r}")
+    return key, direction
+
+
+def parse_marker(text: str | None) -> dict[str, str] | None:
+    """A marker is a reference: JSON (`{"source-name": "x"}`) or a bare source-name."""
+    if not text:
+        return None
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise RequestError("marker", "is not valid JSON") from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise RequestError("marker", "must be a reference object of strings")
+        return value
+    return {"source-name": text}
+
+
+def check_query(query: ManageableQuery) -> None:
+    parse_sort(f"{query.sort_key}:{query.sort_dir}")
+    if query.limit is not None and not 0 <= query.limit <= MAX_LIMIT:
+        raise RequestError("limit", f"must be between 0 and {MAX_LIMIT}, got {query.limit}")
+    if query.offset < 0:
+        raise RequestError("offset", f"must not be negative, got {query.offset}")
+
+
+def page_positions(references: Sequence[dict[str, str]], sizes: Sequence[int] | None,
+                   query: ManageableQuery) -> list[int]:
+    """Which of the listed objects make the page `query` asks for, in its order: sorted,
+    then past the marker, then `offset` skipped and at most `limit` kept, as Cinder does.
+
+    `sizes` (in the same order as `references`) are read only to sort by size. Each key is
+    built once and the sort moves positions, not items. (A heap picking the first
+    `offset + limit` was no faster: it loses to the sort when the backend lists in order, as
+    the fake one does, or when the offset is deep.)
+    """
+    check_query(query)
+    keys: list[Any]
+    if query.sort_key == "size":
+        if sizes is None:
+            raise ValueError("sorting by size needs the sizes")
+        keys = list(zip(sizes, map(reference_key, references), strict=True))
+    else:
+        keys = list(map(reference_key, references))
+    ordered = sorted(range(len(keys)), key=keys.__getitem__, reverse=query.sort_dir == "desc")
+    start = 0
+    if query.marker is not None:
+        try:
+            at = references.index(query.marker)
+        except ValueError:
+            raise RequestError(
+                "marker", f"no object with reference {query.marker} on the backend") from None
+        start = ordered.index(at) + 1
+    start += query.offset
+    return ordered[start:None if query.limit is None else start + query.limit]
