@@ -14,6 +14,17 @@ INVALID_REF = "InvalidRef"
 MANAGE_FAILED = "ManageExistingFailed"
 VOLUME_NOT_FOUND = "VolumeNotFound"
 INJECTED_FAULT = "InjectedFault"
+INVALID_VOLUME = "InvalidVolume"  # the volume is in a state that does not allow the action
+MARKER_NOT_FOUND = "MarkerNotFound"
+CANCELLED = "Cancelled"
+ACTIVITY_FAILED = "ActivityFailed"
+
+# Raised by the SDK and the entry points, not by workflows.
+TEMPORAL_UNAVAILABLE = "TemporalUnavailable"  # down or unreachable: worth retrying
+TEMPORAL_ERROR = "TemporalError"  # Temporal refused the call
+INVALID_CONFIGURATION = "InvalidConfiguration"
+TIMEOUT = "Timeout"
+MANAGE_FAILED_UNKNOWN = "ManageFailed"  # a workflow failure without a typed cause
 
 
 class RequestError(ValueError):
@@ -32,4 +43,3 @@ class RequestError(ValueError):
     def type_name(self) -> str:
         """`InvalidInput.host`-style type, so the error type itself names the field."""
         return f"{self.error_type}.{self.field}"
-INVALID_VOLUME = "InvalidVolume"  # the volume is in a state that does not allow the action
