@@ -27,7 +27,6 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -49,7 +48,6 @@ from volume_manage.sdk.results import (
 )
 from volume_manage.shared import errors, naming, paging, search, statuses, validation
 from volume_manage.shared.config import Settings
-from volume_manage.shared.errors import RequestError
 from volume_manage.shared.types import (
     BulkManageInput,
     BulkProgress,
@@ -96,12 +94,11 @@ class VolumeManage:
         return self._client
 
     async def _db(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run one inventory call in a thread; its failures become ManageErrors."""
+        """Run one inventory call in a thread (the caller's event loop never waits on the
+        database); a file the database cannot open is the database being unavailable."""
         try:
             return await asyncio.to_thread(call, *args, **kwargs)
-        except RequestError as err:
-            raise ManageError(err.type_name, str(err)) from None
-        except (SQLAlchemyError, OSError) as err:
+        except OSError as err:
             raise inventory_unavailable(err) from None
 
     # --- adoption ---------------------------------------------------------------------
@@ -112,6 +109,7 @@ class VolumeManage:
         id; no I/O, so callers can refuse a malformed request before connecting anywhere."""
         return requests.prepare(request)
 
+    @translated
     async def check_against_inventory(self, request: ManageRequest) -> None:
         """Refuse, before any workflow starts, what the API workflow would refuse at once
         from the inventory (an unknown or dead host or cluster, a zone it is not in, an
@@ -148,6 +146,9 @@ class VolumeManage:
     @translated
     async def wait_until_done(self, volume_id: str) -> VolumeEntry:
         """Wait for the volume-manager workflow to end; return the entry as it ended."""
+        if not requests.is_storable_id(volume_id):
+            raise ManageError(errors.VOLUME_NOT_FOUND,
+                              f"volume {volume_id} is not in the inventory")
         client = await self.connect()
         handle = client.get_workflow_handle(naming.manage_volume_workflow_id(volume_id))
         with contextlib.suppress(WorkflowFailureError):
@@ -160,6 +161,7 @@ class VolumeManage:
 
     # --- the inventory's volumes ------------------------------------------------------
 
+    @translated
     async def get_volume(self, volume_id: str, *, include_deleted: bool = False
                          ) -> VolumeEntry | None:
         """The entry, or None (also for an id the inventory could not hold)."""
@@ -168,6 +170,7 @@ class VolumeManage:
         return await self._db(inventory.get_volume, self.settings.database_url, volume_id,
                               include_deleted=include_deleted)
 
+    @translated
     async def list_volumes(
         self, *, status: str | None = None, host: str | None = None,
         project_id: str | None = None, limit: int = 100, name: str | None = None,
@@ -175,6 +178,9 @@ class VolumeManage:
     ) -> list[VolumeEntry]:
         """Live entries, newest first; paged like Cinder's volume list (`marker` is the id
         of the last volume seen, `sort` is key[:asc|desc])."""
+        requests.check_filters(status=status, host=host, project_id=project_id, name=name,
+                               marker=marker)
+        requests.check_page(limit, offset)
         return await self._db(inventory.list_volumes, self.settings.database_url,
                               status=status, host=host, project_id=project_id, limit=limit,
                               name=name, marker=marker, offset=offset, sort=sort)
@@ -210,6 +216,7 @@ class VolumeManage:
             static_summary=f"Unmanage volume {volume_id} ({entry.ref} on {entry.host})",
         )
 
+    @translated
     async def delete_failed_volume(self, volume_id: str) -> VolumeEntry:
         """Remove the entry of a failed adoption (`error_managing`), as Cinder's delete does.
 
@@ -251,6 +258,7 @@ class VolumeManage:
         )
         return await workflow_result(handle)
 
+    @translated
     async def list_backends(self) -> list[BackendInfo]:
         """Backend services and whether the scheduler sees them up."""
         return await self._db(inventory.list_backends, self.settings)
@@ -286,33 +294,32 @@ class VolumeManage:
 
     # --- administration ---------------------------------------------------------------
 
+    @translated
     async def create_volume_type(self, name: str, extra_specs: Mapping[str, str] | None = None
                                  ) -> VolumeTypeInfo:
         """Create a volume type, or replace the extra specs of an existing one."""
         specs = dict(extra_specs or {})
-        try:
-            requests.check_volume_type(name, specs)
-        except RequestError as err:
-            raise ManageError(err.type_name, str(err)) from None
+        requests.check_volume_type(name, specs)
         return await self._db(inventory.create_volume_type, self.settings.database_url,
                               name, specs)
 
+    @translated
     async def list_volume_types(self) -> list[VolumeTypeInfo]:
         return await self._db(inventory.list_volume_types, self.settings.database_url)
 
+    @translated
     async def show_quota(self, project_id: str) -> list[QuotaRow]:
         """A project's quota: per resource the limit (-1 unlimited), in use, reserved."""
         return await self.set_quota(project_id, {})
 
+    @translated
     async def set_quota(self, project_id: str, limits: Mapping[str, int]) -> list[QuotaRow]:
         """Set a project's limits (-1: unlimited), all or none, and return its quota."""
-        try:
-            requests.check_quota(project_id, limits)
-        except RequestError as err:
-            raise ManageError(err.type_name, str(err)) from None
+        requests.check_quota(project_id, limits)
         return await self._db(inventory.quota, self.settings.database_url, project_id,
                               dict(limits))
 
+    @translated
     async def migrate(self) -> None:
         """Create or upgrade the inventory schema (Alembic migrations)."""
         await self._db(inventory.migrate, self.settings.database_url)
@@ -353,4 +360,5 @@ class VolumeManage:
         violations found."""
         from volume_manage.operations import audit  # it uses this client: import late
 
+        requests.check_filters(project_id=project_id, backend=backend)
         return await audit.run(self, project_id=project_id, backend=backend, objects=objects)

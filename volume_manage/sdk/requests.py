@@ -52,6 +52,21 @@ def is_storable_id(volume_id: object) -> bool:
     return True
 
 
+def check_filters(**filters: str | None) -> None:
+    """Text filters of a listing: strings the inventory could hold (a filter matching
+    nothing is fine, a NUL or 10,000 characters is not)."""
+    for field, value in filters.items():
+        if value is not None:
+            validation.check_text(field, value, allow_empty=True)
+
+
+def check_page(limit: int, offset: int) -> None:
+    if limit < 0:
+        raise RequestError("limit", f"must be 0 or more, got {limit}")
+    if offset < 0:
+        raise RequestError("offset", f"must be 0 or more, got {offset}")
+
+
 def check_volume_type(name: str, extra_specs: Mapping[str, str]) -> None:
     validation.check_text("name", name)
     for key, value in extra_specs.items():
