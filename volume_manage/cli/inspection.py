@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from volume_manage.cli.common import JsonOpt, call, out, print_json
+from volume_manage.cli.common import JsonOpt, call, clear_errors, out, print_json
+from volume_manage.sdk import VolumeManage
 
 
 def workflows(
@@ -21,6 +22,9 @@ def workflows(
     as_json: bool = JsonOpt,
 ) -> None:
     """Find workflows through Temporal's visibility (search attributes), as the web UI does."""
+    with clear_errors():  # a filter that cannot be quoted connects nowhere
+        VolumeManage.workflow_query(volume_id=volume, status=status, project_id=project,
+                                    host=host, running=running)
     found = call(lambda vm: vm.list_workflows(volume_id=volume, status=status,
                                               project_id=project, host=host, running=running,
                                               limit=limit))

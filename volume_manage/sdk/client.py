@@ -326,6 +326,19 @@ class VolumeManage:
 
     # --- inspection -------------------------------------------------------------------
 
+    @staticmethod
+    def workflow_query(*, volume_id: str | None = None, status: str | None = None,
+                       project_id: str | None = None, host: str | None = None,
+                       running: bool = False) -> str:
+        """The visibility filter `list_workflows` asks with ("" for all workflows); a value
+        that cannot be quoted safely is an InvalidInput ManageError. No I/O, so callers can
+        refuse a bad filter before connecting anywhere."""
+        try:
+            return search.visibility_query(volume_id=volume_id, status=status,
+                                           project_id=project_id, host=host, running=running)
+        except ValueError as err:
+            raise ManageError(errors.INVALID_INPUT, str(err)) from None
+
     @translated
     async def list_workflows(
         self, *, volume_id: str | None = None, status: str | None = None,
@@ -334,11 +347,8 @@ class VolumeManage:
     ) -> WorkflowList:
         """Workflows found through Temporal's visibility (search attributes), as the web UI
         finds them: of a volume (batches included), a volume status, project or backend."""
-        try:
-            query = search.visibility_query(volume_id=volume_id, status=status,
-                                            project_id=project_id, host=host, running=running)
-        except ValueError as err:
-            raise ManageError(errors.INVALID_INPUT, str(err)) from None
+        query = self.workflow_query(volume_id=volume_id, status=status, project_id=project_id,
+                                    host=host, running=running)
         found = WorkflowList(query=query)
         client = await self.connect()
         async for wf in client.list_workflows(query, limit=limit):

@@ -60,6 +60,15 @@ def inventory_unavailable(err: Exception) -> ManageError:
                        f"inventory database unavailable: {detail[0] if detail else err!r}")
 
 
+def temporal_error(err: RPCError) -> ManageError:
+    """TemporalUnavailable when Temporal is down or the connection dropped (worth retrying:
+    a connection cut mid-call reaches us as UNKNOWN "transport error"), else TemporalError."""
+    transient = err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED) or (
+        err.status == RPCStatusCode.UNKNOWN and "transport error" in err.message)
+    return ManageError(errors.TEMPORAL_UNAVAILABLE if transient else errors.TEMPORAL_ERROR,
+                       f"Temporal: {err.message}")
+
+
 def translated(call: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Temporal refusing or unreachable mid-call, and the inventory database failing, become
     a ManageError like every other failure (never a raw RPCError or SQLAlchemyError)."""
@@ -71,10 +80,7 @@ def translated(call: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Corouti
         except RequestError as err:
             raise rejected(err) from None
         except RPCError as err:
-            transient = err.status in (RPCStatusCode.UNAVAILABLE,
-                                       RPCStatusCode.DEADLINE_EXCEEDED)
-            raise ManageError(errors.TEMPORAL_UNAVAILABLE if transient else errors.TEMPORAL_ERROR,
-                              f"Temporal: {err.message}") from None
+            raise temporal_error(err) from None
         except SQLAlchemyError as err:
             raise inventory_unavailable(err) from None
 
