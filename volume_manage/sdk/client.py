@@ -24,15 +24,13 @@ import contextlib
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from volume_manage.sdk import inventory, requests
-from volume_manage.sdk.connection import connect
+from volume_manage.sdk import connection, inventory, requests
 from volume_manage.sdk.errors import (
     ManageError,
     inventory_unavailable,
@@ -73,15 +71,8 @@ class VolumeManage:
 
     def __init__(self, settings: Settings, *, client: Client | None = None) -> None:
         self.settings = settings
-        self._client = client
+        self._client = client  # nothing to close: Temporal clients and engines are shared
         self._connecting = asyncio.Lock()
-
-    async def __aenter__(self) -> VolumeManage:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        return None  # nothing to close: Temporal clients and pooled engines live on
 
     # --- Temporal ---------------------------------------------------------------------
 
@@ -90,7 +81,7 @@ class VolumeManage:
         Temporal cannot be reached; a later call tries again)."""
         async with self._connecting:
             if self._client is None:
-                self._client = await connect(self.settings)
+                self._client = await connection.connect(self.settings)
         return self._client
 
     async def _db(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
