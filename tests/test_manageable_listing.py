@@ -23,7 +23,7 @@ from volume_manage.shared.types import ManageablePage, ManageableQuery
 
 
 async def listing(stack: Stack, **kwargs: object) -> ManageablePage:
-    return await sdk.list_manageable(stack.client, stack.settings, stack.host, **kwargs)  # type: ignore[arg-type]
+    return await stack.vm.list_manageable(stack.host, **kwargs)  # type: ignore[arg-type]
 
 
 def names(page: ManageablePage) -> list[str]:
@@ -96,7 +96,7 @@ async def test_bad_listing_parameters_are_refused(
 
 async def test_unknown_host_is_refused(stack: Stack) -> None:
     with pytest.raises(sdk.ManageError) as caught:
-        await sdk.list_manageable(stack.client, stack.settings, "ghost@fake#pool")
+        await stack.vm.list_manageable("ghost@fake#pool")
     assert caught.value.type == "HostNotFound.host"
 
 

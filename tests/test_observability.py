@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
-from volume_manage import observability, sdk
+from volume_manage import observability
 from volume_manage.cli import app as starter
 from volume_manage.drivers.base import ProviderFields
 from volume_manage.drivers.fake import FakeDriver
@@ -65,7 +65,7 @@ async def test_worker_serves_sdk_and_project_metrics_and_json_logs(
     await wait_for(lambda: service_registered(stack))
 
     entry = await stack.manage("disk.qcow2")
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
     assert done.status == statuses.AVAILABLE
 
     text = ""
@@ -196,7 +196,7 @@ async def test_query_and_current_details_show_the_blocked_step(
         finally:
             driver.release.set()
 
-        done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+        done = await stack.vm.wait_until_done(entry.id)
         assert done.status == statuses.AVAILABLE
         assert running_now() == 0
         assert (await handle.query("saga_state"))["step"] == "done"

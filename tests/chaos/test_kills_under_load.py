@@ -21,7 +21,6 @@ from tests.support.processes import (
 )
 from tests.support.stack import Stack
 from volume_manage import sdk
-from volume_manage.operations import audit
 from volume_manage.operations.devserver import DevServer
 from volume_manage.shared import statuses
 from volume_manage.shared.converter import DATA_CONVERTER
@@ -98,7 +97,7 @@ async def test_200_adoptions_through_worker_and_server_kills(
                 v.status for v in volumes}
             assert sorted(os.listdir(directory)) == sorted(f"volume-{v.id}" for v in volumes)
             assert stack.usage()["volumes"] == (COUNT, 0)
-            report = await audit.run(client, stack.settings, project_id=stack.project,
+            report = await stack.vm.audit(project_id=stack.project,
                                      backend=stack.backend)
             assert report.clean, report.violations
     finally:
