@@ -227,6 +227,8 @@ def test_image_context_holds_what_pip_install_needs() -> None:
     needed |= {"pyproject.toml", "deploy"}
     assert not needed & ignored
     assert all((ROOT / name).exists() for name in needed)
+    # nor what the installed project does not need: benchmarks, tests, scripts
+    assert {"bench", "tests", "scripts"} <= ignored
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert "qemu-utils" in dockerfile and "pip install ." in dockerfile
