@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from typer.testing import CliRunner
@@ -136,6 +137,11 @@ def test_the_compensation_list_matches_the_workflows() -> None:
     for path in (ROOT / "workflows").glob("*.py"):
         registered |= set(re.findall(r"saga\.register\(\s*\w+\.(\w+)", path.read_text()))
     assert registered == registry.COMPENSATIONS
+
+
+def test_the_adoption_workflows_counted_are_registered_workflows() -> None:
+    names = {workflow._Definition.must_from_class(cls).name for cls in registry.ALL_WORKFLOWS}
+    assert registry.ADOPTION_WORKFLOWS.issubset(names)
 
 
 def test_a_bad_log_format_is_one_line() -> None:
