@@ -4,6 +4,7 @@ package is one clear line, not a traceback."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -12,6 +13,13 @@ import temporalio.client
 from volume_manage.observability import ObservabilityError
 
 TRACING_MODES = ("none", "console", "otlp")
+
+
+def tracing_mode(asked: str | None) -> str:
+    """The mode asked for; by default OTLP when OTEL_EXPORTER_OTLP_ENDPOINT says where to."""
+    if asked is not None:
+        return asked
+    return "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
 
 
 def tracing_interceptor(

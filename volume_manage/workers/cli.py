@@ -27,7 +27,7 @@ from volume_manage.shared.config import Settings
 from volume_manage.shared.faults import Fault, FaultPlan
 from volume_manage.shared.validation import HOST_PATTERN
 from volume_manage.workers.build import api_worker, backend_worker
-from volume_manage.workers.observing import Observing, connect_observed, observing
+from volume_manage.workers.observing import Observing, connect_observed, observing_from_flags
 from volume_manage.workers.running import run_until_signalled
 from volume_manage.workers.service import heartbeat
 
@@ -68,7 +68,7 @@ def run_main(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 def _observing(metrics_port: int | None, metrics_host: str, log_format: str,
                tracing: str | None) -> Observing:
     try:
-        return observing(metrics_port, metrics_host, log_format, tracing)
+        return observing_from_flags(metrics_port, metrics_host, log_format, tracing)
     except ObservabilityError as err:
         raise typer.BadParameter(str(err), param_hint="--log-format") from None
 

@@ -6,7 +6,6 @@ built from that client runs them."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import temporalio.client
@@ -30,25 +29,24 @@ log = logging.getLogger("volume-manage.worker")
 
 @dataclass(frozen=True)
 class Observing:
-    """What a worker process exposes besides its work: metrics, log format, tracing."""
+    """What to start when the process connects: the metrics endpoint and tracing (the log
+    format is set up at once, by `observing_from_flags`)."""
 
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"
     tracing: str = "none"
 
 
-def observing(metrics_port: int | None, metrics_host: str, log_format: str,
-              tracing_mode: str | None) -> Observing:
+def observing_from_flags(metrics_port: int | None, metrics_host: str, log_format: str,
+                         tracing_mode: str | None) -> Observing:
     """Set up logging now (so every later line has the chosen format) and say what else.
-    Tracing defaults to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set. Raises
-    ObservabilityError for an unknown log format."""
+    Raises ObservabilityError for an unknown log format."""
     logs.setup_logging(log_format)
-    if tracing_mode is None:
-        tracing_mode = "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
-    return Observing(metrics_port=metrics_port, metrics_host=metrics_host, tracing=tracing_mode)
+    return Observing(metrics_port=metrics_port, metrics_host=metrics_host,
+                     tracing=tracing.tracing_mode(tracing_mode))
 
 
-def client_interceptors(observed: Observing) -> list[temporalio.client.Interceptor]:
+def start_observing(observed: Observing) -> list[temporalio.client.Interceptor]:
     """Before the first client: the SDK runtime with metrics, the endpoint, the interceptors.
     A missing package or a taken port is one line and exit code 2 (ManageError)."""
     try:
@@ -75,6 +73,6 @@ def client_interceptors(observed: Observing) -> list[temporalio.client.Intercept
 
 async def connect_observed(settings: Settings, observed: Observing) -> Client:
     """Connect (patiently) with the metrics runtime and the interceptors in place."""
-    interceptors = client_interceptors(observed)
+    interceptors = start_observing(observed)
     client = await connect_patiently(settings)
     return with_interceptors(client, interceptors)
