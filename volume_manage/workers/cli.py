@@ -12,8 +12,11 @@ and the project's) on one endpoint; see volume_manage/observability.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -65,20 +68,16 @@ def run_main(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         raise typer.Exit(2) from None
 
 
-def _observing(metrics_port: int | None, metrics_host: str, log_format: str,
-               tracing: str | None) -> Observing:
-    try:
-        return observing_from_flags(metrics_port, metrics_host, log_format, tracing)
-    except ObservabilityError as err:
-        raise typer.BadParameter(str(err), param_hint="--log-format") from None
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What every worker takes from its flags and environment."""
+
+    settings: Settings
+    observing: Observing
+    faults: FaultPlan
 
 
-def _faults(fault: list[str]) -> FaultPlan:
-    return FaultPlan([Fault.parse(f) for f in fault])
-
-
-@app.command()
-def api(
+def worker_options(
     temporal_address: str | None = AddressOpt,
     namespace: str | None = NamespaceOpt,
     database_url: str | None = DatabaseOpt,
@@ -87,54 +86,77 @@ def api(
     metrics_host: str = MetricsHostOpt,
     log_format: str = LogFormatOpt,
     tracing: str | None = TracingOpt,
-) -> None:
-    """Run the API/scheduler worker (ManageExistingWorkflow on the API task queue)."""
-    observed = _observing(metrics_port, metrics_host, log_format, tracing)
+) -> WorkerOptions:
+    """The options every worker command takes (`worker_command` adds them to each); sets up
+    logging first, so that every later line has the chosen format."""
+    try:
+        observed = observing_from_flags(metrics_port, metrics_host, log_format, tracing)
+    except ObservabilityError as err:
+        raise typer.BadParameter(str(err), param_hint="--log-format") from None
+    try:
+        faults = FaultPlan([Fault.parse(f) for f in fault])
+    except ValueError as err:
+        raise typer.BadParameter(f"step[:times[:permanent]] or step:delay=SECONDS ({err})",
+                                 param_hint="--fault") from None
     settings = Settings.from_env(temporal_address=temporal_address,
                                  temporal_namespace=namespace, database_url=database_url)
+    return WorkerOptions(settings, observed, faults)
+
+
+def worker_command(command: Callable[..., None]) -> Callable[..., None]:
+    """A command of the app taking its own options and those of `worker_options`, which it
+    receives built, as its first argument: the options every worker takes, written once."""
+    shared = inspect.signature(worker_options, eval_str=True).parameters
+    own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]
+
+    @functools.wraps(command)
+    def run(**given: Any) -> None:
+        options = worker_options(**{name: given.pop(name) for name in shared})
+        command(options, **given)
+
+    signature = inspect.Signature([*own, *shared.values()])
+    run.__signature__ = signature  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return app.command()(run)
+
+
+@worker_command
+def api(options: WorkerOptions) -> None:
+    """Run the API/scheduler worker (ManageExistingWorkflow on the API task queue)."""
 
     async def main() -> None:
-        client = await connect_observed(settings, observed)
-        await run_until_signalled(api_worker(client, settings, faults=_faults(fault)))
+        client = await connect_observed(options.settings, options.observing)
+        await run_until_signalled(api_worker(client, options.settings, faults=options.faults))
 
     run_main(main)
 
 
-@app.command()
+@worker_command
 def backend(
+    options: WorkerOptions,
     backend_host: str = typer.Option(..., help="this backend, as host@backend#pool"),
     driver: str = typer.Option("file", help=f"driver: {', '.join(DRIVERS)}"),
     path: str | None = typer.Option(None, help="directory of images (file driver)"),
     cluster: str | None = typer.Option(None, help="cluster this backend belongs to"),
     availability_zone: str = typer.Option("nova", help="availability zone of the backend"),
-    temporal_address: str | None = AddressOpt,
-    namespace: str | None = NamespaceOpt,
-    database_url: str | None = DatabaseOpt,
-    fault: list[str] = FaultOpt,
-    metrics_port: int | None = MetricsPortOpt,
-    metrics_host: str = MetricsHostOpt,
-    log_format: str = LogFormatOpt,
-    tracing: str | None = TracingOpt,
 ) -> None:
     """Run one backend's worker: ManageVolumeWorkflow and its driver on the backend's queue."""
-    observed = _observing(metrics_port, metrics_host, log_format, tracing)
     if not HOST_PATTERN.match(backend_host):
         raise typer.BadParameter("must look like host@backend#pool", param_hint="--backend-host")
-    settings = Settings.from_env(temporal_address=temporal_address,
-                                 temporal_namespace=namespace, database_url=database_url)
-    faults = _faults(fault)
     pool = naming.pool_of_host(backend_host) or "pool"
     try:
-        the_driver = make_driver(driver, pool, path, faults)
+        the_driver = make_driver(driver, pool, path, options.faults)
     except Exception as err:
         raise typer.BadParameter(str(err)) from None
     host = naming.backend_of_host(backend_host)
+    settings = options.settings
 
     async def main() -> None:
-        client = await connect_observed(settings, observed)
+        client = await connect_observed(settings, options.observing)
         beat = asyncio.create_task(heartbeat(settings, host, the_driver,
                                              cluster=cluster, zone=availability_zone))
-        worker = backend_worker(client, settings, cluster or host, the_driver, faults=faults)
+        worker = backend_worker(client, settings, cluster or host, the_driver,
+                                faults=options.faults)
         await run_until_signalled(worker, beat)
 
     run_main(main)
