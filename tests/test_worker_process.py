@@ -8,12 +8,15 @@ import os
 import signal
 import subprocess
 
+from temporalio import activity
+
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.shared import statuses
+from volume_manage.workers.build import activities_of
 
 
 async def test_backend_worker_registers_its_service(
@@ -129,3 +132,22 @@ async def test_bulk_survives_a_backend_worker_sigkill(
     assert len(volumes) == 60 and all(v.status == statuses.AVAILABLE for v in volumes)
     assert sorted(os.listdir(backend.directory)) == sorted(f"volume-{v.id}" for v in volumes)
     assert stack.usage()["volumes"] == (60, 0)
+
+
+class Steps:
+    @activity.defn
+    def first(self, n: int) -> int:
+        return n
+
+    @activity.defn(name="renamed")
+    def second(self) -> None:
+        return None
+
+    def helper(self) -> None:
+        return None
+
+
+def test_a_worker_runs_every_activity_method_of_its_activity_objects() -> None:
+    steps, more = Steps(), Steps()
+    assert activities_of(steps) == [steps.first, steps.second]
+    assert activities_of(steps, more) == [steps.first, steps.second, more.first, more.second]

@@ -24,7 +24,8 @@ from volume_manage.rest.app import MAX_BODY_BYTES, create_app
 from volume_manage.rest.auth import NoAuth
 from volume_manage.rest.versions import MAX_VERSION
 from volume_manage.shared import naming, statuses
-from volume_manage.workers.build import backend_worker, report_service
+from volume_manage.workers.build import backend_worker
+from volume_manage.workers.service import report_service
 
 
 def manage_body(stack: Stack, source: str = "vol-1", **fields: Any) -> dict[str, Any]:

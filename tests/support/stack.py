@@ -24,7 +24,8 @@ from volume_manage.shared import naming
 from volume_manage.shared.config import Settings
 from volume_manage.shared.faults import Fault, FaultPlan
 from volume_manage.shared.types import ManageRequest, VolumeEntry
-from volume_manage.workers.build import api_worker, backend_worker, report_service
+from volume_manage.workers.build import api_worker, backend_worker
+from volume_manage.workers.service import report_service
 
 
 class Stack:
