@@ -1,7 +1,7 @@
 """A running volume-manage stack inside the test process: API worker + one fake backend.
 
 Real Temporal, real database, real workers; only the backend is the in-memory `fake` driver,
-whose objects tests can see and whose steps they can make fail through `faults`.
+whose objects tests can see; `fail` makes any activity or driver call fail by its name.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Stack:
             api_task_queue=f"volume-api-{tag}", service_down_time_s=60,
         )
         self.faults = FaultPlan()
-        self.driver: Driver = driver or FakeDriver(pool="pool", faults=self.faults)
+        self.driver: Driver = driver or FakeDriver(pool="pool")
         self.backend = f"node-{tag}@{'fake' if driver is None else 'file'}"
         self.host = f"{self.backend}#pool"
         self.project = f"project-{tag}"

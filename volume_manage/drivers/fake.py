@@ -1,4 +1,4 @@
-"""An in-memory backend with fault injection, for tests and benchmarks.
+"""An in-memory backend, for tests and benchmarks.
 
 Objects live in a dict guarded by a lock, so concurrent adoptions of one object race the
 way they would on real storage: exactly one rename wins. `renames` counts every rename that
@@ -24,7 +24,6 @@ from volume_manage.drivers.base import (
     size_in_gib,
 )
 from volume_manage.shared import naming
-from volume_manage.shared.faults import FaultPlan
 
 
 @dataclass
@@ -38,7 +37,6 @@ class FakeObject:
 class FakeDriver(Driver):
     pool: str = "pool"
     objects: dict[str, FakeObject] = field(default_factory=dict)
-    faults: FaultPlan = field(default_factory=FaultPlan)
     total_capacity_gb: float = 1_000_000.0
     extra_capabilities: dict[str, Any] = field(default_factory=dict)
     renames: list[tuple[str, str]] = field(default_factory=list)
@@ -75,7 +73,6 @@ class FakeDriver(Driver):
         raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
 
     def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
-        self.faults.check("manage_existing_get_size")
         with self._lock:
             adopted = self.objects.get(naming.managed_object_name(volume_id))
             if adopted is not None:
@@ -87,7 +84,6 @@ class FakeDriver(Driver):
             return size_in_gib(self.objects[name].size_bytes)
 
     def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
-        self.faults.check("manage_existing")
         target = naming.managed_object_name(volume_id)
         with self._lock:
             if target in self.objects:  # a retry: the rename already happened
@@ -100,11 +96,9 @@ class FakeDriver(Driver):
             return ProviderFields(provider_id=self.objects[target].object_id)
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
-        self.faults.check("revert_manage_existing")
         return self._rename_back(volume_id, ref) is not None
 
     def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
-        self.faults.check("unmanage")
         return self._rename_back(volume_id, ref)
 
     def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:

@@ -31,18 +31,15 @@ from volume_manage.drivers.base import (
     size_in_gib,
 )
 from volume_manage.shared import naming
-from volume_manage.shared.faults import NO_FAULTS, FaultPlan
 
 SUPPORTED_FORMATS = ("raw", "qcow2")
 QEMU_IMG_TIMEOUT_S = 60
 
 
 class FileDriver(Driver):
-    def __init__(self, directory: str | Path, pool: str = "pool", *,
-                 faults: FaultPlan = NO_FAULTS) -> None:
+    def __init__(self, directory: str | Path, pool: str = "pool") -> None:
         super().__init__(pool)
         self.directory = Path(directory).resolve()
-        self.faults = faults
         if not self.directory.is_dir():
             raise DriverError(f"backend directory {self.directory} does not exist")
         if shutil.which("qemu-img") is None:
@@ -120,7 +117,6 @@ class FileDriver(Driver):
         )
 
     def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
-        self.faults.check("manage_existing_get_size")
         adopted = self.directory / naming.managed_object_name(volume_id)
         path = adopted if adopted.is_file() else self._path(ref)
         managed_id = naming.managed_volume_id(path.name)
@@ -131,7 +127,6 @@ class FileDriver(Driver):
         return size_in_gib(int(info["virtual-size"]))
 
     def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
-        self.faults.check("manage_existing")
         target = self.directory / naming.managed_object_name(volume_id)
         if target.exists():  # a retry: the rename already happened
             return self._provider_fields(target)
@@ -147,13 +142,11 @@ class FileDriver(Driver):
         return self._provider_fields(target)
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
-        self.faults.check("revert_manage_existing")
         return self._rename_back(volume_id, ref) is not None
 
     def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
         """The file gets its original name back (Cinder's NFS driver keeps `volume-<id>`;
         here a `volume-<uuid>` file always means a live entry, which the audit relies on)."""
-        self.faults.check("unmanage")
         return self._rename_back(volume_id, ref)
 
     def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:

@@ -31,6 +31,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.api import ApiActivities
 from activities.batch import BatchActivities
 from activities.entries import EntryActivities
+from activities.faults import FaultInterceptor, with_faults
 from activities.listing import ListingActivities
 from activities.manager import ManagerActivities
 from activities.unmanage import UnmanageActivities
@@ -42,7 +43,7 @@ from volume_manage.inventory.db import transaction
 from volume_manage.process_exit import run_then_exit
 from volume_manage.shared import naming
 from volume_manage.shared.config import Settings
-from volume_manage.shared.faults import NO_FAULTS, Fault, FaultPlan
+from volume_manage.shared.faults import FaultPlan
 from volume_manage.shared.validation import HOST_PATTERN
 from workflows.registry import API_WORKFLOWS, BACKEND_WORKFLOWS
 
@@ -79,14 +80,18 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 WORKER_SETTINGS: dict[str, Any] = {**BOUNDED_CONCURRENCY, "workflow_runner": WORKFLOW_RUNNER}
 
 
+def fault_interceptors(faults: FaultPlan | None) -> list[FaultInterceptor]:
+    """With a plan (tests, drills), every activity checks it first; none in production."""
+    return [] if faults is None else [FaultInterceptor(faults)]
+
+
 def api_worker(
-    client: Client, settings: Settings, *, faults: FaultPlan = NO_FAULTS
+    client: Client, settings: Settings, *, faults: FaultPlan | None = None
 ) -> Worker:
     """The worker of ManageExistingWorkflow on the API task queue."""
     api = ApiActivities(settings.database_url, client,
-                        service_down_time=timedelta(seconds=settings.service_down_time_s),
-                        faults=faults)
-    entries = EntryActivities(settings.database_url, faults=faults)
+                        service_down_time=timedelta(seconds=settings.service_down_time_s))
+    entries = EntryActivities(settings.database_url)
     return Worker(
         client,
         task_queue=settings.api_task_queue,
@@ -95,25 +100,27 @@ def api_worker(
                     entries.create_volume_entry, entries.delete_volume_entry,
                     entries.mark_error_managing],
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        interceptors=fault_interceptors(faults),
         **WORKER_SETTINGS,
     )
 
 
 def backend_worker(
     client: Client, settings: Settings, backend: str, driver: Driver,
-    *, faults: FaultPlan = NO_FAULTS,
+    *, faults: FaultPlan | None = None,
 ) -> Worker:
     """The worker of one backend (host@backend, or a cluster) on that backend's own queue:
-    adoption, unmanage and listing, which all need the driver."""
+    adoption, unmanage and listing, which all need the driver. With `faults`, the plan is
+    checked before each activity and each driver call."""
+    if faults is not None:
+        driver = with_faults(driver, faults)
     manager = ManagerActivities(settings.database_url, driver,
-                                service_down_time=timedelta(seconds=settings.service_down_time_s),
-                                faults=faults)
-    entries = EntryActivities(settings.database_url, faults=faults)
-    unmanage = UnmanageActivities(settings.database_url, driver, faults=faults)
+                                service_down_time=timedelta(seconds=settings.service_down_time_s))
+    entries = EntryActivities(settings.database_url)
+    unmanage = UnmanageActivities(settings.database_url, driver)
     listing = ListingActivities(settings.database_url, driver)
     batch = BatchActivities(settings.database_url, driver,
-                            service_down_time=timedelta(seconds=settings.service_down_time_s),
-                            faults=faults)
+                            service_down_time=timedelta(seconds=settings.service_down_time_s))
     return Worker(
         client,
         task_queue=naming.backend_task_queue(backend),
@@ -129,6 +136,7 @@ def backend_worker(
                     batch.manage_batch_objects, batch.finish_batch, batch.fail_items,
                     batch.undo_batch_adoption, batch.rollback_batch_quota, batch.fail_batch],
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        interceptors=fault_interceptors(faults),
         **WORKER_SETTINGS,
     )
 
@@ -300,7 +308,7 @@ def api(
 
     async def main() -> None:
         client = await connect_observed(settings, observing)
-        faults = FaultPlan([Fault.parse(f) for f in fault])
+        faults = FaultPlan.parse(fault) if fault else None
         await run_until_signalled(api_worker(client, settings, faults=faults))
 
     run_main(main)
@@ -327,10 +335,10 @@ def backend(
     if not HOST_PATTERN.match(backend_host):
         raise typer.BadParameter("must look like host@backend#pool", param_hint="--backend-host")
     settings = _settings(temporal_address, namespace, database_url)
-    faults = FaultPlan([Fault.parse(f) for f in fault])
+    faults = FaultPlan.parse(fault) if fault else None
     pool = naming.pool_of_host(backend_host) or "pool"
     try:
-        the_driver = make_driver(driver, pool, path, faults)
+        the_driver = make_driver(driver, pool, path)
     except Exception as err:
         raise typer.BadParameter(str(err)) from None
     host = naming.backend_of_host(backend_host)
