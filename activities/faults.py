@@ -31,10 +31,10 @@ from volume_manage.drivers.base import (
     Capabilities,
     Driver,
     ManageableListing,
-    ManageableVolume,
-    ProviderFields,
+    ManageableSnapshots,
 )
 from volume_manage.shared.faults import FaultPlan
+from volume_manage.shared.types import Adopted, ManageableItem
 
 
 class FaultInterceptor(Interceptor):
@@ -72,13 +72,15 @@ class _CheckedActivity(ActivityInboundInterceptor):
 
 
 def with_faults(driver: Driver, plan: FaultPlan) -> Driver:
-    """`driver`, with `plan` checked (by method name) before each of its calls."""
+    """`driver`, with `plan` checked (by method name) before each of its calls; it adopts
+    what `driver` adopts."""
+    if isinstance(driver, ManageableSnapshots):
+        return _FaultInjectingSnapshotDriver(driver, plan)
     return FaultInjectingDriver(driver, plan)
 
 
 class FaultInjectingDriver(Driver):
-    """Delegates every driver call to the wrapped driver after checking the plan.
-    (Snapshot adoption, issue 17, adds its methods here when a driver has them.)"""
+    """Delegates every driver call to the wrapped driver after checking the plan."""
 
     def __init__(self, driver: Driver, plan: FaultPlan) -> None:
         super().__init__(driver.pool)
@@ -93,7 +95,7 @@ class FaultInjectingDriver(Driver):
         self.plan.check("manage_existing_get_size")
         return self.driver.manage_existing_get_size(volume_id, ref)
 
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         self.plan.check("manage_existing")
         return self.driver.manage_existing(volume_id, ref)
 
@@ -111,10 +113,35 @@ class FaultInjectingDriver(Driver):
 
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
-    ) -> list[ManageableVolume]:
+    ) -> list[ManageableItem]:
         self.plan.check("describe_manageable_objects")
         return self.driver.describe_manageable_objects(references, managed)
 
-    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
+    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableItem]:
         self.plan.check("get_manageable_volumes")
         return self.driver.get_manageable_volumes(managed)
+
+
+class _FaultInjectingSnapshotDriver(FaultInjectingDriver, ManageableSnapshots):
+    """The same, for a driver that adopts snapshots as well."""
+
+    def __init__(self, driver: Driver, plan: FaultPlan) -> None:
+        assert isinstance(driver, ManageableSnapshots)
+        super().__init__(driver, plan)
+        self.snapshots: ManageableSnapshots = driver
+
+    def manage_existing_snapshot_get_size(self, snapshot_id: str, ref: dict[str, str]) -> int:
+        self.plan.check("manage_existing_snapshot_get_size")
+        return self.snapshots.manage_existing_snapshot_get_size(snapshot_id, ref)
+
+    def manage_existing_snapshot(self, snapshot_id: str, ref: dict[str, str]) -> Adopted:
+        self.plan.check("manage_existing_snapshot")
+        return self.snapshots.manage_existing_snapshot(snapshot_id, ref)
+
+    def unmanage_snapshot(self, snapshot_id: str, ref: dict[str, str]) -> str | None:
+        self.plan.check("unmanage_snapshot")
+        return self.snapshots.unmanage_snapshot(snapshot_id, ref)
+
+    def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
+        self.plan.check("get_manageable_snapshots")
+        return self.snapshots.get_manageable_snapshots(managed)

@@ -19,11 +19,10 @@ from volume_manage.drivers.base import (
     Driver,
     InvalidReference,
     ManageableListing,
-    ManageableVolume,
-    ProviderFields,
     size_in_gib,
 )
 from volume_manage.shared import naming
+from volume_manage.shared.types import Adopted, ManageableItem
 
 
 @dataclass
@@ -83,17 +82,17 @@ class FakeDriver(Driver):
                 raise AlreadyManaged(ref, managed_id)
             return size_in_gib(self.objects[name].size_bytes)
 
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         target = naming.managed_object_name(volume_id)
         with self._lock:
             if target in self.objects:  # a retry: the rename already happened
-                return ProviderFields(provider_id=self.objects[target].object_id)
+                return Adopted(provider_id=self.objects[target].object_id)
             name = self._find(ref)
             if naming.managed_volume_id(name):
                 raise AlreadyManaged(ref, naming.managed_volume_id(name))
             self.objects[target] = self.objects.pop(name)
             self.renames.append((name, target))
-            return ProviderFields(provider_id=self.objects[target].object_id)
+            return Adopted(provider_id=self.objects[target].object_id)
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
         return self._rename_back(volume_id, ref) is not None
@@ -120,7 +119,7 @@ class FakeDriver(Driver):
 
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
-    ) -> list[ManageableVolume]:
+    ) -> list[ManageableItem]:
         names = [ref.get("source-name", "") for ref in references]
         with self._lock:
             found = [(name, self.objects.get(name)) for name in names]
@@ -130,7 +129,7 @@ class FakeDriver(Driver):
                 continue
             cinder_id = managed.get(name) or naming.managed_volume_id(name)
             reason = "already managed" if cinder_id else ("volume in use" if obj.in_use else None)
-            result.append(ManageableVolume(
+            result.append(ManageableItem(
                 reference={"source-name": name}, size=size_in_gib(obj.size_bytes),
                 safe_to_manage=reason is None, reason_not_safe=reason, cinder_id=cinder_id,
                 extra_info={"id": obj.object_id},

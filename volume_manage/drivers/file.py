@@ -26,11 +26,10 @@ from volume_manage.drivers.base import (
     DriverError,
     InvalidReference,
     ManageableListing,
-    ManageableVolume,
-    ProviderFields,
     size_in_gib,
 )
 from volume_manage.shared import naming
+from volume_manage.shared.types import Adopted, ManageableItem
 
 SUPPORTED_FORMATS = ("raw", "qcow2")
 QEMU_IMG_TIMEOUT_S = 60
@@ -126,7 +125,7 @@ class FileDriver(Driver):
         self._check_image(ref, info)
         return size_in_gib(int(info["virtual-size"]))
 
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         target = self.directory / naming.managed_object_name(volume_id)
         if target.exists():  # a retry: the rename already happened
             return self._provider_fields(target)
@@ -184,7 +183,7 @@ class FileDriver(Driver):
 
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
-    ) -> list[ManageableVolume]:
+    ) -> list[ManageableItem]:
         result = []
         for listed in references:
             name = listed.get("source-name", "")
@@ -208,15 +207,15 @@ class FileDriver(Driver):
                 reason = str(err).rsplit(": ", 1)[-1]
             except DriverError:
                 reason = "Failed to open image."
-            result.append(ManageableVolume(
+            result.append(ManageableItem(
                 reference=ref, size=size, safe_to_manage=reason is None,
                 reason_not_safe=reason, cinder_id=cinder_id,
                 extra_info={"source-id": str(inode)},
             ))
         return result
 
-    def _provider_fields(self, path: Path) -> ProviderFields:
-        return ProviderFields(provider_id=str(path.stat().st_ino),
+    def _provider_fields(self, path: Path) -> Adopted:
+        return Adopted(provider_id=str(path.stat().st_ino),
                               provider_location=str(self.directory))
 
 
