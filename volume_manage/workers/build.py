@@ -263,7 +263,10 @@ AddressOpt = typer.Option(
 )
 NamespaceOpt = typer.Option(None, "--namespace", help="Temporal namespace [TEMPORAL_NAMESPACE]")
 DatabaseOpt = typer.Option(None, "--database-url", help="inventory database [DATABASE_URL]")
-FaultOpt = typer.Option([], "--fault", help="inject a fault for drills: step[:times[:permanent]]")
+FaultOpt = typer.Option(
+    [], "--fault",
+    help="inject a fault for drills: step[:times[:permanent]] or step:delay=SECONDS; a step "
+         "is an activity (finish) or a driver method (manage_existing)")
 MetricsPortOpt = typer.Option(
     None, "--metrics-port", envvar="METRICS_PORT",
     help="serve Prometheus metrics on this port, /metrics (default: off)")
