@@ -26,10 +26,10 @@ from typer.testing import CliRunner
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage.cli import app as starter
-from volume_manage.drivers.base import ProviderFields
 from volume_manage.drivers.fake import FakeDriver
 from volume_manage.observability import ObservabilityError, metrics, tracing, with_interceptors
 from volume_manage.shared import naming, statuses
+from volume_manage.shared.types import Adopted
 from volume_manage.workers import cli as worker
 from workflows import registry
 
@@ -157,7 +157,7 @@ class HeldDriver(FakeDriver):
 
     release: threading.Event = dataclasses.field(default_factory=threading.Event)
 
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         self.release.wait(timeout=HOLD_LIMIT_S)
         return super().manage_existing(volume_id, ref)
 

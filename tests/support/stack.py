@@ -1,7 +1,7 @@
 """A running volume-manage stack inside the test process: API worker + one fake backend.
 
 Real Temporal, real database, real workers; only the backend is the in-memory `fake` driver,
-whose objects tests can see and whose steps they can make fail through `faults`.
+whose objects tests can see; `fail` makes any activity or driver call fail by its name.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Stack:
         )
         self.vm = VolumeManage(self.settings, client=client)  # the SDK, on this stack's queues
         self.faults = FaultPlan()
-        self.driver: Driver = driver or FakeDriver(pool="pool", faults=self.faults)
+        self.driver: Driver = driver or FakeDriver(pool="pool")
         self.backend = f"node-{tag}@{'fake' if driver is None else 'file'}"
         self.host = f"{self.backend}#pool"
         self.project = f"project-{tag}"

@@ -19,13 +19,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.api import ApiActivities
 from activities.batch import BatchActivities
 from activities.entries import EntryActivities
+from activities.faults import FaultInterceptor, with_faults
 from activities.listing import ListingActivities
 from activities.manager import ManagerActivities
 from activities.unmanage import UnmanageActivities
 from volume_manage.drivers.base import Driver
 from volume_manage.shared import naming
 from volume_manage.shared.config import Settings
-from volume_manage.shared.faults import NO_FAULTS, FaultPlan
+from volume_manage.shared.faults import FaultPlan
 from workflows.registry import API_WORKFLOWS, BACKEND_WORKFLOWS
 
 DRAIN_TIMEOUT = timedelta(seconds=30)
@@ -66,45 +67,49 @@ def activities_of(*objects: object) -> list[Callable[..., Any]]:
 
 
 def api_worker(
-    client: Client, settings: Settings, *, faults: FaultPlan = NO_FAULTS
+    client: Client, settings: Settings, *, faults: FaultPlan | None = None
 ) -> Worker:
     """The worker of ManageExistingWorkflow (and bulk adoption) on the API task queue."""
     down_time = timedelta(seconds=settings.service_down_time_s)
     return _worker(
-        client, settings.api_task_queue, API_WORKFLOWS,
-        ApiActivities(settings.database_url, client, service_down_time=down_time,
-                      faults=faults),
-        EntryActivities(settings.database_url, faults=faults),
+        client, settings.api_task_queue, API_WORKFLOWS, faults,
+        ApiActivities(settings.database_url, client, service_down_time=down_time),
+        EntryActivities(settings.database_url),
     )
 
 
 def backend_worker(
     client: Client, settings: Settings, backend: str, driver: Driver,
-    *, faults: FaultPlan = NO_FAULTS,
+    *, faults: FaultPlan | None = None,
 ) -> Worker:
     """The worker of one backend (host@backend, or a cluster) on that backend's own queue:
-    adoption, unmanage and listing, which all need the driver."""
+    adoption, unmanage and listing, which all need the driver. With `faults`, the plan is
+    checked before each activity and each driver call."""
+    if faults is not None:
+        driver = with_faults(driver, faults)
     down_time = timedelta(seconds=settings.service_down_time_s)
     url = settings.database_url
     return _worker(
-        client, naming.backend_task_queue(backend), BACKEND_WORKFLOWS,
-        ManagerActivities(url, driver, service_down_time=down_time, faults=faults),
-        EntryActivities(url, faults=faults),
-        UnmanageActivities(url, driver, faults=faults),
+        client, naming.backend_task_queue(backend), BACKEND_WORKFLOWS, faults,
+        ManagerActivities(url, driver, service_down_time=down_time),
+        EntryActivities(url),
+        UnmanageActivities(url, driver),
         ListingActivities(url, driver),
-        BatchActivities(url, driver, service_down_time=down_time, faults=faults),
+        BatchActivities(url, driver, service_down_time=down_time),
     )
 
 
 def _worker(client: Client, task_queue: str, workflows: Sequence[type],
-            *activity_objects: object) -> Worker:
+            faults: FaultPlan | None, *activity_objects: object) -> Worker:
     """The one place a worker of ours is made. The client's interceptors (metrics, logs,
-    tracing: see `observing`) apply to it; interceptors of the worker alone go here."""
+    tracing: see `observing`) apply to it; interceptors of the worker alone go here: with a
+    fault plan (tests, drills), every activity checks it first; none in production."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=workflows,
         activities=activities_of(*activity_objects),
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        interceptors=[] if faults is None else [FaultInterceptor(faults)],
         **WORKER_SETTINGS,
     )

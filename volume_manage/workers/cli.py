@@ -27,7 +27,7 @@ from volume_manage.observability import ObservabilityError
 from volume_manage.process_exit import run_then_exit
 from volume_manage.shared import naming
 from volume_manage.shared.config import Settings
-from volume_manage.shared.faults import Fault, FaultPlan
+from volume_manage.shared.faults import FaultPlan
 from volume_manage.shared.validation import HOST_PATTERN
 from volume_manage.workers.build import api_worker, backend_worker
 from volume_manage.workers.observing import Observing, connect_observed, observing_from_flags
@@ -43,7 +43,10 @@ AddressOpt = typer.Option(
 )
 NamespaceOpt = typer.Option(None, "--namespace", help="Temporal namespace [TEMPORAL_NAMESPACE]")
 DatabaseOpt = typer.Option(None, "--database-url", help="inventory database [DATABASE_URL]")
-FaultOpt = typer.Option([], "--fault", help="inject a fault for drills: step[:times[:permanent]]")
+FaultOpt = typer.Option(
+    [], "--fault",
+    help="inject a fault for drills: step[:times[:permanent]] or step:delay=SECONDS; a step "
+         "is an activity (finish) or a driver method (manage_existing)")
 MetricsPortOpt = typer.Option(
     None, "--metrics-port", envvar="METRICS_PORT",
     help="serve Prometheus metrics on this port, /metrics (default: off)")
@@ -74,7 +77,7 @@ class WorkerOptions:
 
     settings: Settings
     observing: Observing
-    faults: FaultPlan
+    faults: FaultPlan | None  # None: no fault injection at all (production)
 
 
 def worker_options(
@@ -94,7 +97,7 @@ def worker_options(
     except ObservabilityError as err:
         raise typer.BadParameter(str(err), param_hint="--log-format") from None
     try:
-        faults = FaultPlan([Fault.parse(f) for f in fault])
+        faults = FaultPlan.parse(fault) if fault else None
     except ValueError as err:
         raise typer.BadParameter(f"step[:times[:permanent]] or step:delay=SECONDS ({err})",
                                  param_hint="--fault") from None
@@ -145,7 +148,7 @@ def backend(
         raise typer.BadParameter("must look like host@backend#pool", param_hint="--backend-host")
     pool = naming.pool_of_host(backend_host) or "pool"
     try:
-        the_driver = make_driver(driver, pool, path, options.faults)
+        the_driver = make_driver(driver, pool, path)
     except Exception as err:
         raise typer.BadParameter(str(err)) from None
     host = naming.backend_of_host(backend_host)
