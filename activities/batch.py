@@ -155,18 +155,24 @@ class BatchActivities:
     @activity.defn
     def undo_batch_adoption(self, undo: BatchCompensation) -> int:
         with driver_errors():
+            self.faults.check("undo_batch_adoption")
             return len(adoption.undo_rename(VOLUMES, self.database_url, self.driver,
                                             _each(undo), undo.workflow_id))
 
     @activity.defn
     def rollback_batch_quota(self, undo: BatchCompensation) -> int:
-        with typed_errors(), transaction(self.database_url) as session:
-            return adoption.rollback_quota(VOLUMES, session, _each(undo), undo.workflow_id)
+        with typed_errors():
+            self.faults.check("rollback_batch_quota")
+            with transaction(self.database_url) as session:
+                return adoption.rollback_quota(VOLUMES, session, _each(undo), undo.workflow_id)
 
     @activity.defn
     def fail_batch(self, undo: BatchCompensation) -> int:
-        with typed_errors(), transaction(self.database_url) as session:
-            return len(adoption.mark_error_managing(session, _each(undo), undo.workflow_id))
+        with typed_errors():
+            self.faults.check("fail_batch")
+            with transaction(self.database_url) as session:
+                return len(adoption.mark_error_managing(session, _each(undo),
+                                                        undo.workflow_id))
 
     @activity.defn
     def finished_volumes(self, undo: BatchCompensation) -> list[str]:

@@ -3,7 +3,8 @@
 scheduler check -> size -> reserve quota -> driver adopts (rename) -> commit quota -> finish.
 Each compensation is registered before its step. On failure the saga unwinds in reverse:
 the object gets its name back, the quota is returned, and the entry ends `error_managing`
-with the reason, so nothing stays in `managing`.
+with the reason, so nothing stays in `managing`. If the adoption had finished all the same
+(a cancel that came too late: see `REPORT_FINISHED`), the workflow completes with the entry.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.entries import EntryActivities
     from activities.manager import ManagerActivities
 
+# Since 2026-12: after an unwind, ask whether `finish` had committed all the same; if so the
+# workflow completes with the entry (VolumeStatus=available) instead of ending cancelled or
+# failed. That happens when a cancel comes too late: the attempt that finished the adoption
+# was discarded because the cancel arrived during it, the next attempt sees the cancel and
+# unwinds, and every compensation finds the adoption finished and changes nothing. The
+# cancel took no effect, so the workflow says so. Older runs keep the older shape.
+REPORT_FINISHED = "report-finished-after-unwind"
+
 
 @workflow.defn(name="ManageVolumeWorkflow")
 class ManageVolumeWorkflow(SagaWorkflow):
@@ -34,6 +43,9 @@ class ManageVolumeWorkflow(SagaWorkflow):
         entry: VolumeEntry = data.entry
         workflow_id = workflow.info().workflow_id
         undo = Compensation(entry.id)
+        # Asked first, before any local activity: a patch marker placed right after one
+        # breaks queries that replay a running workflow (docs/architecture.md).
+        reports_finished = workflow.patched(REPORT_FINISHED)
         self.tag_unless_started_tagged(entry, statuses.MANAGING)
         # The whole saga list is registered before the first step, each undo beside the
         # step it undoes. Every undo is a no-op when its step never ran, and a run resumed
@@ -57,8 +69,12 @@ class ManageVolumeWorkflow(SagaWorkflow):
             )
         except (Exception, asyncio.CancelledError) as err:
             error = await self.compensate(err, f"managing volume {entry.id} failed")
-            self.tag_status(statuses.ERROR_MANAGING)
-            raise error from err
+            finished = (await self.shielded_step(ManagerActivities.finished_entry, undo)
+                        if reports_finished else None)
+            if finished is None:
+                self.tag_status(statuses.ERROR_MANAGING)
+                raise error from err
+            entry = finished
         self.tag(entry, entry.status)
         self.step = "done"
         return entry

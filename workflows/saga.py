@@ -17,7 +17,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
 
 from volume_manage.shared import search
 from volume_manage.shared.types import BatchCompensation, Compensation, VolumeEntry
@@ -86,7 +91,7 @@ class Saga:
 def failure_of(err: BaseException) -> tuple[str, str]:
     """(type, message) of a failure, looking through Temporal's wrappers to the cause."""
     cause: BaseException = err
-    while isinstance(cause, ActivityError) and cause.cause is not None:
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
     if isinstance(cause, ApplicationError):
         return cause.type or "ApplicationError", cause.message
@@ -158,6 +163,10 @@ class SagaWorkflow:
             f"step: {self.step}; compensations registered: {self.saga.pending or 'none'}"
         )
         return await run_step(activity, arg)
+
+    async def shielded_step(self, activity: Any, arg: Any) -> Any:
+        """A step of the unwinding (after compensations), shielded from cancellation."""
+        return await asyncio.shield(asyncio.ensure_future(self.run_step(activity, arg)))
 
     async def compensate(self, err: BaseException, what: str) -> BaseException:
         """Unwind the saga; return what the workflow should raise (cancellation stays one)."""
