@@ -11,8 +11,10 @@ drift apart again. It holds:
   `events.compensated(<its name>)` for an object only when it changed something.
 
 What differs between kinds of object (volumes today, snapshots next) is one `Resource`:
-its inventory rows, its quota and its driver calls. A second kind is a second `Resource`,
-not a third copy of these rules.
+its inventory rows, its quota and its driver calls. A second kind is a second `Resource`
+(e.g. snapshot rows, `snapshots`/`gigabytes` quota, the driver's `manage_existing_snapshot`
+calls naming objects `snapshot-<id>`), not a third copy of these rules; the audit events
+and quota reservations are keyed by the object's id, whatever its kind.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,19 +52,35 @@ ROLLBACK_QUOTA = "rollback_quota"
 MARK_ERROR = "mark_error_managing"
 
 
+class Entry(Protocol):
+    """The inventory row of an object being adopted, as the core reads and writes it (a
+    volume's row today; a snapshot's row has the same fields)."""
+
+    id: str
+    status: str
+    deleted: bool
+    error: str | None
+    host: str | None
+    size: int
+    provider_id: str | None
+    provider_location: str | None
+    launched_at: datetime | None
+    backend_ref: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Resource:
     """What the core needs to know about one kind of adopted object."""
 
     kind: str  # in messages: "volume 1f2e… is being rolled back"
-    load: Callable[[Session, list[str], bool], dict[str, Volume]]  # rows by id (, locked)
+    load: Callable[[Session, list[str], bool], Mapping[str, Entry]]  # rows by id (, locked)
     quota_deltas: Callable[[str, int], dict[str, int]]  # (type name, GiB) -> usage deltas
     get_size: Callable[[Driver, str, dict[str, str]], int]
     adopt: Callable[[Driver, str, dict[str, str]], ProviderFields]  # rename to <kind>-<id>
     revert: Callable[[Driver, str, dict[str, str]], bool]  # the original name back
 
 
-def _load_volumes(session: Session, ids: list[str], for_update: bool) -> dict[str, Volume]:
+def _load_volumes(session: Session, ids: list[str], for_update: bool) -> dict[str, Entry]:
     query = select(Volume).where(Volume.id.in_(ids))
     rows = session.scalars(query.with_for_update() if for_update else query)
     return {row.id: row for row in rows}
@@ -95,7 +114,7 @@ def driver_errors() -> Iterator[None]:
 # --- the rules -----------------------------------------------------------------------------
 
 
-def finished(row: Volume | None) -> bool:
+def finished(row: Entry | None) -> bool:
     """`finish` committed: the adoption is complete and no compensation may touch it (only
     unmanage gives the object back). `available` alone is not enough: `finish` is what
     launches the entry."""
@@ -107,8 +126,8 @@ def finished(row: Volume | None) -> bool:
 class InPlay:
     """The entries of a step, sorted by what the step may do with them."""
 
-    adopting: dict[str, Volume] = field(default_factory=dict)  # still managing: go on
-    finished: dict[str, Volume] = field(default_factory=dict)  # done before a crash: no-op
+    adopting: dict[str, Entry] = field(default_factory=dict)  # still managing: go on
+    finished: dict[str, Entry] = field(default_factory=dict)  # done before a crash: no-op
     refused: dict[str, str] = field(default_factory=dict)  # id -> why it must stop
     missing: set[str] = field(default_factory=set)  # of the refused: not in the inventory
 
@@ -177,7 +196,7 @@ def place(
     raise rejected(errors.NO_VALID_BACKEND, f"No valid backend was found. {why}")
 
 
-def begin(session: Session, rows: Mapping[str, Volume], workflow_id: str | None,
+def begin(session: Session, rows: Mapping[str, Entry], workflow_id: str | None,
           placement: Callable[[], str]) -> None:
     """The scheduler's check for entries still adopting: place them once and write
     `manage_existing.start`. Entries that passed it before (a re-run after a crash) are not
@@ -194,7 +213,7 @@ def begin(session: Session, rows: Mapping[str, Volume], workflow_id: str | None,
         repo.add_event(session, oid, events.MANAGE_START, workflow_id, {"host": host})
 
 
-def record_sizes(rows: Mapping[str, Volume], sizes: Mapping[str, int]) -> None:
+def record_sizes(rows: Mapping[str, Entry], sizes: Mapping[str, int]) -> None:
     for oid, size in sizes.items():
         if oid in rows:
             rows[oid].size = size
@@ -210,7 +229,7 @@ def reserve_quota(resource: Resource, session: Session, project_id: str,
     return {oid: str(err) for oid, err in refused.items()}
 
 
-def finish(session: Session, rows: Mapping[str, Volume], adopted: Mapping[str, Adopted],
+def finish(session: Session, rows: Mapping[str, Entry], adopted: Mapping[str, Adopted],
            workflow_id: str) -> None:
     """The entries become `available` with where the driver put them, launched now, any
     earlier error cleared; each gets its `manage_existing.end` event."""
@@ -227,7 +246,7 @@ def finish(session: Session, rows: Mapping[str, Volume], adopted: Mapping[str, A
 # --- compensations -------------------------------------------------------------------------
 
 
-def not_finished(resource: Resource, session: Session, ids: list[str]) -> dict[str, Volume]:
+def not_finished(resource: Resource, session: Session, ids: list[str]) -> dict[str, Entry]:
     """The rows of `ids` a compensation may touch: every present one not finished."""
     return {oid: row for oid, row in resource.load(session, ids, True).items()
             if not finished(row)}
@@ -261,16 +280,20 @@ def rollback_quota(resource: Resource, session: Session, reasons: Mapping[str, s
     return sum(undone.values())
 
 
-def mark_error_managing(session: Session, reasons: Mapping[str, str], workflow_id: str,
-                        name: str = MARK_ERROR) -> set[str]:
+def mark_error_managing(resource: Resource, session: Session, reasons: Mapping[str, str],
+                        workflow_id: str, name: str = MARK_ERROR) -> set[str]:
     """Entries still `managing` go to `error_managing` with their reason; returns those
     this call moved. (A finished entry is not managing, so it is never touched.)"""
+    rows = resource.load(session, list(reasons), True)
     marked = set()
-    for oid, reason in reasons.items():
-        if repo.mark_error_managing(session, oid, reason):
-            repo.add_event(session, oid, events.compensated(name), workflow_id,
-                           {"reason": reason})
-            marked.add(oid)
+    for oid in sorted(rows):
+        row = rows[oid]
+        if row.deleted or row.status != statuses.MANAGING:
+            continue
+        row.status, row.error = statuses.ERROR_MANAGING, reasons[oid]
+        repo.add_event(session, oid, events.compensated(name), workflow_id,
+                       {"reason": reasons[oid]})
+        marked.add(oid)
     return marked
 
 
@@ -283,7 +306,7 @@ def compensate_each(resource: Resource, database_url: str, driver: Driver,
     with transaction(database_url) as session:
         left = not_finished(resource, session, list(reasons))
         rollback_quota(resource, session, reasons, workflow_id)
-        mark_error_managing(session, reasons, workflow_id)
+        mark_error_managing(resource, session, reasons, workflow_id)
     return len(left)
 
 

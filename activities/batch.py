@@ -171,7 +171,7 @@ class BatchActivities:
         with typed_errors():
             self.faults.check("fail_batch")
             with transaction(self.database_url) as session:
-                return len(adoption.mark_error_managing(session, _each(undo),
+                return len(adoption.mark_error_managing(VOLUMES, session, _each(undo),
                                                         undo.workflow_id))
 
     @activity.defn

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities import adoption
+from activities.adoption import VOLUMES
 from activities.errors import rejected, typed_errors
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
@@ -70,7 +71,7 @@ class EntryActivities:
         """Undo of a cast or later step: the entry goes to `error_managing` with the reason
         (the adoption core's compensation, shared with the batch)."""
         return self._undo(adoption.MARK_ERROR, undo, lambda session: bool(
-            adoption.mark_error_managing(session, {undo.volume_id: undo.reason},
+            adoption.mark_error_managing(VOLUMES, session, {undo.volume_id: undo.reason},
                                          undo.workflow_id)))
 
     def _undo(self, name: str, undo: Compensation, change: Callable[[Session], bool]) -> bool:

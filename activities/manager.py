@@ -157,6 +157,6 @@ class ManagerActivities:
             error = (errors.VOLUME_NOT_FOUND if volume_id in state.missing
                      else errors.MANAGE_FAILED)
             raise rejected(error, state.refused[volume_id])
-        if volume_id in state.finished:
-            return state.finished[volume_id], False
-        return state.adopting[volume_id], True
+        volume = session.get(Volume, volume_id)  # the row the core just loaded and locked
+        assert volume is not None
+        return volume, volume_id in state.adopting

@@ -308,7 +308,7 @@ def fail(stack: Stack, path: str, step: str, **how: Any) -> None:
 
 
 async def both_paths(client: Client, database_url: str,
-                     prepare: Callable[[Stack, str], None]) -> list[EndState]:
+                     prepare: Callable[[Stack, str], object]) -> list[EndState]:
     states = []
     for path in PATHS:
         async with Stack(client, database_url) as stack:
@@ -401,6 +401,19 @@ async def test_a_step_failing_for_good_inside_the_driver_ends_the_same(
     assert single == batch
     assert single == dataclasses.replace(
         failed_state("manage_existing", *STEP_FAILURES["driver_manage_existing"]))
+
+
+async def test_a_missing_object_ends_the_same_on_both_paths(
+    client: Client, database_url: str
+) -> None:
+    """The driver finds no such object when sizing: a bad reference, on either path."""
+    single, batch = await both_paths(
+        client, database_url, lambda stack, path: stack.fake.objects.pop("vol-1"))
+
+    assert single == batch
+    assert single.status == statuses.ERROR_MANAGING
+    assert "does not exist" in (single.error or "")
+    assert (single.events, single.objects) == ((REQUESTED, START, MARK), ())
 
 
 async def test_quota_refused_ends_the_same_on_both_paths(
