@@ -3,7 +3,7 @@
 The same steps as ManageVolumeWorkflow, each over the whole batch (one transaction, driver
 calls per object). A volume that fails is compensated alone and the rest go on; a failure of
 a whole step unwinds the batch. Returns every item's outcome, so the bulk workflow can
-report per volume. As for one volume (ManageVolumeWorkflow's REPORT_FINISHED), volumes
+report per volume. As for one volume (saga.REPORT_FINISHED), volumes
 whose adoption finished before an unwind that came too late are reported adopted, and a
 cancel that undid nothing ends the batch completed.
 """
@@ -17,12 +17,10 @@ from typing import Any
 from temporalio import workflow
 
 from volume_manage.shared.types import BatchCompensation, BatchInput, BatchItem, BatchStep
-from workflows.saga import SagaWorkflow, failure_of
+from workflows.saga import REPORT_FINISHED, SagaWorkflow, failure_of
 
 with workflow.unsafe.imports_passed_through():
     from activities.batch import AVAILABLE, FAILED, PENDING, BatchActivities
-
-REPORT_FINISHED = "report-finished-after-unwind"
 
 
 @workflow.defn(name="ManageBatchWorkflow")

@@ -4,7 +4,8 @@ scheduler check -> size -> reserve quota -> driver adopts (rename) -> commit quo
 Each compensation is registered before its step. On failure the saga unwinds in reverse:
 the object gets its name back, the quota is returned, and the entry ends `error_managing`
 with the reason, so nothing stays in `managing`. If the adoption had finished all the same
-(a cancel that came too late: see `REPORT_FINISHED`), the workflow completes with the entry.
+(a cancel that came too late: see `saga.REPORT_FINISHED`), the workflow completes with
+the entry.
 """
 
 from __future__ import annotations
@@ -21,19 +22,11 @@ from volume_manage.shared.types import (
     QuotaInput,
     VolumeEntry,
 )
-from workflows.saga import SagaWorkflow
+from workflows.saga import REPORT_FINISHED, SagaWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.entries import EntryActivities
     from activities.manager import ManagerActivities
-
-# Since 2026-12: after an unwind, ask whether `finish` had committed all the same; if so the
-# workflow completes with the entry (VolumeStatus=available) instead of ending cancelled or
-# failed. That happens when a cancel comes too late: the attempt that finished the adoption
-# was discarded because the cancel arrived during it, the next attempt sees the cancel and
-# unwinds, and every compensation finds the adoption finished and changes nothing. The
-# cancel took no effect, so the workflow says so. Older runs keep the older shape.
-REPORT_FINISHED = "report-finished-after-unwind"
 
 
 @workflow.defn(name="ManageVolumeWorkflow")

@@ -37,6 +37,16 @@ COMPENSATION_RETRY = RetryPolicy(
 )
 COMPENSATION_DEADLINE = timedelta(days=1)
 
+# The patch (since 2026-12) of ManageVolumeWorkflow and ManageBatchWorkflow: after an
+# unwind, ask whether `finish` had committed all the same; if so the workflow completes with
+# the entry (VolumeStatus=available; a batch reports the volume adopted) instead of ending
+# cancelled or failed. That happens when a cancel comes too late: the attempt that finished
+# the adoption was discarded because the cancel arrived during it, the next attempt sees the
+# cancel and unwinds, and every compensation finds the adoption finished and changes
+# nothing. The cancel took no effect, so the workflow says so. Older runs keep their shape.
+# Ask it at the top of `run`, before any local activity (docs/architecture.md says why).
+REPORT_FINISHED = "report-finished-after-unwind"
+
 
 @dataclasses.dataclass
 class Registered:
