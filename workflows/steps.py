@@ -96,6 +96,7 @@ STEP_KINDS: dict[str, StepKind] = {
     "undo_manage_existing": DRIVER,
     "commit_quota": DATABASE,
     "finish": DATABASE,
+    "finished_entry": DATABASE,  # after an unwind: did the adoption finish anyway?
     # UnmanageVolumeWorkflow
     "start_unmanage": DATABASE,
     "restore_status": DATABASE,
@@ -115,6 +116,7 @@ STEP_KINDS: dict[str, StepKind] = {
     "undo_batch_adoption": BATCH_DRIVER,
     "rollback_batch_quota": BATCH_DATABASE,
     "fail_batch": BATCH_DATABASE,
+    "finished_volumes": BATCH_DATABASE,  # after an unwind: which finished anyway?
 }
 
 
