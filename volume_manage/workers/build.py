@@ -69,7 +69,7 @@ BOUNDED_CONCURRENCY: dict[str, Any] = {
 # workflow run: with hundreds of manages at once that was a fifth of the worker's CPU
 # (py-spy on bench/throughput.py), and on machines that set PYTHONDONTWRITEBYTECODE each
 # import compiled the source again. `core` and `workflows` hold no state and do no I/O
-# (DESIGN.md's layout rules), so every run shares the one loaded copy. The sandbox still
+# (docs/design.md, "Layout rules"), so every run shares the one loaded copy. The sandbox still
 # refuses clocks, randomness and I/O at run time, and the replay tests check determinism.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
