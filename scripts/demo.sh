@@ -59,7 +59,7 @@ qemu-img create -q -f raw "$BACKEND_DIR/scratch-$stamp.raw" 512M
 start api-worker $PY worker.py api
 start backend-worker $PY worker.py backend --backend-host node1@file#pool --driver file \
     --path "$BACKEND_DIR"
-start rest-api $PY -m rest --host 127.0.0.1 --port 8776 --auth noauth
+start rest-api $PY -m volume_manage.rest --host 127.0.0.1 --port 8776 --auth noauth
 for _ in $(seq 1 100); do
     $PY starter.py backends --json 2>/dev/null | grep -q '"up": true' && break
     sleep 0.3
