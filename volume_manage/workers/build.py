@@ -68,9 +68,10 @@ BOUNDED_CONCURRENCY: dict[str, Any] = {
 # The sandbox imports a workflow's module and everything it imports again for every
 # workflow run: with hundreds of manages at once that was a fifth of the worker's CPU
 # (py-spy on bench/throughput.py), and on machines that set PYTHONDONTWRITEBYTECODE each
-# import compiled the source again. `core` and `workflows` hold no state and do no I/O
-# (docs/design.md, "Layout rules"), so every run shares the one loaded copy. The sandbox still
-# refuses clocks, randomness and I/O at run time, and the replay tests check determinism.
+# import compiled the source again. `volume_manage.shared` and `workflows` hold no state
+# and do no I/O (the layout's rules), so every run shares the one loaded copy. The sandbox
+# still refuses clocks, randomness and I/O at run time, and the replay tests check
+# determinism.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
         "volume_manage.shared", "workflows"))
