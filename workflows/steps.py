@@ -2,7 +2,7 @@
 
 Steps are local activities: the inventory writes are a few milliseconds and the driver calls
 run on the one worker that can see the backend, so a task-queue round trip per step would
-cost more than the step (see DESIGN.md, "Where the time goes"). A local activity that dies
+cost more than the step (see docs/design.md, "Where the time goes"). A local activity that dies
 with its worker runs again when the workflow task is retried, which is why every activity
 is idempotent.
 """
