@@ -6,7 +6,7 @@
 Everything it builds lives in volume_manage.workers; `--help` lists the options.
 """
 
-from volume_manage.workers.build import main
+from volume_manage.workers.cli import main
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,6 @@ from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import utcnow
 from volume_manage.inventory.resolve import resolve_manage_request
 from volume_manage.shared import naming, search, statuses
-from volume_manage.shared.faults import NO_FAULTS, FaultPlan
 from volume_manage.shared.types import CastInput, ManageRequest, ManageSpec, ManageVolumeInput
 from volume_manage.shared.validation import validate_request_fields
 
@@ -32,18 +31,15 @@ class ApiActivities:
         client: Client,
         *,
         service_down_time: timedelta = timedelta(seconds=60),
-        faults: FaultPlan = NO_FAULTS,
     ) -> None:
         self.database_url = database_url
         self.client = client
         self.service_down_time = service_down_time
-        self.faults = faults
 
     @activity.defn
     def validate_manage_request(self, request: ManageRequest) -> ManageSpec:
         """Check every field, then resolve host/cluster, type and zone; changes nothing."""
         with typed_errors():
-            self.faults.check("validate_manage_request")
             request = validate_request_fields(request)
             with transaction(self.database_url, readonly=True) as session:
                 return resolve_manage_request(session, request, now=utcnow(),
@@ -52,8 +48,6 @@ class ApiActivities:
     @activity.defn
     async def cast_manage(self, data: CastInput) -> str:
         """Start the volume-manager workflow on the backend's queue; a repeat attaches to it."""
-        with typed_errors():
-            self.faults.check("cast_manage")
         entry = data.entry
         workflow_id = naming.manage_volume_workflow_id(entry.id)
         try:

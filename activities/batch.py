@@ -24,7 +24,7 @@ from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume, utcnow
 from volume_manage.shared import statuses
-from volume_manage.shared.faults import NO_FAULTS, FaultPlan, InjectedFault
+from volume_manage.shared.faults import InjectedFault
 from volume_manage.shared.types import BatchCompensation, BatchItem, BatchStep
 
 PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
@@ -33,18 +33,15 @@ REQUESTED = "manage_existing.requested"
 
 class BatchActivities:
     def __init__(self, database_url: str, driver: Driver, *,
-                 service_down_time: timedelta = timedelta(seconds=60),
-                 faults: FaultPlan = NO_FAULTS) -> None:
+                 service_down_time: timedelta = timedelta(seconds=60)) -> None:
         self.database_url = database_url
         self.driver = driver
         self.service_down_time = service_down_time
-        self.faults = faults
 
     @activity.defn
     def create_batch_entries(self, step: BatchStep) -> BatchStep:
         """Insert every entry in `managing` in one transaction; a duplicate fails alone."""
         with typed_errors():
-            self.faults.check("create_batch_entries")
             with transaction(self.database_url) as session:
                 entries = [(item.volume_id, dataclasses.replace(
                     step.spec, ref=item.ref, ref_key=item.ref_key)) for item in step.items]
@@ -66,7 +63,6 @@ class BatchActivities:
     def check_batch_backend(self, step: BatchStep) -> BatchStep:
         """The scheduler's check, once for the batch; a refusal fails the whole batch."""
         with typed_errors():
-            self.faults.check("check_batch_backend")
             with transaction(self.database_url) as session:
                 volumes = self._managing(session, step)
                 if not volumes:
@@ -88,7 +84,6 @@ class BatchActivities:
     def get_batch_sizes(self, step: BatchStep) -> BatchStep:
         """Ask the driver for each object's size; record them in one transaction."""
         with typed_errors():
-            self.faults.check("get_batch_sizes")
             self._per_item(step, lambda item: setattr(
                 item, "size", self.driver.manage_existing_get_size(item.volume_id, item.ref)))
             with transaction(self.database_url) as session:
@@ -102,7 +97,6 @@ class BatchActivities:
     def reserve_batch_quota(self, step: BatchStep) -> BatchStep:
         """Reserve every volume's quota in one transaction; a volume over quota fails alone."""
         with typed_errors():
-            self.faults.check("reserve_batch_quota")
             wanted = {item.volume_id: quota.deltas_for(step.spec.volume_type_name, item.size)
                       for item in _pending(step)}
             with transaction(self.database_url) as session:
@@ -117,7 +111,6 @@ class BatchActivities:
     def manage_batch_objects(self, step: BatchStep) -> BatchStep:
         """The driver adopts each object (renames it to volume-<id>)."""
         with typed_errors():
-            self.faults.check("manage_batch_objects")
 
             def adopt(item: BatchItem) -> None:
                 fields = self.driver.manage_existing(item.volume_id, item.ref)
@@ -131,7 +124,6 @@ class BatchActivities:
     def finish_batch(self, step: BatchStep) -> BatchStep:
         """In one transaction: commit every volume's quota and make it `available`."""
         with typed_errors():
-            self.faults.check("finish_batch")
             with transaction(self.database_url) as session:
                 volumes = self._managing(session, step)
                 quota.commit_many(session, list(volumes))
@@ -154,7 +146,6 @@ class BatchActivities:
         """Compensate the volumes that failed, each alone: rename back, return the quota,
         `error_managing` with its own reason."""
         with typed_errors(), driver_errors():
-            self.faults.check("fail_items")
             with transaction(self.database_url, readonly=True) as session:
                 adopted = _adopted(session, [i.volume_id for i in step.items])
             # A volume finished before a crash is never undone by a resumed run.

@@ -14,7 +14,7 @@ from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
 from volume_manage.shared import naming, statuses
 from volume_manage.shared.paging import page_positions
-from volume_manage.shared.types import ManageableItem, ManageablePage, ManageableQuery
+from volume_manage.shared.types import ManageablePage, ManageableQuery
 
 # Up to this many objects on a page, the inventory is asked about the page's objects only
 # (one query, an IN over their volume ids); a bigger page (bulk-manage --all asks for every
@@ -60,16 +60,8 @@ class ListingActivities:
             listed = self.driver.list_manageable_objects(sizes=query.sort_key == "size")
             chosen = [listed.references[i]
                       for i in page_positions(listed.references, listed.sizes, query)]
-            found = self.driver.describe_manageable_objects(
+            items = self.driver.describe_manageable_objects(
                 chosen, self.managed_objects(query.backend, self._names(chosen)))
-            items = [
-                ManageableItem(
-                    reference=v.reference, size=v.size, safe_to_manage=v.safe_to_manage,
-                    reason_not_safe=v.reason_not_safe, cinder_id=v.cinder_id,
-                    extra_info={k: str(x) for k, x in (v.extra_info or {}).items()},
-                )
-                for v in found
-            ]
             return ManageablePage(items=items, total=len(listed.references))
 
     @staticmethod

@@ -23,7 +23,6 @@ from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume, VolumeType, utcnow
 from volume_manage.shared import errors, naming, statuses
 from volume_manage.shared.capabilities import unmatched_specs
-from volume_manage.shared.faults import NO_FAULTS, FaultPlan
 from volume_manage.shared.types import Adopted, Compensation, FinishInput, QuotaInput, VolumeEntry
 
 
@@ -84,18 +83,15 @@ class ManagerActivities:
         driver: Driver,
         *,
         service_down_time: timedelta = timedelta(seconds=60),
-        faults: FaultPlan = NO_FAULTS,
     ) -> None:
         self.database_url = database_url
         self.driver = driver
         self.service_down_time = service_down_time
-        self.faults = faults
 
     @activity.defn
     def check_backend(self, entry: VolumeEntry) -> VolumeEntry:
         """The scheduler's check: the backend is up, has room, and suits the volume type."""
-        with typed_errors():
-            self.faults.check("check_backend")
+        with typed_errors():  # noqa: SIM117
             with transaction(self.database_url) as session:
                 volume = self._managing_entry(session, entry.id)
                 if "manage_existing.start" in repo.volume_events(session, entry.id):
@@ -114,7 +110,6 @@ class ManagerActivities:
     def get_existing_size(self, entry: VolumeEntry) -> int:
         """Ask the driver how big the object is (GiB, rounded up) and record it."""
         with driver_errors():
-            self.faults.check("get_existing_size")
             with transaction(self.database_url, readonly=True) as session:
                 self._managing_entry(session, entry.id)
             size = self.driver.manage_existing_get_size(entry.id, entry.ref)
@@ -126,7 +121,6 @@ class ManagerActivities:
     def reserve_quota(self, data: QuotaInput) -> bool:
         """Reserve volumes +1 and gigabytes +size (and per type) for the project."""
         with typed_errors():
-            self.faults.check("reserve_quota")
             try:
                 with transaction(self.database_url) as session:
                     self._managing_entry(session, data.volume_id)
@@ -139,8 +133,7 @@ class ManagerActivities:
     @activity.defn
     def rollback_quota(self, undo: Compensation) -> int:
         """Undo of reserve_quota (and of commit_quota): give the units back."""
-        with typed_errors():
-            self.faults.check("rollback_quota")
+        with typed_errors():  # noqa: SIM117
             with transaction(self.database_url) as session:
                 if self._finished(session, undo.volume_id):
                     return 0
@@ -154,7 +147,6 @@ class ManagerActivities:
     def driver_manage_existing(self, entry: VolumeEntry) -> Adopted:
         """The driver adopts the object: it is renamed to `volume-<id>`."""
         with driver_errors():
-            self.faults.check("driver_manage_existing")
             with transaction(self.database_url, readonly=True) as session:
                 self._managing_entry(session, entry.id)
             fields = self.driver.manage_existing(entry.id, entry.ref)
@@ -164,7 +156,6 @@ class ManagerActivities:
     def undo_manage_existing(self, undo: Compensation) -> bool:
         """Undo of driver_manage_existing: the object gets its original name back."""
         with driver_errors():
-            self.faults.check("undo_manage_existing")
             with transaction(self.database_url, readonly=True) as session:
                 if self._finished(session, undo.volume_id):
                     return False
@@ -179,8 +170,7 @@ class ManagerActivities:
 
     @activity.defn
     def commit_quota(self, data: Compensation) -> int:
-        with typed_errors():
-            self.faults.check("commit_quota")
+        with typed_errors():  # noqa: SIM117
             with transaction(self.database_url) as session:
                 self._managing_entry(session, data.volume_id)
                 return quota.commit(session, data.volume_id)
@@ -188,8 +178,7 @@ class ManagerActivities:
     @activity.defn
     def finish(self, data: FinishInput) -> VolumeEntry:
         """The entry becomes `available` with its provider fields; audit manage_existing.end."""
-        with typed_errors():
-            self.faults.check("finish")
+        with typed_errors():  # noqa: SIM117
             with transaction(self.database_url) as session:
                 volume = self._managing_entry(session, data.volume_id)
                 if volume.status == statuses.AVAILABLE:

@@ -15,24 +15,20 @@ from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.shared import errors, statuses
-from volume_manage.shared.faults import NO_FAULTS, FaultPlan
 from volume_manage.shared.types import Compensation, UnmanageInput, VolumeEntry
 
 START, END = "unmanage.start", "unmanage.end"
 
 
 class UnmanageActivities:
-    def __init__(self, database_url: str, driver: Driver, *,
-                 faults: FaultPlan = NO_FAULTS) -> None:
+    def __init__(self, database_url: str, driver: Driver) -> None:
         self.database_url = database_url
         self.driver = driver
-        self.faults = faults
 
     @activity.defn
     def start_unmanage(self, data: UnmanageInput) -> VolumeEntry:
         """Refuse volumes that cannot be unmanaged; mark the rest `unmanaging`."""
         with typed_errors():
-            self.faults.check("start_unmanage")
             workflow_id = activity.info().workflow_id
             with transaction(self.database_url) as session:
                 volume = repo.get_volume(session, data.volume_id, for_update=True)
@@ -60,24 +56,21 @@ class UnmanageActivities:
     @activity.defn
     def restore_status(self, undo: Compensation) -> bool:
         """Undo of start_unmanage: the volume goes back to the status it had, with the reason."""
-        with typed_errors():
-            self.faults.check("restore_status")
-            with transaction(self.database_url) as session:
-                volume = repo.get_volume(session, undo.volume_id, for_update=True)
-                if volume is None or volume.deleted or volume.status != statuses.UNMANAGING:
-                    return False
-                details = repo.last_event_details(session, volume.id, START)
-                volume.status = str(details.get("previous_status", statuses.AVAILABLE))
-                volume.error = undo.reason
-                repo.add_event(session, volume.id, "compensate.restore_status",
-                               undo.workflow_id, {"reason": undo.reason})
-                return True
+        with typed_errors(), transaction(self.database_url) as session:
+            volume = repo.get_volume(session, undo.volume_id, for_update=True)
+            if volume is None or volume.deleted or volume.status != statuses.UNMANAGING:
+                return False
+            details = repo.last_event_details(session, volume.id, START)
+            volume.status = str(details.get("previous_status", statuses.AVAILABLE))
+            volume.error = undo.reason
+            repo.add_event(session, volume.id, "compensate.restore_status",
+                           undo.workflow_id, {"reason": undo.reason})
+            return True
 
     @activity.defn
     def driver_unmanage(self, entry: VolumeEntry) -> str | None:
         """The driver lets go of the object: it gets its original name back."""
         with driver_errors():
-            self.faults.check("driver_unmanage")
             name = self.driver.unmanage(entry.id, entry.ref)
             if name is not None:
                 with transaction(self.database_url) as session:
@@ -89,7 +82,6 @@ class UnmanageActivities:
     def readopt(self, undo: Compensation) -> bool:
         """Undo of driver_unmanage, while the entry is still live: adopt the object again."""
         with driver_errors():
-            self.faults.check("readopt")
             with transaction(self.database_url, readonly=True) as session:
                 volume = repo.get_volume(session, undo.volume_id)
                 if volume is None or volume.deleted or volume.status != statuses.UNMANAGING:
@@ -104,7 +96,6 @@ class UnmanageActivities:
     def finish_unmanage(self, data: UnmanageInput) -> VolumeEntry:
         """In one transaction: release the quota, soft-delete the entry, audit unmanage.end."""
         with typed_errors():
-            self.faults.check("finish_unmanage")
             workflow_id = activity.info().workflow_id
             with transaction(self.database_url) as session:
                 volume = repo.get_volume(session, data.volume_id, for_update=True)

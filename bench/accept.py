@@ -16,7 +16,6 @@ from typing import Any
 
 from bench import common
 from bench.floor import floor_once
-from volume_manage import sdk
 
 API_STEPS = 3
 PER_CLIENT = 4
@@ -38,7 +37,7 @@ async def run(requests: int, clients: int, database: str) -> dict[str, Any]:
 
         async def settle() -> None:
             """Let the managers of accepted requests finish before the next phase."""
-            await asyncio.gather(*(sdk.wait_until_done(env.client, env.database_url, v)
+            await asyncio.gather(*(env.vm.wait_until_done(v)
                                    for v in accepted))
             accepted.clear()
 

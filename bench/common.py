@@ -222,6 +222,11 @@ class Env:
     tag: str
     started: list[WorkerProcess] = field(default_factory=list)
 
+    @property
+    def vm(self) -> sdk.VolumeManage:
+        """The SDK over this world's client and settings."""
+        return sdk.VolumeManage(self.settings, client=self.client)
+
     @asynccontextmanager
     async def workers(self, *, ours: bool = True, floor: bool = True, objects: int = 0,
                       extra: Sequence[str] = ()) -> AsyncIterator[WorkerProcess]:
@@ -326,8 +331,7 @@ def request(env: Env, worker: WorkerProcess, name: str) -> ManageRequest:
 async def accept(env: Env, worker: WorkerProcess, name: str) -> tuple[float, VolumeEntry]:
     """Request -> the API workflow's answer (the REST API's 202): seconds and the entry."""
     started = time.perf_counter()
-    entry = await sdk.manage(env.client, request(env, worker, name),
-                             task_queue=env.settings.api_task_queue)
+    entry = await env.vm.manage(request(env, worker, name))
     return time.perf_counter() - started, entry
 
 
@@ -335,7 +339,7 @@ async def manage_until_available(env: Env, worker: WorkerProcess, name: str) -> 
     """Request -> the entry is `available` (both workflows): seconds; raises if it is not."""
     started = time.perf_counter()
     _, entry = await accept(env, worker, name)
-    done = await sdk.wait_until_done(env.client, env.database_url, entry.id)
+    done = await env.vm.wait_until_done(entry.id)
     if done.status != "available":
         raise RuntimeError(f"{name}: {done.status} {done.error}")
     return time.perf_counter() - started
@@ -344,9 +348,8 @@ async def manage_until_available(env: Env, worker: WorkerProcess, name: str) -> 
 async def bulk_adopt(env: Env, data: BulkManageInput) -> tuple[BulkProgress, float]:
     """One bulk-manage, start to report: the report and the seconds it took."""
     began = time.perf_counter()
-    handle = await sdk.start_bulk_manage(env.client, data,
-                                         task_queue=env.settings.api_task_queue)
-    report = await sdk.bulk_report(handle)
+    handle = await env.vm.start_bulk_manage(data)
+    report = await env.vm.bulk_report(handle)
     return report, time.perf_counter() - began
 
 

@@ -63,9 +63,9 @@ class Rate:
 
 
 def floor_worker(client: Client, task_queue: str) -> Worker:
-    """The floor's worker, with the settings our workers run with (worker.WORKER_SETTINGS).
+    """The floor's worker, with the settings our workers run with (WORKER_SETTINGS).
     Imported here, not at the top: the sandbox re-imports this module (the floor workflow's)
-    for every run, and worker.py's imports are not allowed inside a workflow."""
+    for every run, and the worker modules' imports are not allowed inside a workflow."""
     from volume_manage.workers.build import WORKER_SETTINGS
 
     return Worker(client, task_queue=task_queue, workflows=[FloorWorkflow], activities=[noop],

@@ -58,12 +58,12 @@ async def manageable(env: common.Env, objects: int) -> dict[str, float]:
     async with env.workers(floor=True, objects=objects) as workers:
         floor = await timed(lambda: floor_once(env.client, env.floor_queue, local=True,
                                                steps=1))
-        first = await timed(lambda: sdk.list_manageable(env.client, env.settings, workers.host,
-                                                        limit=PAGE))
-        middle = await timed(lambda: sdk.list_manageable(
-            env.client, env.settings, workers.host, limit=PAGE, offset=objects // 2))
-        marker = await timed(lambda: sdk.list_manageable(
-            env.client, env.settings, workers.host, limit=PAGE, marker=f"vol-{objects // 2:06}"))
+        vm = env.vm
+        first = await timed(lambda: vm.list_manageable(workers.host, limit=PAGE))
+        middle = await timed(lambda: vm.list_manageable(workers.host, limit=PAGE,
+                                                        offset=objects // 2))
+        marker = await timed(lambda: vm.list_manageable(workers.host, limit=PAGE,
+                                                        marker=f"vol-{objects // 2:06}"))
     driver = FakeDriver(pool="pool")
     for n in range(objects):
         driver.add_object(f"vol-{n:06}", size_gib=1)
@@ -99,14 +99,13 @@ def insert_rows(url: str, start: int, count: int) -> None:
             session.execute(insert(Volume), rows)
 
 
-async def volume_list(url: str) -> dict[str, float]:
-    """Page times of `list` (sdk.list_volumes, what starter.py list runs): all live volumes,
-    one project's, and one status's."""
+async def volume_list(vm: sdk.VolumeManage) -> dict[str, float]:
+    """Page times of `list` (VolumeManage.list_volumes, what starter.py list runs): all live
+    volumes, one project's, and one status's."""
     return {
-        "all": await timed(lambda: sdk.list_volumes(url, limit=PAGE)),
-        "project": await timed(lambda: sdk.list_volumes(url, project_id="rows-7", limit=PAGE)),
-        "status": await timed(lambda: sdk.list_volumes(url, status="error_managing",
-                                                       limit=PAGE)),
+        "all": await timed(lambda: vm.list_volumes(limit=PAGE)),
+        "project": await timed(lambda: vm.list_volumes(project_id="rows-7", limit=PAGE)),
+        "status": await timed(lambda: vm.list_volumes(status="error_managing", limit=PAGE)),
     }
 
 
@@ -116,11 +115,11 @@ async def run_on(database: str, objects: int, rows: int) -> tuple[list[common.Ro
         small_m = await manageable(env, SMALL_OBJECTS)
         big_m = await manageable(env, objects)
         insert_rows(env.database_url, 0, SMALL_ROWS)
-        small_l = await volume_list(env.database_url)
+        small_l = await volume_list(env.vm)
         began = time.perf_counter()
         insert_rows(env.database_url, SMALL_ROWS, rows - SMALL_ROWS)
         inserted_s = time.perf_counter() - began
-        big_l = await volume_list(env.database_url)
+        big_l = await volume_list(env.vm)
     target = f"<= {TARGET_MS}" if kind == "postgresql" else ""
     out = []
     for key, what in (("first", "first page"), ("middle", f"offset {objects // 2}"),

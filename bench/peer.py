@@ -54,7 +54,7 @@ from volume_manage.shared.types import (
     QuotaInput,
     VolumeEntry,
 )
-from volume_manage.workers.build import report_service
+from volume_manage.workers.service import report_service
 
 
 class Steps:

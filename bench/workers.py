@@ -25,7 +25,8 @@ from volume_manage.drivers.fake import FakeDriver
 from volume_manage.process_exit import run_then_exit
 from volume_manage.shared.config import Settings
 from volume_manage.shared.converter import DATA_CONVERTER
-from volume_manage.workers.build import api_worker, backend_worker, report_service
+from volume_manage.workers.build import api_worker, backend_worker
+from volume_manage.workers.service import report_service
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -16,9 +16,8 @@ from volume_manage.shared.types import BulkManageInput, BulkProgress
 
 async def bulk(stack: Stack, **fields: Any) -> tuple[Any, BulkProgress]:
     data = BulkManageInput(host=stack.host, project_id=stack.project, **fields)
-    handle = await sdk.start_bulk_manage(stack.client, data,
-                                         task_queue=stack.settings.api_task_queue)
-    return handle, await sdk.bulk_report(handle)
+    handle = await stack.vm.start_bulk_manage(data)
+    return handle, await stack.vm.bulk_report(handle)
 
 
 def by_status(stack: Stack) -> dict[str, int]:
@@ -36,13 +35,12 @@ async def test_bulk_of_200_with_10_bad_refs(stack: Stack) -> None:
     refs += [{"source-name": f"missing-{n}"} for n in range(10)]
     data = BulkManageInput(host=stack.host, project_id=stack.project, refs=refs,
                            batch_size=50, max_concurrent_batches=2)
-    handle = await sdk.start_bulk_manage(stack.client, data,
-                                         task_queue=stack.settings.api_task_queue)
+    handle = await stack.vm.start_bulk_manage(data)
 
     seen: list[BulkProgress] = []
-    report_task = asyncio.ensure_future(sdk.bulk_report(handle))
+    report_task = asyncio.ensure_future(stack.vm.bulk_report(handle))
     while not report_task.done():
-        progress = await sdk.bulk_progress(handle)
+        progress = await stack.vm.bulk_progress(handle)
         assert progress.done + progress.failed + progress.in_flight <= 200
         assert not seen or progress.done >= seen[-1].done
         seen.append(progress)
@@ -161,7 +159,6 @@ async def test_bad_bulk_requests_start_nothing(
     stack: Stack, fields: dict[str, Any], error_type: str
 ) -> None:
     with pytest.raises(sdk.ManageError) as caught:
-        await sdk.start_bulk_manage(
-            stack.client, BulkManageInput(host=stack.host, **fields),
-            task_queue=stack.settings.api_task_queue)
+        await stack.vm.start_bulk_manage(
+            BulkManageInput(host=stack.host, **fields))
     assert caught.value.type == error_type

@@ -181,3 +181,16 @@ async def test_volume_types_are_created_listed_and_used(
 
     code, _, err = await cli(cli_env, "type-create", name, "--spec", "no-equals-sign")
     assert code == 1 and "spec: expected KEY=VALUE" in err
+
+
+async def test_inventory_commands_work_while_temporal_is_unreachable(
+    stack: Stack, cli_env: dict[str, str]
+) -> None:
+    unreachable = {**cli_env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    for args in (["list", "--project", stack.project], ["quota", stack.project], ["types"],
+                 ["backends"]):
+        code, out, err = await cli(unreachable, *args, "--json")
+        assert code == 0, err
+        json.loads(out)
+    code, _, err = await cli(unreachable, "manageable", stack.host)
+    assert code == 2 and "TemporalUnavailable: cannot reach Temporal" in err

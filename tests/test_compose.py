@@ -1,8 +1,8 @@
 """docker-compose.yml, checked without a Docker engine: Debian's docker-compose validates and
 resolves it offline; the commands it runs must parse with worker.py's and the REST API's
 real flags; the search attributes and dynamic config it sets up must be the ones the
-workflows need (core/search.py). The search-attribute script itself runs against a real
-dev server with the `temporal` CLI.
+workflows need (volume_manage/shared/search.py). The search-attribute script itself runs
+against a real dev server with the `temporal` CLI.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import yaml  # type: ignore[import-untyped]
 from volume_manage.operations.devserver import free_port, temporal_binary
 from volume_manage.shared import search
 from volume_manage.shared.validation import HOST_PATTERN
-from volume_manage.workers import build as worker
+from volume_manage.workers import build, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -122,7 +122,7 @@ def test_worker_commands_parse_with_worker_py_flags(config: dict[str, Any], name
     misspelt flag, a bad value type or a missing required option fails here."""
     command: list[str] = config["services"][name]["command"]
     assert command[:2] == ["python", "worker.py"]
-    group = typer.main.get_command(worker.app)
+    group = typer.main.get_command(cli.app)
     sub = group.commands[command[2]]  # type: ignore[attr-defined]
     ctx = sub.make_context(command[2], list(command[3:]))
     params = ctx.params
@@ -133,7 +133,7 @@ def test_worker_commands_parse_with_worker_py_flags(config: dict[str, Any], name
         assert params["driver"] == "file"
         assert params["path"] in mounts(config["services"][name])
     grace = config["services"][name]["stop_grace_period"]
-    assert int(grace.rstrip("s")) > worker.DRAIN_TIMEOUT.total_seconds()
+    assert int(grace.rstrip("s")) > build.DRAIN_TIMEOUT.total_seconds()
 
 
 def test_rest_command_uses_the_rest_api_flags(
@@ -227,6 +227,8 @@ def test_image_context_holds_what_pip_install_needs() -> None:
     needed |= {"pyproject.toml", "deploy"}
     assert not needed & ignored
     assert all((ROOT / name).exists() for name in needed)
+    # nor what the installed project does not need: benchmarks, tests, scripts
+    assert {"bench", "tests", "scripts"} <= ignored
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert "qemu-utils" in dockerfile and "pip install ." in dockerfile

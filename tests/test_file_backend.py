@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from activities.faults import with_faults
 from tests.support.stack import Stack
-from volume_manage.drivers.base import AlreadyManaged, InvalidReference
+from volume_manage.drivers.base import VOLUME, AlreadyManaged, InvalidReference
+from volume_manage.drivers.fake import FakeDriver
 from volume_manage.drivers.file import FileDriver, rename_no_replace
 from volume_manage.shared import naming, statuses
+from volume_manage.shared.faults import Fault, FaultPlan, InjectedFault
 
 
 def make_image(path: Path, size: str, fmt: str = "qcow2") -> None:
@@ -71,6 +74,36 @@ async def test_failed_adoption_renames_the_file_back(file_stack: Stack) -> None:
     assert done.status == statuses.ERROR_MANAGING
     assert os.listdir(directory(file_stack)) == ["disk.qcow2"]
     assert all(used == (0, 0) for used in file_stack.usage().values())
+
+
+async def test_a_failed_rename_leaves_the_file_under_its_name(file_stack: Stack) -> None:
+    make_image(directory(file_stack) / "disk.qcow2", "1G")
+    file_stack.fail("manage_existing", retryable=False)  # the driver call, not the step
+
+    done = await file_stack.manage_and_wait("disk.qcow2")
+
+    assert done.status == statuses.ERROR_MANAGING
+    assert "injected permanent fault at step 'manage_existing'" in (done.error or "")
+    assert os.listdir(directory(file_stack)) == ["disk.qcow2"]
+
+
+def test_fake_and_file_drivers_adopt_volumes_only(tmp_path: Path) -> None:
+    plan = FaultPlan()
+    for driver in (FileDriver(tmp_path), FakeDriver()):
+        assert driver.adopts == {VOLUME}
+        assert with_faults(driver, plan).adopts == {VOLUME}
+
+
+def test_a_driver_fault_fails_the_call_before_the_driver_acts(tmp_path: Path) -> None:
+    make_image(tmp_path / "disk.qcow2", "1G")
+    driver = with_faults(FileDriver(tmp_path), FaultPlan([Fault("manage_existing")]))
+    volume_id = "0b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f"
+
+    with pytest.raises(InjectedFault, match="transient"):
+        driver.manage_existing(volume_id, {"source-name": "disk.qcow2"})
+    assert os.listdir(tmp_path) == ["disk.qcow2"]
+    driver.manage_existing(volume_id, {"source-name": "disk.qcow2"})  # once, then it works
+    assert os.listdir(tmp_path) == [f"volume-{volume_id}"]
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,6 @@ async def test_hostile_refs_end_clearly_and_leave_the_backend_untouched(stack: S
                                        "00000000-0000-4000-8000-000000000000"])
 async def test_ids_that_are_not_volumes_are_refused(stack: Stack, volume_id: str) -> None:
     with pytest.raises(sdk.ManageError) as caught:
-        await sdk.unmanage(stack.client, stack.database_url, volume_id)
+        await stack.vm.unmanage(volume_id)
     assert caught.value.type == "VolumeNotFound"
-    assert sdk.get_volume(stack.database_url, volume_id) is None
+    assert await stack.vm.get_volume(volume_id) is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from tests.support.stack import Stack
-from volume_manage import sdk
 from volume_manage.shared import statuses
 
 
@@ -17,7 +16,7 @@ async def test_adoption_makes_the_volume_available(stack: Stack) -> None:
     assert entry.size == 0
     assert entry.name == "db-data"  # stripped, as Cinder does
 
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
     assert done.status == statuses.AVAILABLE
     assert done.size == 3  # 2.5 GiB rounded up
     assert done.host == stack.host

@@ -13,17 +13,17 @@ import pytest
 from activities.listing import ListingActivities
 from tests.support.stack import Stack
 from volume_manage import sdk
-from volume_manage.drivers.base import ManageableListing, ManageableVolume
+from volume_manage.drivers.base import ManageableListing
 from volume_manage.drivers.fake import FakeDriver
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
 from volume_manage.shared import naming, paging, statuses
-from volume_manage.shared.types import ManageablePage, ManageableQuery
+from volume_manage.shared.types import ManageableItem, ManageablePage, ManageableQuery
 
 
 async def listing(stack: Stack, **kwargs: object) -> ManageablePage:
-    return await sdk.list_manageable(stack.client, stack.settings, stack.host, **kwargs)  # type: ignore[arg-type]
+    return await stack.vm.list_manageable(stack.host, **kwargs)  # type: ignore[arg-type]
 
 
 def names(page: ManageablePage) -> list[str]:
@@ -96,16 +96,16 @@ async def test_bad_listing_parameters_are_refused(
 
 async def test_unknown_host_is_refused(stack: Stack) -> None:
     with pytest.raises(sdk.ManageError) as caught:
-        await sdk.list_manageable(stack.client, stack.settings, "ghost@fake#pool")
+        await stack.vm.list_manageable("ghost@fake#pool")
     assert caught.value.type == "HostNotFound.host"
 
 
 # --- paging first, then the per-object work: the same pages as listing everything ----------
 
 
-def naive_page(items: list[ManageableVolume], query: ManageableQuery) -> list[ManageableVolume]:
+def naive_page(items: list[ManageableItem], query: ManageableQuery) -> list[ManageableItem]:
     """Cinder's way, written plainly: sort everything, find the marker, slice."""
-    def key(item: ManageableVolume) -> tuple[object, str]:
+    def key(item: ManageableItem) -> tuple[object, str]:
         ref = json.dumps(item.reference, sort_keys=True)
         return (item.size, ref) if query.sort_key == "size" else (ref, "")
 
@@ -128,16 +128,16 @@ def test_paging_selects_what_sorting_everything_would() -> None:
     # Names whose JSON sorts unlike the names themselves: escaped quotes and backslashes,
     # non-ASCII (\\u escapes), a name that is a prefix of another; sizes with ties.
     names = ["a", "a b", "a\"", "a\\", "é", "z", "Z", "日本", "\u2028", "", "b-1", "b-10", "b-2"]
-    items = [ManageableVolume(reference={"source-name": n}, size=n.count("a") + len(n) % 3,
+    items = [ManageableItem(reference={"source-name": n}, size=n.count("a") + len(n) % 3,
                               safe_to_manage=True) for n in names]
-    items.append(ManageableVolume(reference={"source-id": "7", "source-name": "a"}, size=1,
+    items.append(ManageableItem(reference={"source-id": "7", "source-name": "a"}, size=1,
                                   safe_to_manage=True))
     markers: list[dict[str, str] | None] = [None, *([i.reference for i in items][::3])]
     for query in all_queries("b", markers):
         assert page_of(items, query) == naive_page(items, query), query
 
 
-def page_of(items: list[ManageableVolume], query: ManageableQuery) -> list[ManageableVolume]:
+def page_of(items: list[ManageableItem], query: ManageableQuery) -> list[ManageableItem]:
     """The page page_positions picks from full entries, as the listing activity pages."""
     sizes = [item.size for item in items] if query.sort_key == "size" else None
     return [items[i] for i in

@@ -14,7 +14,6 @@ from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
-from volume_manage.operations import audit
 from volume_manage.shared import statuses
 from volume_manage.workers.build import backend_worker
 
@@ -125,7 +124,7 @@ async def test_backend_going_down_before_the_scheduler_check(stack: Stack) -> No
         service = repo.get_backend_service(session, stack.backend)
         assert service is not None
         service.disabled = True
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
 
     assert done.status == statuses.ERROR_MANAGING
     assert (done.error or "").startswith("No valid backend was found.")
@@ -163,7 +162,7 @@ async def test_object_already_named_as_a_managed_volume(stack: Stack) -> None:
     assert "already managed" in (done.error or "")
     assert other in (done.error or "")
     # The audit sees such an object too; the test made it, the test removes it.
-    report = await audit.run(stack.client, stack.settings, project_id=stack.project,
+    report = await stack.vm.audit(project_id=stack.project,
                              backend=stack.backend)
     assert [(v.kind, v.subject) for v in report.violations] == [
         ("orphan_object", f"{stack.backend}:volume-{other}")]
@@ -232,7 +231,7 @@ async def test_cancel_before_the_backend_starts_unwinds_the_adoption(
         entry = await stack.manage("vol-1")
         await stack.manager_handle(entry.id).cancel()
         async with backend_worker(client, stack.settings, stack.backend, stack.driver):
-            done = await sdk.wait_until_done(client, database_url, entry.id)
+            done = await stack.vm.wait_until_done(entry.id)
         with pytest.raises(WorkflowFailureError) as caught:
             await stack.manager_handle(entry.id).result()
         assert isinstance(caught.value.cause, CancelledError)
@@ -257,7 +256,7 @@ async def test_a_cancel_that_comes_too_late_keeps_the_finished_adoption(stack: S
     while not stack.fake.renames and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.05)
     await stack.manager_handle(entry.id).cancel()
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
 
     assert done.status == statuses.AVAILABLE
     assert stack.fake.renames == [("vol-1", f"volume-{done.id}")]

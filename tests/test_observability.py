@@ -18,18 +18,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from typer.testing import CliRunner
 
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
-from volume_manage import observability, sdk
 from volume_manage.cli import app as starter
-from volume_manage.drivers.base import ProviderFields
 from volume_manage.drivers.fake import FakeDriver
+from volume_manage.observability import ObservabilityError, metrics, tracing, with_interceptors
 from volume_manage.shared import naming, statuses
-from volume_manage.workers import build as worker
+from volume_manage.shared.types import Adopted
+from volume_manage.workers import cli as worker
+from workflows import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 # How long the held driver step waits at most for the test to release it.
@@ -58,14 +60,14 @@ async def test_worker_serves_sdk_and_project_metrics_and_json_logs(
     process_stack: tuple[Stack, BackendProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack, backend = process_stack
-    port = observability.free_loopback_port()
+    port = metrics.free_loopback_port()
     monkeypatch.setenv("METRICS_PORT", str(port))
     monkeypatch.setenv("LOG_FORMAT", "json")
     backend.start()
     await wait_for(lambda: service_registered(stack))
 
     entry = await stack.manage("disk.qcow2")
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
     assert done.status == statuses.AVAILABLE
 
     text = ""
@@ -104,10 +106,10 @@ async def test_failures_are_counted_by_reason_and_compensations_by_step(
     client: Client, database_url: str
 ) -> None:
     """In process, through the same interceptor the worker installs on its client."""
-    observed = observability.with_interceptors(client, [observability.MetricsInterceptor()])
+    observed = with_interceptors(client, [metrics.MetricsInterceptor()])
 
     def value(name: str, **labels: str) -> float:
-        found = sample(observability.metrics_text(None).decode(), name, **labels)
+        found = sample(metrics.metrics_text(None).decode(), name, **labels)
         return found or 0.0
 
     before_failed = value("volume_manage_manages_failed_total",
@@ -133,7 +135,12 @@ def test_the_compensation_list_matches_the_workflows() -> None:
     registered = set()
     for path in (ROOT / "workflows").glob("*.py"):
         registered |= set(re.findall(r"saga\.register\(\s*\w+\.(\w+)", path.read_text()))
-    assert registered == observability.COMPENSATIONS
+    assert registered == registry.COMPENSATIONS
+
+
+def test_the_adoption_workflows_counted_are_registered_workflows() -> None:
+    names = {workflow._Definition.must_from_class(cls).name for cls in registry.ALL_WORKFLOWS}
+    assert registry.ADOPTION_WORKFLOWS.issubset(names)
 
 
 def test_a_bad_log_format_is_one_line() -> None:
@@ -150,7 +157,7 @@ class HeldDriver(FakeDriver):
 
     release: threading.Event = dataclasses.field(default_factory=threading.Event)
 
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         self.release.wait(timeout=HOLD_LIMIT_S)
         return super().manage_existing(volume_id, ref)
 
@@ -165,10 +172,10 @@ async def test_query_and_current_details_show_the_blocked_step(
     80 % of the workflow task timeout (10 s), and the server hands over one buffered query
     per workflow task: measured 8 s for the first answer, 16 s for the second."""
     driver = HeldDriver(pool="pool")
-    observed = observability.with_interceptors(client, [observability.MetricsInterceptor()])
+    observed = with_interceptors(client, [metrics.MetricsInterceptor()])
 
     def running_now() -> float:
-        text = observability.metrics_text(None).decode()
+        text = metrics.metrics_text(None).decode()
         return sample(text, "volume_manage_steps_in_progress",
                       step="driver_manage_existing") or 0.0
 
@@ -196,7 +203,7 @@ async def test_query_and_current_details_show_the_blocked_step(
         finally:
             driver.release.set()
 
-        done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+        done = await stack.vm.wait_until_done(entry.id)
         assert done.status == statuses.AVAILABLE
         assert running_now() == 0
         assert (await handle.query("saga_state"))["step"] == "done"
@@ -221,7 +228,7 @@ async def test_tracing_spans_cover_a_manage(client: Client, database_url: str) -
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    traced = observability.with_interceptors(
+    traced = with_interceptors(
         client, [TracingInterceptor(provider.get_tracer("volume-manage-test"))])
     async with Stack(traced, database_url) as stack:
         stack.fake.add_object("vol-1")
@@ -246,9 +253,9 @@ def test_tracing_without_opentelemetry_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
-    with pytest.raises(observability.ObservabilityError,
+    with pytest.raises(ObservabilityError,
                        match=r"pip install 'volume-manage\[otel\]'"):
-        observability.tracing_interceptor("console")
+        tracing.tracing_interceptor("console")
 
 
 def otlp_installed() -> bool:
@@ -260,9 +267,9 @@ def otlp_installed() -> bool:
 
 @pytest.mark.skipif(otlp_installed(), reason="an OTLP exporter is installed")
 def test_otlp_without_an_exporter_says_what_to_install() -> None:
-    with pytest.raises(observability.ObservabilityError,
+    with pytest.raises(ObservabilityError,
                        match="pip install opentelemetry-exporter-otlp-proto-http"):
-        observability.tracing_interceptor("otlp")
+        tracing.tracing_interceptor("otlp")
 
 
 @sqlite_only

@@ -84,12 +84,12 @@ async def test_record_adoption_histories(stack: Stack) -> None:
         await stack.manage("vol-4", request_id="cast-failed")
     await save(stack, f"manage-request-{stack.project}-cast-failed", "cast-failed")
 
-    await sdk.unmanage(stack.client, stack.database_url, entry.id)
+    await stack.vm.unmanage(entry.id)
     await save(stack, f"unmanage-volume-{entry.id}", "happy")
     stack.fail("finish_unmanage", retryable=False)
     adopted = await stack.manage_and_wait("vol-1")
     with pytest.raises(sdk.ManageError):
-        await sdk.unmanage(stack.client, stack.database_url, adopted.id)
+        await stack.vm.unmanage(adopted.id)
     await save(stack, f"unmanage-volume-{adopted.id}", "readopted")
 
 
@@ -110,9 +110,8 @@ async def test_record_bulk_histories(stack: Stack) -> None:
     stack.fail("manage_existing", times=1, retryable=False)
     data: Any = BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
                                 batch_size=5, max_concurrent_batches=2)
-    handle = await sdk.start_bulk_manage(stack.client, data, bulk_id=f"{stack.project}-rec",
-                                         task_queue=stack.settings.api_task_queue)
-    await sdk.bulk_report(handle)
+    handle = await stack.vm.start_bulk_manage(data, bulk_id=f"{stack.project}-rec")
+    await stack.vm.bulk_report(handle)
     await save(stack, handle.id, "all-safe-one-failure")
     await save(stack, f"{handle.id}-batch-0", "one-failure")
     await save(stack, f"{handle.id}-listing", "all")

@@ -13,7 +13,7 @@ from volume_manage.shared import statuses
 
 
 async def unmanage(stack: Stack, volume_id: str) -> sdk.VolumeEntry:
-    return await sdk.unmanage(stack.client, stack.database_url, volume_id)
+    return await stack.vm.unmanage(volume_id)
 
 
 async def test_unmanage_gives_the_object_back_and_releases_quota(stack: Stack) -> None:
@@ -27,7 +27,7 @@ async def test_unmanage_gives_the_object_back_and_releases_quota(stack: Stack) -
     assert stack.usage()["volumes"] == (0, 0) and stack.usage()["gigabytes"] == (0, 0)
     assert stack.events(adopted.id)[-3:] == ["unmanage.start", "unmanage.renamed",
                                               "unmanage.end"]
-    assert sdk.get_volume(stack.database_url, adopted.id) is None
+    assert await stack.vm.get_volume(adopted.id) is None
 
     again = await stack.manage_and_wait("vol-1")  # manageable again
     assert again.status == statuses.AVAILABLE
@@ -62,7 +62,7 @@ async def test_volume_still_managing_is_refused(stack: Stack) -> None:
 
     assert caught.value.type == "InvalidVolume"
     assert "managing" in caught.value.message
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
     assert done.status == statuses.AVAILABLE
 
 

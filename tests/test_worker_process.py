@@ -8,12 +8,15 @@ import os
 import signal
 import subprocess
 
+from temporalio import activity
+
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.shared import statuses
+from volume_manage.workers.build import activities_of
 
 
 async def test_backend_worker_registers_its_service(
@@ -47,7 +50,7 @@ async def test_sigterm_lets_the_running_step_finish(
 
     # Drained: the rename happened before the worker exited; a new worker finishes the rest.
     backend.start()
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
     assert done.status == statuses.AVAILABLE
     assert os.listdir(backend.directory) == [f"volume-{entry.id}"]
 
@@ -66,7 +69,7 @@ async def test_sigkill_mid_adoption_resumes_and_adopts_once(
     backend.wait()
 
     backend.start()
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
     assert done.status == statuses.AVAILABLE
     assert os.listdir(backend.directory) == [f"volume-{entry.id}"]
     assert stack.usage()["volumes"] == (1, 0)
@@ -87,7 +90,7 @@ async def test_unmanage_interrupted_by_sigkill_finishes_once(
     backend.wait()
 
     backend.start("finish_unmanage:delay=5")
-    task = asyncio.ensure_future(sdk.unmanage(stack.client, stack.database_url, adopted.id))
+    task = asyncio.ensure_future(stack.vm.unmanage(adopted.id))
     # Renamed back, entry not yet deleted: finish_unmanage (held 5 s by the fault) runs.
     await wait_for(lambda: os.listdir(backend.directory) == ["disk.qcow2"])
     backend.signal(signal.SIGKILL)
@@ -112,11 +115,9 @@ async def test_bulk_survives_a_backend_worker_sigkill(
                         str(backend.directory / f"img-{n:02}.raw"), "1M"], check=True)
     backend.start("manage_batch_objects:delay=2")
     await wait_for(lambda: service_registered(stack))
-    handle = await sdk.start_bulk_manage(
-        stack.client,
+    handle = await stack.vm.start_bulk_manage(
         sdk.BulkManageInput(host=stack.host, all_safe=True, project_id=stack.project,
-                            batch_size=20, max_concurrent_batches=1),
-        task_queue=stack.settings.api_task_queue)
+                            batch_size=20, max_concurrent_batches=1))
 
     # The first batch holds its entries in `managing` while its driver step is delayed.
     await wait_for(lambda: any(v.status == statuses.MANAGING
@@ -125,9 +126,28 @@ async def test_bulk_survives_a_backend_worker_sigkill(
     backend.wait()
     backend.start()
 
-    report = await sdk.bulk_report(handle)
+    report = await stack.vm.bulk_report(handle)
     assert (report.total, report.done, report.failed) == (60, 60, 0)
     volumes = stack.project_volumes(include_deleted=True)
     assert len(volumes) == 60 and all(v.status == statuses.AVAILABLE for v in volumes)
     assert sorted(os.listdir(backend.directory)) == sorted(f"volume-{v.id}" for v in volumes)
     assert stack.usage()["volumes"] == (60, 0)
+
+
+class Steps:
+    @activity.defn
+    def first(self, n: int) -> int:
+        return n
+
+    @activity.defn(name="renamed")
+    def second(self) -> None:
+        return None
+
+    def helper(self) -> None:
+        return None
+
+
+def test_a_worker_runs_every_activity_method_of_its_activity_objects() -> None:
+    steps, more = Steps(), Steps()
+    assert activities_of(steps) == [steps.first, steps.second]
+    assert activities_of(steps, more) == [steps.first, steps.second, more.first, more.second]

@@ -1,5 +1,11 @@
-"""Every workflow of the project, for workers and for replay tests."""
+"""Every workflow of the project, for workers and for replay tests, and the names other
+parts need of them (the metrics count adoptions and compensations by these)."""
 
+from activities.batch import BatchActivities
+from activities.entries import EntryActivities
+from activities.manager import ManagerActivities
+from activities.unmanage import UnmanageActivities
+from volume_manage.shared import naming
 from workflows.bulk_manage import BulkManageWorkflow
 from workflows.list_manageable import ListManageableWorkflow
 from workflows.manage_batch import ManageBatchWorkflow
@@ -11,3 +17,17 @@ API_WORKFLOWS = [ManageExistingWorkflow, BulkManageWorkflow]
 BACKEND_WORKFLOWS = [ManageVolumeWorkflow, UnmanageVolumeWorkflow, ListManageableWorkflow,
                      ManageBatchWorkflow]
 ALL_WORKFLOWS = API_WORKFLOWS + BACKEND_WORKFLOWS
+
+# The workflows that adopt volumes: their starts, successes and failures are "manages".
+ADOPTION_WORKFLOWS = frozenset({naming.MANAGE_EXISTING_WORKFLOW, naming.MANAGE_VOLUME_WORKFLOW,
+                                naming.MANAGE_BATCH_WORKFLOW})
+
+# The activities the workflows above register with `saga.register`: the steps that undo
+# another. tests/test_observability.py checks this list against the workflows' source.
+COMPENSATIONS = frozenset(compensation.__name__ for compensation in (
+    EntryActivities.delete_volume_entry, EntryActivities.mark_error_managing,
+    ManagerActivities.rollback_quota, ManagerActivities.undo_manage_existing,
+    UnmanageActivities.restore_status, UnmanageActivities.readopt,
+    BatchActivities.undo_batch_adoption, BatchActivities.rollback_batch_quota,
+    BatchActivities.fail_batch,
+))

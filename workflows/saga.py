@@ -21,10 +21,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 from volume_manage.shared import search
 from volume_manage.shared.types import BatchCompensation, Compensation, VolumeEntry
-from workflows.steps import run_step, step_summary
+from workflows.steps import attempt_timeout, run_step, step_summary
 
 # A compensation is retried with backoff for up to a day: an unwind must not be abandoned
-# because the database was down for a while.
+# because the database was down for a while. Each attempt is timed by the compensation's
+# kind of step (workflows/steps.py: a database write, a driver call, a batch).
 COMPENSATION_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
@@ -73,7 +74,7 @@ class Saga:
                     item.activity,
                     arg,
                     schedule_to_close_timeout=COMPENSATION_DEADLINE,
-                    start_to_close_timeout=timedelta(seconds=60),
+                    start_to_close_timeout=attempt_timeout(item.activity, arg),
                     retry_policy=COMPENSATION_RETRY,
                     summary=step_summary(f"compensate: {item.name}", arg),
                 )

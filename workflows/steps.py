@@ -1,15 +1,22 @@
-"""How a workflow runs one step, with timeouts and retries chosen on purpose.
+"""How a workflow runs one step, with timeouts and retries chosen per kind of step.
 
 Steps are local activities: the inventory writes are a few milliseconds and the driver calls
 run on the one worker that can see the backend, so a task-queue round trip per step would
-cost more than the step (see docs/design.md, "Where the time goes"). A local activity that dies
-with its worker runs again when the workflow task is retried, which is why every activity
-is idempotent.
+cost more than the step. A local activity that dies with its
+worker runs again when the workflow task is retried, which is why every activity is
+idempotent. That is also why a generous attempt timeout costs little: it bounds an attempt
+that hangs (a blackholed connection, a stuck mount), not the recovery from a crash.
+
+Each step's timeouts come from its kind (`STEP_KINDS`, keyed by the activity's name), so a
+workflow calls `run_step(activity, arg)` and the table, not the call site, says how long.
+Changing a local activity's timeouts does not change the commands a workflow issues: old
+histories replay (tests/test_replay.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +32,116 @@ STEP_RETRY = RetryPolicy(
 )
 
 
+@dataclass(frozen=True)
+class StepKind:
+    """How long one kind of step may take: `attempt` for one try (plus `per_object` for each
+    object of a batch step), `deadline` for every try and the backoff between them, after
+    which the saga unwinds. (Compensations keep their attempt and retry for a day instead:
+    workflows/saga.py.)"""
+
+    name: str
+    attempt: timedelta
+    deadline: timedelta
+    per_object: timedelta = timedelta(0)
+
+    def attempt_for(self, objects: int) -> timedelta:
+        return self.attempt + self.per_object * objects
+
+
+# One short transaction (validate, entry, check, quota, finish, mark error, unmanage's
+# writes): milliseconds, but it may wait for a lock; the attempt outlasts SQLite's 30 s busy
+# timeout (inventory/db.py), so a step waiting on the database gets its answer, not a cut.
+# Ten minutes in all ride out a database restart; longer, and the saga unwinds.
+DATABASE = StepKind("database step", attempt=timedelta(seconds=60),
+                    deadline=timedelta(minutes=10))
+# The driver on one object (size, rename, undo rename, unmanage, re-adopt): the file driver
+# runs a qemu-img (its own timeout is 60 s, drivers/file.py) and a rename; real storage can
+# take seconds. Two minutes per attempt let the driver's own timeout speak first.
+DRIVER = StepKind("driver call", attempt=timedelta(minutes=2), deadline=timedelta(minutes=10))
+# The cast: one or two Temporal calls (start the manager workflow, describe it on a repeat);
+# the client retries a busy frontend itself. Ten minutes ride out a server restart.
+CAST = StepKind("cast", attempt=timedelta(seconds=30), deadline=timedelta(minutes=10))
+# A batch's database step: one transaction over up to 1,000 rows (the SDK's batch-size
+# limit). 50 ms a row on top of a single write's minute (≈ 2 min for 1,000) leaves a wide
+# margin over the milliseconds a row costs.
+BATCH_DATABASE = StepKind("batch database step", attempt=timedelta(seconds=60),
+                          per_object=timedelta(milliseconds=50),
+                          deadline=timedelta(minutes=10))
+# A batch's driver step: a driver call per object (≈ 4.5 ms a qemu-img through the file
+# driver, issue 14; more on real storage) plus its transaction. Half a second an object:
+# ≈ 9 minutes for 1,000. An attempt cut short starts the batch over, so err long; three
+# such attempts in all.
+BATCH_DRIVER = StepKind("batch driver step", attempt=timedelta(seconds=60),
+                        per_object=timedelta(milliseconds=500),
+                        deadline=timedelta(minutes=30))
+# A listing of a whole backend (10,000+ objects): the file driver sizes and describes each
+# with a qemu-img, up to ≈ 9 ms an object, ≈ 90 s for 10,000 (the fixed 30 s attempt starved it:
+# issue 14). A local activity cannot heartbeat, so the attempt covers ≈ 100,000 objects;
+# paging or heartbeating the listing (issue 14) will bound it per attempt instead.
+LISTING = StepKind("listing", attempt=timedelta(minutes=20), deadline=timedelta(hours=1))
+
+STEP_KINDS: dict[str, StepKind] = {
+    # ManageExistingWorkflow (the API worker)
+    "validate_manage_request": DATABASE,
+    "create_volume_entry": DATABASE,
+    "delete_volume_entry": DATABASE,
+    "mark_error_managing": DATABASE,
+    "cast_manage": CAST,
+    # ManageVolumeWorkflow (the backend's worker)
+    "check_backend": DATABASE,
+    "get_existing_size": DRIVER,
+    "reserve_quota": DATABASE,
+    "rollback_quota": DATABASE,
+    "driver_manage_existing": DRIVER,
+    "undo_manage_existing": DRIVER,
+    "commit_quota": DATABASE,
+    "finish": DATABASE,
+    # UnmanageVolumeWorkflow
+    "start_unmanage": DATABASE,
+    "restore_status": DATABASE,
+    "driver_unmanage": DRIVER,
+    "readopt": DRIVER,
+    "finish_unmanage": DATABASE,
+    # ListManageableWorkflow
+    "list_manageable": LISTING,
+    # ManageBatchWorkflow
+    "create_batch_entries": BATCH_DATABASE,
+    "check_batch_backend": BATCH_DATABASE,
+    "get_batch_sizes": BATCH_DRIVER,
+    "reserve_batch_quota": BATCH_DATABASE,
+    "manage_batch_objects": BATCH_DRIVER,
+    "finish_batch": BATCH_DATABASE,
+    "fail_items": BATCH_DRIVER,
+    "undo_batch_adoption": BATCH_DRIVER,
+    "rollback_batch_quota": BATCH_DATABASE,
+    "fail_batch": BATCH_DATABASE,
+}
+
+
+def step_name(activity: Callable[..., Any]) -> str:
+    """The activity's name: its method's name (what the worker registers it as)."""
+    return getattr(activity, "__name__", str(activity))
+
+
+def _objects(arg: Any) -> list[Any] | None:
+    """The objects a batch step or compensation works on, if it works on many."""
+    many = getattr(arg, "items", None) or getattr(arg, "volume_ids", None)
+    return many if isinstance(many, list) else None
+
+
+def step_kind(activity: Callable[..., Any]) -> StepKind:
+    name = step_name(activity)
+    try:
+        return STEP_KINDS[name]
+    except KeyError:
+        raise KeyError(f"step {name!r} has no kind in workflows/steps.py STEP_KINDS") from None
+
+
+def attempt_timeout(activity: Callable[..., Any], arg: Any) -> timedelta:
+    """One attempt of `activity` on `arg`: its kind's, grown with the objects of a batch."""
+    return step_kind(activity).attempt_for(len(_objects(arg) or ()))
+
+
 def step_summary(name: str, arg: Any) -> str:
     """What the UI shows for a step: its name and the volume (or how many) it works on.
     Summaries are metadata, not commands: changing them does not break replay."""
@@ -34,26 +151,21 @@ def step_summary(name: str, arg: Any) -> str:
             volume_id = getattr(candidate, "id", None)
         if isinstance(volume_id, str) and volume_id:
             return f"{name} · volume {volume_id}"
-    many = getattr(arg, "items", None) or getattr(arg, "volume_ids", None)
-    if isinstance(many, list):
+    many = _objects(arg)
+    if many is not None:
         return f"{name} · {len(many)} volumes"
     return name
 
 
-async def run_step(
-    activity: Callable[..., Any],
-    arg: Any,
-    *,
-    attempt_timeout: timedelta = timedelta(seconds=30),
-    deadline: timedelta = timedelta(minutes=10),
-) -> Any:
-    """Run one saga step as a local activity; the UI shows its name and volume."""
-    name = getattr(activity, "__name__", str(activity))
+async def run_step(activity: Callable[..., Any], arg: Any) -> Any:
+    """Run one saga step as a local activity, timed by its kind; the UI shows its name and
+    volume."""
+    name = step_name(activity)
     return await workflow.execute_local_activity(
         activity,
         args=[arg],
-        start_to_close_timeout=attempt_timeout,
-        schedule_to_close_timeout=deadline,
+        start_to_close_timeout=attempt_timeout(activity, arg),
+        schedule_to_close_timeout=step_kind(activity).deadline,
         retry_policy=STEP_RETRY,
         summary=step_summary(name, arg),
     )

@@ -1,7 +1,8 @@
 #!/bin/sh
 # One-shot (temporalio/admin-tools): once the server answers, create the namespace and
-# register the search attributes the workflows set (core/search.py REGISTERED, given here
-# as SEARCH_ATTRIBUTES="Name=Type ..."; tests/test_compose.py keeps the two equal).
+# register the search attributes the workflows set (volume_manage/shared/search.py
+# REGISTERED, given here as SEARCH_ATTRIBUTES="Name=Type ..."; tests/test_compose.py keeps
+# the two equal).
 set -eu
 ADDRESS="${TEMPORAL_ADDRESS:-temporal:7233}"
 NAMESPACE="${NAMESPACE:-default}"

@@ -11,7 +11,6 @@ from temporalio.client import Client
 
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy
-from volume_manage import sdk
 from volume_manage.shared import statuses
 from volume_manage.shared.types import BulkManageInput
 
@@ -39,20 +38,18 @@ async def run_bulk_through_an_outage(client: Client, url: str, proxy: TcpProxy) 
         for n in range(100):
             stack.fake.add_object(f"vol-{n:03}")
         stack.fail("manage_existing", times=0, delay_s=0.05)  # 1 s a batch, at least
-        handle = await sdk.start_bulk_manage(
-            stack.client,
+        handle = await stack.vm.start_bulk_manage(
             BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
-                            batch_size=20, max_concurrent_batches=2),
-            task_queue=stack.settings.api_task_queue)
+                            batch_size=20, max_concurrent_batches=2))
         # Cut in the middle: after the first batch, long before the last.
-        while (await sdk.bulk_progress(handle)).done < 20:
+        while (await stack.vm.bulk_progress(handle)).done < 20:
             await asyncio.sleep(0.05)
-        assert (await sdk.bulk_progress(handle)).done < 100
+        assert (await stack.vm.bulk_progress(handle)).done < 100
         await proxy.cut()
         await asyncio.sleep(10)
         await proxy.restore()
 
-        report = await asyncio.wait_for(sdk.bulk_report(handle), timeout=180)
+        report = await asyncio.wait_for(stack.vm.bulk_report(handle), timeout=180)
         assert (report.total, report.done, report.failed) == (100, 100, 0), report.errors
         volumes = stack.project_volumes(include_deleted=True)
         assert len(volumes) == 100

@@ -11,7 +11,6 @@ import pytest
 
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
-from volume_manage import sdk
 from volume_manage.shared import statuses
 
 pytestmark = pytest.mark.chaos
@@ -49,7 +48,7 @@ async def test_worker_killed_inside_a_compensation(
     backend.wait()
     backend.start("finish:1:permanent")
 
-    done = await sdk.wait_until_done(stack.client, stack.database_url, entry.id)
+    done = await stack.vm.wait_until_done(entry.id)
     assert done.status == statuses.ERROR_MANAGING
     assert os.listdir(backend.directory) == ["disk.qcow2"]
     assert all(used == (0, 0) for used in stack.usage().values())

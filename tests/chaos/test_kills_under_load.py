@@ -21,9 +21,8 @@ from tests.support.processes import (
 )
 from tests.support.stack import Stack
 from volume_manage import sdk
-from volume_manage.operations import audit
 from volume_manage.operations.devserver import DevServer
-from volume_manage.shared import statuses
+from volume_manage.shared import errors, statuses
 from volume_manage.shared.converter import DATA_CONVERTER
 
 pytestmark = pytest.mark.chaos
@@ -31,7 +30,7 @@ COUNT = 200
 # 100-150 s a database on a 2-core machine, too long for the default run's time budget:
 # run it with CHAOS_LOAD=1 (scripts/test.sh -m chaos, with CHAOS_LOAD=1 in the environment).
 ENABLED = os.environ.get("CHAOS_LOAD") == "1"
-TRANSIENT = ("TemporalError", "TemporalUnavailable", "Timeout")
+TRANSIENT = (errors.TEMPORAL_ERROR, errors.TEMPORAL_UNAVAILABLE, errors.TIMEOUT)
 
 
 async def test_200_adoptions_through_worker_and_server_kills(
@@ -98,7 +97,7 @@ async def test_200_adoptions_through_worker_and_server_kills(
                 v.status for v in volumes}
             assert sorted(os.listdir(directory)) == sorted(f"volume-{v.id}" for v in volumes)
             assert stack.usage()["volumes"] == (COUNT, 0)
-            report = await audit.run(client, stack.settings, project_id=stack.project,
+            report = await stack.vm.audit(project_id=stack.project,
                                      backend=stack.backend)
             assert report.clean, report.violations
     finally:

@@ -19,7 +19,6 @@ from cinderclient.contrib.noauth import CinderNoAuthPlugin  # type: ignore[impor
 from keystoneauth1 import session as ks_session
 
 from tests.support.stack import Stack
-from volume_manage import sdk
 from volume_manage.shared import naming, statuses
 
 CINDER = str(Path(sys.executable).parent / "cinder")
@@ -57,7 +56,7 @@ async def test_cinder_cli_manage_list_show_unmanage(
     assert field(out, "name") == "data"
     assert field(out, "status") in ("creating", "available")
     assert field(out, "os-vol-host-attr:host") == stack.host
-    done = await sdk.wait_until_done(stack.client, stack.database_url, volume_id)
+    done = await stack.vm.wait_until_done(volume_id)
     assert done.status == statuses.AVAILABLE and done.metadata == {"team": "storage"}
     assert done.project_id == stack.project and done.size == 2
 
@@ -97,7 +96,7 @@ async def test_cinderclient_python_api(stack: Stack, served: str) -> None:
     volume = await call(cs.volumes.manage, host=stack.host, ref={"source-name": "vol-1"},
                         name="py", bootable=True)
     assert volume.status == "creating" and volume.bootable == "true"
-    await sdk.wait_until_done(stack.client, stack.database_url, volume.id)
+    await stack.vm.wait_until_done(volume.id)
 
     shown = await call(cs.volumes.get, volume.id)
     assert shown.status == "available" and shown.size == 3 and shown.name == "py"
@@ -114,7 +113,7 @@ async def test_cinderclient_python_api(stack: Stack, served: str) -> None:
 
     stack.fail("driver_manage_existing", retryable=False)
     failed = await call(cs.volumes.manage, host=stack.host, ref={"source-name": "vol-2"})
-    await sdk.wait_until_done(stack.client, stack.database_url, failed.id)
+    await stack.vm.wait_until_done(failed.id)
     assert (await call(cs.volumes.get, failed.id)).status == "error"
     await call(cs.volumes.delete, failed.id)  # the entry goes, the object stays
     entry = stack.volume(failed.id)

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from tests.rest.conftest import ADMIN_TOKEN, MEMBER_TOKEN, OTHER_TOKEN, admin_headers
 from tests.support.stack import Stack
-from volume_manage import sdk
 from volume_manage.cli import app as starter
 from volume_manage.drivers.fake import FakeDriver
 from volume_manage.rest import routes
@@ -25,7 +24,8 @@ from volume_manage.rest.app import MAX_BODY_BYTES, create_app
 from volume_manage.rest.auth import NoAuth
 from volume_manage.rest.versions import MAX_VERSION
 from volume_manage.shared import naming, statuses
-from volume_manage.workers.build import backend_worker, report_service
+from volume_manage.workers.build import backend_worker
+from volume_manage.workers.service import report_service
 
 
 def manage_body(stack: Stack, source: str = "vol-1", **fields: Any) -> dict[str, Any]:
@@ -84,7 +84,7 @@ async def test_manage_show_list_unmanage(stack: Stack, api: httpx.AsyncClient) -
     assert volume["links"][0]["href"] == f"http://testserver/v3/{p}/volumes/{volume['id']}"
 
     assert created.headers["x-openstack-request-id"].startswith("req-")
-    done = await sdk.wait_until_done(stack.client, stack.database_url, volume["id"])
+    done = await stack.vm.wait_until_done(volume["id"])
     assert done.status == statuses.AVAILABLE and done.project_id == p and done.size == 2
     for source in ("vol-1", f"volume-{done.id}"):  # one adoption per object
         twice = await api.post(f"/v3/{p}/os-volume-manage", json=manage_body(stack, source))
@@ -106,7 +106,7 @@ async def test_manage_show_list_unmanage(stack: Stack, api: httpx.AsyncClient) -
 
     second = await api.post(f"/v3/{p}/manageable_volumes", json=manage_body(stack, "vol-2"))
     assert second.status_code == 202, second.text
-    await sdk.wait_until_done(stack.client, stack.database_url, second.json()["volume"]["id"])
+    await stack.vm.wait_until_done(second.json()["volume"]["id"])
 
     listed = (await api.get(f"/v3/{p}/volumes")).json()
     assert {v["id"] for v in listed["volumes"]} == {done.id, second.json()["volume"]["id"]}
@@ -154,7 +154,7 @@ async def test_delete_removes_only_the_entry_of_a_failed_adoption(
     p = stack.project
     failed_id = (await api.post(f"/v3/{p}/os-volume-manage",
                                 json=manage_body(stack))).json()["volume"]["id"]
-    failed = await sdk.wait_until_done(stack.client, stack.database_url, failed_id)
+    failed = await stack.vm.wait_until_done(failed_id)
     assert failed.status == statuses.ERROR_MANAGING
     assert (await api.get(f"/v3/{p}/volumes/{failed_id}")).json()["volume"]["status"] == "error"
     errors = (await api.get(f"/v3/{p}/volumes?status=error")).json()["volumes"]
@@ -162,7 +162,7 @@ async def test_delete_removes_only_the_entry_of_a_failed_adoption(
 
     ok_id = (await api.post(f"/v3/{p}/os-volume-manage",
                             json=manage_body(stack, "vol-2"))).json()["volume"]["id"]
-    await sdk.wait_until_done(stack.client, stack.database_url, ok_id)
+    await stack.vm.wait_until_done(ok_id)
     refused = await api.delete(f"/v3/{p}/volumes/{ok_id}")
     assert refused.status_code == 400 and "available" in fault(refused)
 
@@ -278,7 +278,7 @@ async def test_policy_and_projects(stack: Stack, token_api: httpx.AsyncClient) -
                                    headers=admin)
     assert created.status_code == 202, created.text
     volume_id = created.json()["volume"]["id"]
-    done = await sdk.wait_until_done(stack.client, stack.database_url, volume_id)
+    done = await stack.vm.wait_until_done(volume_id)
     assert done.project_id == p and done.user_id == "alice"
 
     mine = (await token_api.get(f"/v3/volumes/{volume_id}", headers=member)).json()["volume"]

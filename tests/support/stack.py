@@ -1,7 +1,7 @@
 """A running volume-manage stack inside the test process: API worker + one fake backend.
 
 Real Temporal, real database, real workers; only the backend is the in-memory `fake` driver,
-whose objects tests can see and whose steps they can make fail through `faults`.
+whose objects tests can see; `fail` makes any activity or driver call fail by its name.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from volume_manage import sdk
 from volume_manage.drivers.base import Driver
 from volume_manage.drivers.fake import FakeDriver
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
-from volume_manage.operations import audit
+from volume_manage.sdk import VolumeManage
 from volume_manage.shared import naming
 from volume_manage.shared.config import Settings
 from volume_manage.shared.faults import Fault, FaultPlan
 from volume_manage.shared.types import ManageRequest, VolumeEntry
-from volume_manage.workers.build import api_worker, backend_worker, report_service
+from volume_manage.workers.build import api_worker, backend_worker
+from volume_manage.workers.service import report_service
 
 
 class Stack:
@@ -38,8 +38,9 @@ class Stack:
             temporal_address="", temporal_namespace="default", database_url=database_url,
             api_task_queue=f"volume-api-{tag}", service_down_time_s=60,
         )
+        self.vm = VolumeManage(self.settings, client=client)  # the SDK, on this stack's queues
         self.faults = FaultPlan()
-        self.driver: Driver = driver or FakeDriver(pool="pool", faults=self.faults)
+        self.driver: Driver = driver or FakeDriver(pool="pool")
         self.backend = f"node-{tag}@{'fake' if driver is None else 'file'}"
         self.host = f"{self.backend}#pool"
         self.project = f"project-{tag}"
@@ -73,8 +74,8 @@ class Stack:
 
     async def assert_consistent(self) -> None:
         """Every test ends with a clean audit of what it touched."""
-        report = await audit.run(self.client, self.settings, project_id=self.project,
-                                 backend=self.backend, objects=self.backend_in_process)
+        report = await self.vm.audit(project_id=self.project, backend=self.backend,
+                                     objects=self.backend_in_process)
         assert report.clean, "audit: " + "; ".join(
             f"{v.kind} {v.subject}: {v.detail}" for v in report.violations)
 
@@ -93,16 +94,19 @@ class Stack:
         return dataclasses.replace(base, **fields)
 
     async def manage(self, source: str | dict[str, str] = "vol-1", **fields: Any) -> VolumeEntry:
-        return await sdk.manage(self.client, self.request(source, **fields),
-                                task_queue=self.settings.api_task_queue)
+        return await self.vm.manage(self.request(source, **fields))
 
     async def manage_and_wait(self, source: str | dict[str, str] = "vol-1",
                               **fields: Any) -> VolumeEntry:
         entry = await self.manage(source, **fields)
-        return await sdk.wait_until_done(self.client, self.database_url, entry.id)
+        return await self.vm.wait_until_done(entry.id)
 
     def volume(self, volume_id: str) -> VolumeEntry | None:
-        return sdk.get_volume(self.database_url, volume_id, include_deleted=True)
+        """The entry, deleted ones too, read straight from the inventory (synchronous, for
+        assertions; the SDK's is `await stack.vm.get_volume(...)`)."""
+        with transaction(self.database_url, readonly=True) as session:
+            volume = repo.get_volume(session, volume_id)
+            return None if volume is None else repo.to_entry(session, volume)
 
     def events(self, volume_id: str) -> list[str]:
         with transaction(self.database_url, readonly=True) as session:

@@ -1,7 +1,15 @@
 """The driver interface every backend implements, and the errors it raises.
 
-Shaped after Cinder's ManageableVD: size, adopt, give back, list what could be adopted.
-Every adopting call is idempotent, because an activity may run it again after a crash.
+Split as Cinder splits it (cinder/volume/driver.py): what every driver has (`Driver`: its
+pool, its capabilities), and one interface per resource it can adopt — `ManageableVolumes`
+(Cinder's ManageableVD: size, adopt, list, give back) and `ManageableSnapshots` (Cinder's
+ManageableSnapshotsVD). A driver declares what it adopts by the interfaces it implements,
+and `driver.adopts` tells the worker and the scheduler ({"volume"} for fake and file; no
+driver adopts snapshots yet, issue 17). Every adopting call is idempotent, because an
+activity may run it again after a crash.
+
+What a driver returns is the shared payload type (`Adopted`, `ManageableItem`): one
+definition each, the one stored in workflow histories.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from volume_manage.shared.types import Adopted, ManageableItem
 
 GIB = 1024**3
 
@@ -64,14 +74,6 @@ class Capabilities:
 
 
 @dataclass
-class ProviderFields:
-    """What the inventory records about where the adopted object lives."""
-
-    provider_id: str | None = None
-    provider_location: str | None = None
-
-
-@dataclass
 class ManageableListing:
     """A cheap listing of every object on a backend: what sorting and paging read, one list
     per field (no object per backend object: building 10,000 small records was most of the
@@ -81,24 +83,28 @@ class ManageableListing:
     sizes: list[int] | None = None  # GiB, rounded up, in the same order; None if not read
 
 
-@dataclass
-class ManageableVolume:
-    reference: dict[str, str]
-    size: int
-    safe_to_manage: bool
-    reason_not_safe: str | None = None
-    cinder_id: str | None = None
-    extra_info: dict[str, Any] | None = None
+VOLUME, SNAPSHOT = "volume", "snapshot"
 
 
-class Driver(ABC):
-    """One backend. `pool` is the pool this worker serves (the `#pool` of its host)."""
+class BaseDriver(ABC):
+    """What every backend has (Cinder's BaseVD): the pool this worker serves (the `#pool` of
+    its host) and the capabilities it reports to the scheduler."""
 
     def __init__(self, pool: str) -> None:
         self.pool = pool
 
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
+
+    @property
+    def adopts(self) -> frozenset[str]:
+        """The resources this driver can adopt, from the interfaces it implements."""
+        return frozenset(resource for resource, interface in RESOURCE_INTERFACES
+                         if isinstance(self, interface))
+
+
+class ManageableVolumes(ABC):
+    """A backend that can adopt volumes (Cinder's ManageableVD)."""
 
     @abstractmethod
     def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
@@ -109,7 +115,7 @@ class Driver(ABC):
         """
 
     @abstractmethod
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         """Adopt the object: rename it to `volume-<id>`. Repeating it is harmless."""
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
@@ -137,13 +143,45 @@ class Driver(ABC):
     @abstractmethod
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
-    ) -> list[ManageableVolume]:
+    ) -> list[ManageableItem]:
         """The full entries of the objects `references` name (as list_manageable_objects
         gave them), in their order: size, whether safe to manage and why not, the volume id,
         extra info. `managed` maps object names to volume ids, for these objects at least.
         An object gone from the backend since it was listed is left out."""
 
-    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableVolume]:
+    def get_manageable_volumes(self, managed: dict[str, str]) -> list[ManageableItem]:
         """Every object on the backend; `managed` maps object names to their volume ids."""
         return self.describe_manageable_objects(
             self.list_manageable_objects(sizes=False).references, managed)
+
+
+class ManageableSnapshots(ABC):
+    """A backend that can adopt snapshots (Cinder's ManageableSnapshotsVD): the shape only.
+    No driver implements it yet; snapshot adoption (issue 17) builds on it, and adds the
+    snapshot's own listing fields (its volume's reference)."""
+
+    @abstractmethod
+    def manage_existing_snapshot_get_size(self, snapshot_id: str, ref: dict[str, str]) -> int:
+        """Size in GiB (rounded up) of the snapshot `ref` names; InvalidReference if none."""
+
+    @abstractmethod
+    def manage_existing_snapshot(self, snapshot_id: str, ref: dict[str, str]) -> Adopted:
+        """Adopt the snapshot: rename it to `snapshot-<id>`. Repeating it is harmless."""
+
+    @abstractmethod
+    def unmanage_snapshot(self, snapshot_id: str, ref: dict[str, str]) -> str | None:
+        """Stop managing the snapshot; it stays on the backend. Returns the name it now has;
+        None if it was not under `snapshot-<id>`."""
+
+    @abstractmethod
+    def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
+        """Every snapshot on the backend; `managed` maps names to their snapshot ids."""
+
+
+RESOURCE_INTERFACES: tuple[tuple[str, type], ...] = (
+    (VOLUME, ManageableVolumes), (SNAPSHOT, ManageableSnapshots))
+
+
+class Driver(BaseDriver, ManageableVolumes):
+    """A backend that adopts volumes, as every driver does: what the volume activities take.
+    A driver that adopts snapshots too implements ManageableSnapshots as well."""

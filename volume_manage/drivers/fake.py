@@ -1,4 +1,4 @@
-"""An in-memory backend with fault injection, for tests and benchmarks.
+"""An in-memory backend, for tests and benchmarks.
 
 Objects live in a dict guarded by a lock, so concurrent adoptions of one object race the
 way they would on real storage: exactly one rename wins. `renames` counts every rename that
@@ -19,12 +19,10 @@ from volume_manage.drivers.base import (
     Driver,
     InvalidReference,
     ManageableListing,
-    ManageableVolume,
-    ProviderFields,
     size_in_gib,
 )
 from volume_manage.shared import naming
-from volume_manage.shared.faults import FaultPlan
+from volume_manage.shared.types import Adopted, ManageableItem
 
 
 @dataclass
@@ -38,7 +36,6 @@ class FakeObject:
 class FakeDriver(Driver):
     pool: str = "pool"
     objects: dict[str, FakeObject] = field(default_factory=dict)
-    faults: FaultPlan = field(default_factory=FaultPlan)
     total_capacity_gb: float = 1_000_000.0
     extra_capabilities: dict[str, Any] = field(default_factory=dict)
     renames: list[tuple[str, str]] = field(default_factory=list)
@@ -75,7 +72,6 @@ class FakeDriver(Driver):
         raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
 
     def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
-        self.faults.check("manage_existing_get_size")
         with self._lock:
             adopted = self.objects.get(naming.managed_object_name(volume_id))
             if adopted is not None:
@@ -86,25 +82,22 @@ class FakeDriver(Driver):
                 raise AlreadyManaged(ref, managed_id)
             return size_in_gib(self.objects[name].size_bytes)
 
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
-        self.faults.check("manage_existing")
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         target = naming.managed_object_name(volume_id)
         with self._lock:
             if target in self.objects:  # a retry: the rename already happened
-                return ProviderFields(provider_id=self.objects[target].object_id)
+                return Adopted(provider_id=self.objects[target].object_id)
             name = self._find(ref)
             if naming.managed_volume_id(name):
                 raise AlreadyManaged(ref, naming.managed_volume_id(name))
             self.objects[target] = self.objects.pop(name)
             self.renames.append((name, target))
-            return ProviderFields(provider_id=self.objects[target].object_id)
+            return Adopted(provider_id=self.objects[target].object_id)
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
-        self.faults.check("revert_manage_existing")
         return self._rename_back(volume_id, ref) is not None
 
     def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
-        self.faults.check("unmanage")
         return self._rename_back(volume_id, ref)
 
     def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:
@@ -126,7 +119,7 @@ class FakeDriver(Driver):
 
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
-    ) -> list[ManageableVolume]:
+    ) -> list[ManageableItem]:
         names = [ref.get("source-name", "") for ref in references]
         with self._lock:
             found = [(name, self.objects.get(name)) for name in names]
@@ -136,7 +129,7 @@ class FakeDriver(Driver):
                 continue
             cinder_id = managed.get(name) or naming.managed_volume_id(name)
             reason = "already managed" if cinder_id else ("volume in use" if obj.in_use else None)
-            result.append(ManageableVolume(
+            result.append(ManageableItem(
                 reference={"source-name": name}, size=size_in_gib(obj.size_bytes),
                 safe_to_manage=reason is None, reason_not_safe=reason, cinder_id=cinder_id,
                 extra_info={"id": obj.object_id},

@@ -26,23 +26,19 @@ from volume_manage.drivers.base import (
     DriverError,
     InvalidReference,
     ManageableListing,
-    ManageableVolume,
-    ProviderFields,
     size_in_gib,
 )
 from volume_manage.shared import naming
-from volume_manage.shared.faults import NO_FAULTS, FaultPlan
+from volume_manage.shared.types import Adopted, ManageableItem
 
 SUPPORTED_FORMATS = ("raw", "qcow2")
 QEMU_IMG_TIMEOUT_S = 60
 
 
 class FileDriver(Driver):
-    def __init__(self, directory: str | Path, pool: str = "pool", *,
-                 faults: FaultPlan = NO_FAULTS) -> None:
+    def __init__(self, directory: str | Path, pool: str = "pool") -> None:
         super().__init__(pool)
         self.directory = Path(directory).resolve()
-        self.faults = faults
         if not self.directory.is_dir():
             raise DriverError(f"backend directory {self.directory} does not exist")
         if shutil.which("qemu-img") is None:
@@ -120,7 +116,6 @@ class FileDriver(Driver):
         )
 
     def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
-        self.faults.check("manage_existing_get_size")
         adopted = self.directory / naming.managed_object_name(volume_id)
         path = adopted if adopted.is_file() else self._path(ref)
         managed_id = naming.managed_volume_id(path.name)
@@ -130,8 +125,7 @@ class FileDriver(Driver):
         self._check_image(ref, info)
         return size_in_gib(int(info["virtual-size"]))
 
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> ProviderFields:
-        self.faults.check("manage_existing")
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         target = self.directory / naming.managed_object_name(volume_id)
         if target.exists():  # a retry: the rename already happened
             return self._provider_fields(target)
@@ -147,13 +141,11 @@ class FileDriver(Driver):
         return self._provider_fields(target)
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
-        self.faults.check("revert_manage_existing")
         return self._rename_back(volume_id, ref) is not None
 
     def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
         """The file gets its original name back (Cinder's NFS driver keeps `volume-<id>`;
         here a `volume-<uuid>` file always means a live entry, which the audit relies on)."""
-        self.faults.check("unmanage")
         return self._rename_back(volume_id, ref)
 
     def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:
@@ -191,7 +183,7 @@ class FileDriver(Driver):
 
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
-    ) -> list[ManageableVolume]:
+    ) -> list[ManageableItem]:
         result = []
         for listed in references:
             name = listed.get("source-name", "")
@@ -215,15 +207,15 @@ class FileDriver(Driver):
                 reason = str(err).rsplit(": ", 1)[-1]
             except DriverError:
                 reason = "Failed to open image."
-            result.append(ManageableVolume(
+            result.append(ManageableItem(
                 reference=ref, size=size, safe_to_manage=reason is None,
                 reason_not_safe=reason, cinder_id=cinder_id,
                 extra_info={"source-id": str(inode)},
             ))
         return result
 
-    def _provider_fields(self, path: Path) -> ProviderFields:
-        return ProviderFields(provider_id=str(path.stat().st_ino),
+    def _provider_fields(self, path: Path) -> Adopted:
+        return Adopted(provider_id=str(path.stat().st_ino),
                               provider_location=str(self.directory))
 
 

@@ -1,9 +1,10 @@
 """The consistency checker: what must hold in a quiet installation, and every place it doesn't.
 
-    report = await audit.run(client, settings)          # everything
-    report = await audit.run(client, settings, project_id="p1", backend="node1@file")
+    report = await vm.audit()                           # everything (vm: sdk.VolumeManage)
+    report = await vm.audit(project_id="p1", backend="node1@file")
 
-Read-only. Used by `starter.py audit` (exit code 1 on any violation) and after every test.
+Read-only. Used by `starter.py audit` (exit code 1 on any violation) and after every test,
+through the SDK object, whose settings, Temporal client and listing it uses.
 Checks: no entry in `managing`/`unmanaging` without a running workflow for it; no backend
 object named `volume-<id>` without a live entry; no two live entries for one object; per
 project and per type, quota usage equals the live volumes' counts and sizes; no quota
@@ -15,13 +16,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from volume_manage import sdk
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
@@ -33,8 +34,12 @@ from volume_manage.inventory.models import (
     VolumeType,
     utcnow,
 )
+from volume_manage.sdk.errors import ManageError
 from volume_manage.shared import naming, statuses
 from volume_manage.shared.config import Settings
+
+if TYPE_CHECKING:
+    from volume_manage.sdk.client import VolumeManage
 
 # Statuses whose volume holds committed quota.
 COUNTED = frozenset({statuses.AVAILABLE, statuses.UNMANAGING, statuses.ERROR_UNMANAGING})
@@ -58,11 +63,13 @@ class AuditReport:
         return not self.violations
 
 
-async def run(client: Client, settings: Settings, *, project_id: str | None = None,
+async def run(vm: VolumeManage, *, project_id: str | None = None,
               backend: str | None = None, objects: bool = True) -> AuditReport:
     """Check the inventory (optionally one project's or one backend's); with `objects`,
     also ask every backend that is up for its objects (its worker must be running)."""
     report = AuditReport()
+    settings = vm.settings
+    client = await vm.connect()
     with transaction(settings.database_url, readonly=True) as session:
         query = select(Volume).where(Volume.deleted.is_(False))
         if project_id:
@@ -127,8 +134,8 @@ async def run(client: Client, settings: Settings, *, project_id: str | None = No
     for service in services if objects else []:
         queue_key = service.cluster or service.host
         try:
-            page = await sdk.list_manageable(client, settings, service.host)
-        except sdk.ManageError as err:
+            page = await vm.list_manageable(service.host)
+        except ManageError as err:
             report.skipped.append(f"{queue_key}: {err.message}")
             continue
         for item in page.items:

@@ -1,7 +1,9 @@
 """A codec server, so the Temporal web UI can show encrypted payloads in clear text.
 
-    VOLUME_MANAGE_PAYLOAD_KEY=... python -m volume_manage.operations.codec_server --port 8888 \
+    VOLUME_MANAGE_PAYLOAD_KEY=... volume-manage-codec-server --port 8888 \
         --ui-origin http://localhost:8233
+
+(or `python -m volume_manage.operations.codec_server`, with the same options).
 
 Then point the UI at it: `temporal server start-dev --ui-codec-endpoint
 http://127.0.0.1:8888`, or the UI's "Data Encoder" setting (per browser). It speaks
@@ -57,7 +59,7 @@ def create_app(codec: EncryptionCodec, ui_origins: list[str]) -> FastAPI:
     return app
 
 
-def main(
+def serve(
     host: str = typer.Option("127.0.0.1", help="address to bind (keep it private)"),
     port: int = typer.Option(8888, help="port to listen on"),
     ui_origin: list[str] = typer.Option([DEFAULT_UI_ORIGIN], help="the web UI's origin"),
@@ -73,5 +75,10 @@ def main(
                 log_level="warning")
 
 
+def main() -> None:
+    """`python -m volume_manage.operations.codec_server` and `volume-manage-codec-server`."""
+    typer.run(serve)
+
+
 if __name__ == "__main__":
-    typer.run(main)
+    main()

@@ -1,13 +1,14 @@
 """The Cinder-compatible REST API: `create_app(settings, authenticator)`.
 
-Stateless: it holds a Temporal client and reads/writes the inventory through the SDK, so
-any number of API processes can serve the same installation. The client is connected in
-the app's lifespan unless one is given (tests share theirs).
+Stateless: it holds one SDK object (volume_manage.sdk.VolumeManage), built at start, and
+does everything through it — it never opens a database transaction itself — so any number
+of API processes can serve the same installation. The SDK connects to Temporal in the
+app's lifespan unless a client is given (tests share theirs); while Temporal is down the
+inventory's listings still answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -21,11 +22,11 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from volume_manage import sdk
 from volume_manage.rest import faults, versions
 from volume_manage.rest.auth import Authenticator, NoAuth, TokenFile
 from volume_manage.rest.faults import CinderFault
 from volume_manage.rest.routes import build_router, from_token, in_project
+from volume_manage.sdk import ManageError, VolumeManage
 from volume_manage.shared.config import Settings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -123,14 +124,14 @@ def create_app(settings: Settings, authenticator: Authenticator, *,
                client: Client | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:
     """The API over `settings`' Temporal and inventory; `client` is connected at start
     (lifespan) when not given."""
+    vm = VolumeManage(settings, client=client)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if app.state.client is None:
-            try:
-                app.state.client = await sdk.connect(settings)
-            except sdk.ManageError as err:  # requests connect later; until then 503
-                log.warning("%s; serving anyway", err.message)
+        try:
+            await vm.connect()
+        except ManageError as err:  # requests connect later; until then 503
+            log.warning("%s; serving anyway", err.message)
         yield
 
     app = FastAPI(
@@ -141,10 +142,8 @@ def create_app(settings: Settings, authenticator: Authenticator, *,
                     "`OpenStack-API-Version: volume 3.x`.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
+    app.state.vm = vm
     app.state.authenticator = authenticator
-    app.state.client = client
-    app.state.client_lock = asyncio.Lock()
     faults.install(app)
     app.add_middleware(CinderMiddleware, max_body=max_body)
 

@@ -18,11 +18,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
-from volume_manage import sdk
+from volume_manage.sdk import ManageError
+from volume_manage.shared import errors
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +64,31 @@ def volume_not_found(volume_id: str) -> CinderFault:
 
 # ManageError types (the part before the dot) -> (status, Cinder's message prefix).
 _BY_TYPE: dict[str, tuple[int, str]] = {
-    "InvalidInput": (400, "Invalid input received: "),
-    "HostNotFound": (400, ""),
-    "ServiceUnavailable": (400, ""),
-    "VolumeTypeNotFound": (400, "Invalid volume type: "),
-    "AlreadyManaged": (400, "Invalid volume: "),
-    "InvalidVolume": (400, "Invalid volume: "),
-    "InvalidRef": (400, "Invalid input received: "),
-    "VolumeNotFound": (404, ""),
-    "MarkerNotFound": (404, ""),
-    "QuotaExceeded": (413, ""),
-    "TemporalUnavailable": (503, ""),
-    "TemporalError": (503, ""),
-    "Timeout": (503, ""),
+    errors.INVALID_INPUT: (400, "Invalid input received: "),
+    errors.HOST_NOT_FOUND: (400, ""),
+    errors.SERVICE_UNAVAILABLE: (400, ""),
+    errors.VOLUME_TYPE_NOT_FOUND: (400, "Invalid volume type: "),
+    errors.ALREADY_MANAGED: (400, "Invalid volume: "),
+    errors.INVALID_VOLUME: (400, "Invalid volume: "),
+    errors.INVALID_REF: (400, "Invalid input received: "),
+    errors.VOLUME_NOT_FOUND: (404, ""),
+    errors.MARKER_NOT_FOUND: (404, ""),
+    errors.QUOTA_EXCEEDED: (413, ""),
+    errors.TEMPORAL_UNAVAILABLE: (503, ""),
+    errors.TEMPORAL_ERROR: (503, ""),
+    errors.TIMEOUT: (503, ""),
 }
+INVENTORY_DOWN = "The inventory database is unavailable; try again later."
 
 
-def from_manage_error(err: sdk.ManageError, *, host_not_found: int = 400) -> CinderFault:
+def from_manage_error(err: ManageError, *, host_not_found: int = 400) -> CinderFault:
     """The fault for an SDK error; `host_not_found` is 404 for listings (Cinder's
     ServiceNotFound there) and 400 for a manage request."""
-    kind = err.type.split(".", 1)[0]
-    status, prefix = _BY_TYPE.get(kind, (500, ""))
-    if kind == "HostNotFound":
+    if err.type == errors.INVENTORY_UNAVAILABLE:  # the detail is for the log, not callers
+        log.error("%s", err.message)
+        return CinderFault(503, INVENTORY_DOWN)
+    status, prefix = _BY_TYPE.get(err.kind, (500, ""))
+    if err.kind == errors.HOST_NOT_FOUND:
         status = host_not_found
     if status == 500:
         log.error("unexpected SDK error %s: %s", err.type, err.message)
@@ -134,8 +137,8 @@ def install(app: FastAPI) -> None:
     async def _fault(_: Request, exc: CinderFault) -> JSONResponse:
         return fault_response(exc.status, exc.message, exc.headers)
 
-    @app.exception_handler(sdk.ManageError)
-    async def _manage_error(_: Request, exc: sdk.ManageError) -> JSONResponse:
+    @app.exception_handler(ManageError)
+    async def _manage_error(_: Request, exc: ManageError) -> JSONResponse:
         fault = from_manage_error(exc)
         return fault_response(fault.status, fault.message)
 
@@ -156,12 +159,6 @@ def install(app: FastAPI) -> None:
         log.error("Temporal error: %s", exc.message)
         return fault_response(503, f"Temporal is unavailable; try again later "
                                    f"({exc.message[:200]})")
-
-    @app.exception_handler(SQLAlchemyError)
-    async def _database(_: Request, exc: SQLAlchemyError) -> JSONResponse:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        log.error("inventory database error: %s", detail)
-        return fault_response(503, "The inventory database is unavailable; try again later.")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -11,16 +11,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client
 
-from volume_manage import sdk
 from volume_manage.rest import views
 from volume_manage.rest.context import CallContext, call_context
 from volume_manage.rest.faults import CinderFault, from_manage_error, volume_not_found
 from volume_manage.rest.schemas import ManageBody, VolumeAction
+from volume_manage.sdk import ManageError, VolumeEntry, VolumeManage
 from volume_manage.shared import validation
-from volume_manage.shared.config import Settings
 from volume_manage.shared.errors import RequestError
 from volume_manage.shared.types import ManageRequest
 
@@ -34,20 +31,11 @@ DB_MAX_INT = 0x7FFFFFFF  # Cinder's bound for offset
 MANAGE_TIMEOUT_S = 60
 
 
-async def _client(request: Request) -> Client:
-    """The app's Temporal client, connected on first use if Temporal was not up at start
-    (ManageError TemporalUnavailable -> 503 until it is)."""
-    state = request.app.state
-    async with state.client_lock:
-        if state.client is None:
-            state.client = await sdk.connect(_settings(request))
-    client: Client = state.client
-    return client
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _vm(request: Request) -> VolumeManage:
+    """The app's one SDK object; it connects to Temporal on first need if Temporal was not
+    up at start (ManageError TemporalUnavailable -> 503 until it is)."""
+    vm: VolumeManage = request.app.state.vm
+    return vm
 
 
 def _limit(limit: int | None) -> int:
@@ -89,8 +77,8 @@ def _bool_param(name: str, value: str | None) -> bool:
         raise CinderFault(400, f"Invalid value '{value[:60]}' for {name}: {err.reason}") from None
 
 
-async def _visible_volume(ctx: CallContext, settings: Settings, volume_id: str) -> Any:
-    entry = await run_in_threadpool(sdk.get_volume, settings.database_url, volume_id)
+async def _visible_volume(ctx: CallContext, vm: VolumeManage, volume_id: str) -> VolumeEntry:
+    entry = await vm.get_volume(volume_id)
     if entry is None or not ctx.can_see(entry.project_id):
         raise volume_not_found(volume_id)  # never 403: others' volumes do not exist for you
     return entry
@@ -118,20 +106,18 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                 False if volume.bootable is None else volume.bootable)
         except RequestError as err:
             raise CinderFault(400, f"Invalid input received: {err}") from None
-        request_ = sdk.prepare(ManageRequest(
+        vm = _vm(request)
+        request_ = vm.prepare(ManageRequest(
             ref=volume.ref, host=volume.host, cluster=volume.cluster, name=volume.name,
             description=volume.description, volume_type=volume.volume_type or None,
             availability_zone=volume.availability_zone or None, bootable=bootable,
             metadata=volume.metadata or {}, project_id=ctx.project_id,
             user_id=ctx.identity.user_id,
         ))
-        settings = _settings(request)
         # An unknown or dead host or cluster, or an unknown type, starts nothing.
-        await run_in_threadpool(sdk.check_against_inventory, settings, request_)
+        await vm.check_against_inventory(request_)
         try:
-            entry = await asyncio.wait_for(
-                sdk.manage(await _client(request), request_, task_queue=settings.api_task_queue),
-                MANAGE_TIMEOUT_S)
+            entry = await asyncio.wait_for(vm.manage(request_), MANAGE_TIMEOUT_S)
         except TimeoutError:
             raise CinderFault(503, f"The API worker did not answer within {MANAGE_TIMEOUT_S} "
                                    "s; the request may still be carried out: look for the "
@@ -151,12 +137,12 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                 "One and only one of cluster and host must be set."
                 if ctx.version.at_least("3.17") else "Host field is missing."))
         try:
-            page = await sdk.list_manageable(
-                await _client(request), _settings(request), host or cluster or "",
+            page = await _vm(request).list_manageable(
+                host or cluster or "",
                 marker=marker, limit=_limit(limit), offset=_offset(offset),
                 sort=_sort(sort, sort_key, sort_dir, "reference:desc"),
                 cluster=bool(cluster))
-        except sdk.ManageError as err:
+        except ManageError as err:
             raise from_manage_error(err, host_not_found=404) from None
         return views.manageable_list(page.items, detail=detail)
 
@@ -197,8 +183,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             all_projects = _bool_param("all_tenants", all_tenants) and ctx.is_admin
             project = (tenant or None) if all_projects else ctx.project_id
             page_limit = _limit(limit)
-            entries = await run_in_threadpool(
-                sdk.list_volumes, _settings(request).database_url,
+            entries = await _vm(request).list_volumes(
                 status=views.FILTER_STATUS.get(status or "", status),
                 host=host if ctx.is_admin else None, project_id=project,
                 limit=page_limit, name=name, marker=marker, offset=_offset(offset),
@@ -210,22 +195,22 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
 
     async def show(request: Request, volume_id: str = Path(),
                    ctx: CallContext = Ctx) -> dict[str, Any]:
-        entry = await _visible_volume(ctx, _settings(request), volume_id)
+        entry = await _visible_volume(ctx, _vm(request), volume_id)
         return {"volume": views.volume_detail(ctx, entry)}
 
     async def action(request: Request, body: VolumeAction, volume_id: str = Path(),
                      ctx: CallContext = Ctx) -> Response:
-        settings = _settings(request)
-        await _visible_volume(ctx, settings, volume_id)
+        vm = _vm(request)
+        await _visible_volume(ctx, vm, volume_id)
         ctx.require_admin(UNMANAGE_POLICY)
-        await sdk.start_unmanage(await _client(request), settings.database_url, volume_id)
+        await vm.start_unmanage(volume_id)
         return Response(status_code=202)
 
     async def delete(request: Request, volume_id: str = Path(),
                      ctx: CallContext = Ctx) -> Response:
-        settings = _settings(request)
-        await _visible_volume(ctx, settings, volume_id)
-        await run_in_threadpool(sdk.delete_failed_volume, settings.database_url, volume_id)
+        vm = _vm(request)
+        await _visible_volume(ctx, vm, volume_id)
+        await vm.delete_failed_volume(volume_id)
         return Response(status_code=202)
 
     ok: dict[int | str, dict[str, Any]] = {202: {"description": "accepted"}}

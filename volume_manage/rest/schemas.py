@@ -1,8 +1,8 @@
 """Request bodies, as Cinder's jsonschema for them: no extra properties at any level.
 
 Types are strict (a number is not a string); lengths and characters are left to
-`sdk.prepare` (core/validation.py), which every manage request goes through and whose
-messages name the field. python-cinderclient sends every key with explicit nulls.
+`VolumeManage.prepare` (shared/validation.py), which every manage request goes through and
+whose messages name the field. python-cinderclient sends every key with explicit nulls.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ are not readable in the Temporal UI or the server's database without the key.
 
 Set VOLUME_MANAGE_PAYLOAD_KEY to a base64-encoded 32-byte key on every worker and client
 (`python -c "import os,base64; print(base64.b64encode(os.urandom(32)).decode())"`). Without
-it, payloads are plain JSON. The UI shows decrypted payloads through `codec_server.py`, which
-holds the same key.
+it, payloads are plain JSON. The UI shows decrypted payloads through the codec server, which
+holds the same key (`volume-manage-codec-server`, volume_manage/operations/codec_server.py).
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -24,11 +26,15 @@ class Settings:
     service_down_time_s: int
 
     @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
+    def from_env(cls, **overrides: Any) -> Settings:
+        """The environment's settings (or the defaults); an override that is given, neither
+        None nor "", wins, as a command-line flag wins over its environment variable."""
+        settings = cls(
             temporal_address=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
             temporal_namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
             database_url=os.environ.get("DATABASE_URL") or default_database_url(),
             api_task_queue=os.environ.get("VOLUME_API_TASK_QUEUE", "volume-api"),
             service_down_time_s=int(os.environ.get("SERVICE_DOWN_TIME", "60")),
         )
+        given = {name: value for name, value in overrides.items() if value not in (None, "")}
+        return dataclasses.replace(settings, **given)

@@ -22,6 +22,7 @@ ACTIVITY_FAILED = "ActivityFailed"
 # Raised by the SDK and the entry points, not by workflows.
 TEMPORAL_UNAVAILABLE = "TemporalUnavailable"  # down or unreachable: worth retrying
 TEMPORAL_ERROR = "TemporalError"  # Temporal refused the call
+INVENTORY_UNAVAILABLE = "InventoryUnavailable"  # the inventory database is down or refused
 INVALID_CONFIGURATION = "InvalidConfiguration"
 TIMEOUT = "Timeout"
 MANAGE_FAILED_UNKNOWN = "ManageFailed"  # a workflow failure without a typed cause

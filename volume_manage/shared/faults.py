@@ -1,12 +1,15 @@
 """Fault injection for tests and chaos drills: fail or delay a named step.
 
-A worker started with faults (tests, or `worker.py --fault`) consults its plan at the start
-of each step; production workers have an empty plan. The system under test stays real:
-the same Temporal server, database and drivers, only a step is made to fail on purpose.
+A worker started with a plan (tests' `Stack.fail`, or `worker.py --fault`) checks it before
+every activity and every driver call, by the step's name (the activity's, or the driver
+method's); activities and drivers themselves know nothing of it (see activities/faults.py).
+Production workers have no plan. The system under test stays real: the same Temporal
+server, database and drivers, only a step is made to fail on purpose.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,19 +52,34 @@ class FaultPlan:
     faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @classmethod
+    def parse(cls, texts: list[str]) -> FaultPlan:
+        """The plan of `worker.py --fault TEXT …` (see Fault.parse)."""
+        return cls([Fault.parse(text) for text in texts])
+
     def check(self, step: str) -> None:
-        """Delay or fail `step` if the plan says so; a no-op for an empty plan."""
-        for fault in self.faults:
-            if fault.step != step:
-                continue
+        """Delay or fail `step` if the plan says so; a no-op for an empty plan. Blocks the
+        calling thread while it delays: for steps that run in a thread."""
+        for fault in self._for(step):
             if fault.delay_s:
                 time.sleep(fault.delay_s)
-            with self._lock:
-                if fault.times == 0:
-                    continue
-                if fault.times > 0:
-                    fault.times -= 1
-            raise InjectedFault(step, fault.retryable)
+            self._trip(fault)
 
+    async def check_async(self, step: str) -> None:
+        """`check` for steps that run on the event loop: a delay must not block it."""
+        for fault in self._for(step):
+            if fault.delay_s:
+                await asyncio.sleep(fault.delay_s)
+            self._trip(fault)
 
-NO_FAULTS = FaultPlan()
+    def _for(self, step: str) -> list[Fault]:
+        return [fault for fault in self.faults if fault.step == step]
+
+    def _trip(self, fault: Fault) -> None:
+        """Raise the fault unless it has failed as often as it should."""
+        with self._lock:
+            if fault.times == 0:
+                return
+            if fault.times > 0:
+                fault.times -= 1
+        raise InjectedFault(fault.step, fault.retryable)

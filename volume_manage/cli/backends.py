@@ -1,0 +1,58 @@
+"""Commands on backends: the services the scheduler sees, and what each could adopt."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from volume_manage.cli.common import JsonOpt, call, out, print_json, show_ref
+
+
+def backends(as_json: bool = JsonOpt) -> None:
+    """List backend services and whether the scheduler sees them up."""
+    rows = call(lambda vm: vm.list_backends())
+    if as_json:
+        print_json([dataclasses.asdict(row) for row in rows])
+        return
+    table = Table("host", "cluster", "zone", "up", "free GiB")
+    for row in rows:
+        table.add_row(row.host, row.cluster or "", row.zone,
+                      "yes" if row.up else Text("no", style="red"), str(row.free_capacity_gb))
+    out.print(table)
+
+
+def manageable(
+    host: str = typer.Argument(..., help="backend as host@backend#pool"),
+    detail: bool = typer.Option(False, "--detail", help="reasons, volume ids, extra info"),
+    limit: int | None = typer.Option(None, help="at most this many"),
+    marker: str | None = typer.Option(None, help="start after this reference (name or JSON)"),
+    offset: int = typer.Option(0, help="skip this many"),
+    sort: str = typer.Option("reference:desc", help="reference|size : asc|desc"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List what could be adopted on a backend (Cinder's manageable-list)."""
+    page = call(lambda vm: vm.list_manageable(host, marker=marker, limit=limit, offset=offset,
+                                              sort=sort))
+    if as_json:
+        rows = [
+            {"reference": i.reference, "size": i.size, "safe_to_manage": i.safe_to_manage}
+            | ({"reason_not_safe": i.reason_not_safe, "cinder_id": i.cinder_id,
+                "extra_info": i.extra_info} if detail else {})
+            for i in page.items
+        ]
+        print_json({"manageable-volumes": rows})
+        return
+    table = Table("reference", "size", "safe", *(["reason", "volume id"] if detail else []))
+    for i in page.items:
+        extra = [i.reason_not_safe or "", i.cinder_id or ""] if detail else []
+        table.add_row(show_ref(i.reference), str(i.size),
+                      "yes" if i.safe_to_manage else Text("no", style="red"), *extra)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(backends)
+    app.command()(manageable)
