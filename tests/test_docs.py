@@ -60,6 +60,29 @@ def test_the_report_replaces_only_what_lies_between_its_markers() -> None:
         report.update("no markers here", "new")
 
 
+def test_the_report_takes_each_benchmarks_latest_result(tmp_path: Path) -> None:
+    machine = {"cores": 2, "arch": "x86_64", "memory_gib": 8, "python": "3.11",
+               "loadavg_at_start": [0.5]}
+
+    def result(name: str, when: str, ours: float) -> dict[str, object]:
+        return {"benchmark": name, "when": when, "machine": machine, "details": {},
+                "rows": [{"metric": "m", "ours": ours, "baseline": 1.0, "ratio": ours,
+                          "target": ">= 0.5", "target_on": "ratio", "met": ours >= 0.5}]}
+
+    old = result("bulk", "2026-12-01T10:00:00+00:00", 0.4)
+    new = result("bulk", "2026-12-01T12:00:00+00:00", 0.9)
+    (tmp_path / "bulk-old.json").write_text(json.dumps(old))
+    (tmp_path / "bulk-new.json").write_text(json.dumps(new))  # the same run as the summary
+    (tmp_path / "all-new.json").write_text(json.dumps({
+        "benchmark": "all", "when": new["when"], "machine": machine, "rows": [],
+        "details": {"quick": True, "seconds": {"bulk": 3.0}, "results": [new]}}))
+    [bulk] = report.latest(report.read_results(tmp_path))
+    assert (bulk.rows[0]["ours"], bulk.quick, bulk.run_seconds) == (0.9, True, 3.0)
+    text = report.render([bulk])
+    assert "| bulk | m | 0.9 | 1 | 0.9\N{MULTIPLICATION SIGN} |" in text
+    assert "quick counts" in text and "**no**" not in text
+
+
 def test_readme_is_at_most_200_lines() -> None:
     lines = len((ROOT / "README.md").read_text().splitlines())
     assert lines <= 200, f"README.md has {lines} lines; move the detail into docs/"
