@@ -3,7 +3,8 @@
 One transaction per step for the inventory, driver calls per object. An item that fails is
 marked failed in the step's result and compensated alone (`fail_items`); the rest go on. A
 failure of the step itself (database down past the deadline, backend refused) unwinds the
-whole batch. Like the single-volume steps, each recognises its own effects when re-run.
+whole batch. Like the single-volume steps, each recognises its own effects when re-run:
+the rules are the adoption core's (`adoption.py`), the same ones the single path applies.
 """
 
 from __future__ import annotations
@@ -12,23 +13,21 @@ import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from activities import adoption
+from activities.adoption import VOLUMES, driver_errors, place
 from activities.errors import typed_errors
-from activities.manager import driver_errors, place
 from volume_manage.drivers.base import Driver, DriverError
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
-from volume_manage.inventory.models import Volume, utcnow
-from volume_manage.shared import statuses
+from volume_manage.shared import events, statuses
 from volume_manage.shared.faults import InjectedFault
-from volume_manage.shared.types import BatchCompensation, BatchItem, BatchStep
+from volume_manage.shared.types import Adopted, BatchCompensation, BatchItem, BatchStep
 
 PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
-REQUESTED = "manage_existing.requested"
 
 
 class BatchActivities:
@@ -46,7 +45,8 @@ class BatchActivities:
                 entries = [(item.volume_id, dataclasses.replace(
                     step.spec, ref=item.ref, ref_key=item.ref_key)) for item in step.items]
                 present, refused = repo.insert_volume_entries(session, entries, step.workflow_id)
-                requested = repo.volumes_with_event(session, list(present), REQUESTED)
+                requested = repo.volumes_with_event(session, list(present),
+                                                    events.MANAGE_REQUESTED)
                 for item in step.items:
                     volume = present.get(item.volume_id)
                     if item.volume_id in refused:
@@ -55,7 +55,7 @@ class BatchActivities:
                             volume.deleted or volume.status == statuses.ERROR_MANAGING):
                         _fail(item, f"already rolled back: {volume.error}")
                     elif item.volume_id not in requested:
-                        repo.add_event(session, item.volume_id, REQUESTED,
+                        repo.add_event(session, item.volume_id, events.MANAGE_REQUESTED,
                                        step.workflow_id, {"ref": item.ref})
             return step
 
@@ -64,56 +64,54 @@ class BatchActivities:
         """The scheduler's check, once for the batch; a refusal fails the whole batch."""
         with typed_errors():
             with transaction(self.database_url) as session:
-                volumes = self._managing(session, step)
-                if not volumes:
-                    return step
-                first = next(iter(volumes))
-                if "manage_existing.start" in repo.volume_events(session, first):
-                    return step  # passed before a crash; later steps may have acted on it
-                host = place(session, backend=step.spec.backend, host=step.spec.host,
-                             volume_type_id=step.spec.volume_type_id,
-                             zone=step.spec.availability_zone,
-                             down_time=self.service_down_time, pool=self.driver.pool)
-                for volume in volumes.values():
-                    volume.host = host
-                    repo.add_event(session, volume.id, "manage_existing.start",
-                                   step.workflow_id, {"host": host})
+                adopting = self._in_play(session, step).adopting
+                if adopting:
+                    adoption.begin(session, adopting, step.workflow_id,
+                                   lambda: place(session, backend=step.spec.backend,
+                                                 host=step.spec.host,
+                                                 volume_type_id=step.spec.volume_type_id,
+                                                 zone=step.spec.availability_zone,
+                                                 down_time=self.service_down_time,
+                                                 pool=self.driver.pool))
             return step
 
     @activity.defn
     def get_batch_sizes(self, step: BatchStep) -> BatchStep:
         """Ask the driver for each object's size; record them in one transaction."""
         with typed_errors():
+            with transaction(self.database_url, readonly=True) as session:
+                self._in_play(session, step)
             self._per_item(step, lambda item: setattr(
-                item, "size", self.driver.manage_existing_get_size(item.volume_id, item.ref)))
+                item, "size", VOLUMES.get_size(self.driver, item.volume_id, item.ref)))
             with transaction(self.database_url) as session:
-                volumes = self._managing(session, step)
-                for item in _pending(step):
-                    if item.volume_id in volumes:
-                        volumes[item.volume_id].size = item.size
+                adoption.record_sizes(self._in_play(session, step).adopting,
+                                      {item.volume_id: item.size for item in _pending(step)})
             return step
 
     @activity.defn
     def reserve_batch_quota(self, step: BatchStep) -> BatchStep:
         """Reserve every volume's quota in one transaction; a volume over quota fails alone."""
         with typed_errors():
-            wanted = {item.volume_id: quota.deltas_for(step.spec.volume_type_name, item.size)
-                      for item in _pending(step)}
             with transaction(self.database_url) as session:
-                refused = quota.reserve_many(session, step.spec.project_id, wanted,
-                                             step.workflow_id)
+                self._in_play(session, step)
+                refused = adoption.reserve_quota(
+                    VOLUMES, session, step.spec.project_id,
+                    {item.volume_id: (step.spec.volume_type_name, item.size)
+                     for item in _pending(step)}, step.workflow_id)
             for item in _pending(step):
                 if item.volume_id in refused:
-                    _fail(item, str(refused[item.volume_id]))
+                    _fail(item, refused[item.volume_id])
             return step
 
     @activity.defn
     def manage_batch_objects(self, step: BatchStep) -> BatchStep:
         """The driver adopts each object (renames it to volume-<id>)."""
         with typed_errors():
+            with transaction(self.database_url, readonly=True) as session:
+                self._in_play(session, step)
 
             def adopt(item: BatchItem) -> None:
-                fields = self.driver.manage_existing(item.volume_id, item.ref)
+                fields = VOLUMES.adopt(self.driver, item.volume_id, item.ref)
                 item.provider_id = fields.provider_id
                 item.provider_location = fields.provider_location
 
@@ -125,70 +123,49 @@ class BatchActivities:
         """In one transaction: commit every volume's quota and make it `available`."""
         with typed_errors():
             with transaction(self.database_url) as session:
-                volumes = self._managing(session, step)
-                quota.commit_many(session, list(volumes))
-                for item in _pending(step):
-                    volume = volumes.get(item.volume_id)
-                    if volume is None:  # finished before a crash
-                        item.status = AVAILABLE
-                        continue
-                    volume.status = statuses.AVAILABLE
-                    volume.provider_id = item.provider_id
-                    volume.provider_location = item.provider_location
-                    volume.launched_at = utcnow()
-                    repo.add_event(session, volume.id, "manage_existing.end", step.workflow_id,
-                                   {"size": volume.size})
-                    item.status = AVAILABLE
+                adopting = self._in_play(session, step).adopting
+                quota.commit_many(session, list(adopting))
+                adoption.finish(session, adopting, {
+                    item.volume_id: Adopted(item.provider_id, item.provider_location)
+                    for item in _pending(step)}, step.workflow_id)
+            for item in _pending(step):  # adopted now, or finished before a crash
+                item.status = AVAILABLE
             return step
 
     @activity.defn
     def fail_items(self, step: BatchStep) -> int:
-        """Compensate the volumes that failed, each alone: rename back, return the quota,
-        `error_managing` with its own reason."""
+        """Compensate the volumes that failed, each alone and as the whole-batch unwind
+        would: rename back, return the quota, `error_managing` with its own reason."""
         with typed_errors(), driver_errors():
-            with transaction(self.database_url, readonly=True) as session:
-                adopted = _adopted(session, [i.volume_id for i in step.items])
-            # A volume finished before a crash is never undone by a resumed run.
-            step = dataclasses.replace(
-                step, items=[i for i in step.items if i.volume_id not in adopted])
-            for item in step.items:
-                self.driver.revert_manage_existing(item.volume_id, item.ref)
-            with transaction(self.database_url) as session:
-                quota.rollback_many(session, [item.volume_id for item in step.items])
-                for item in step.items:
-                    if repo.mark_error_managing(session, item.volume_id, item.error or ""):
-                        repo.add_event(session, item.volume_id, "compensate.fail_item",
-                                       step.workflow_id, {"reason": item.error})
-            return len(step.items)
+            return adoption.compensate_each(
+                VOLUMES, self.database_url, self.driver,
+                {item.volume_id: item.error or "" for item in step.items}, step.workflow_id)
 
     # --- compensations of the whole batch --------------------------------------------------
 
     @activity.defn
     def undo_batch_adoption(self, undo: BatchCompensation) -> int:
-        with typed_errors(), driver_errors():
-            with transaction(self.database_url, readonly=True) as session:
-                refs = {vid: dict(v.backend_ref) for vid in undo.volume_ids
-                        if (v := session.get(Volume, vid)) is not None
-                        and v.status != statuses.AVAILABLE}
-            return sum(self.driver.revert_manage_existing(vid, ref) for vid, ref in refs.items())
+        with driver_errors():
+            return len(adoption.undo_rename(VOLUMES, self.database_url, self.driver,
+                                            _each(undo), undo.workflow_id))
 
     @activity.defn
     def rollback_batch_quota(self, undo: BatchCompensation) -> int:
         with typed_errors(), transaction(self.database_url) as session:
-            adopted = _adopted(session, undo.volume_ids)
-            return quota.rollback_many(
-                session, [vid for vid in undo.volume_ids if vid not in adopted])
+            return adoption.rollback_quota(VOLUMES, session, _each(undo), undo.workflow_id)
 
     @activity.defn
     def fail_batch(self, undo: BatchCompensation) -> int:
         with typed_errors(), transaction(self.database_url) as session:
-            failed = 0
-            for vid in undo.volume_ids:
-                if repo.mark_error_managing(session, vid, undo.reason):
-                    repo.add_event(session, vid, "compensate.mark_error_managing",
-                                   undo.workflow_id, {"reason": undo.reason})
-                    failed += 1
-            return failed
+            return len(adoption.mark_error_managing(VOLUMES, session, _each(undo),
+                                                    undo.workflow_id))
+
+    @activity.defn
+    def finished_volumes(self, undo: BatchCompensation) -> list[str]:
+        """After an unwind: the volumes whose adoption had finished all the same (a cancel
+        that came too late), so the batch reports what the inventory holds."""
+        with typed_errors(), transaction(self.database_url, readonly=True) as session:
+            return sorted(adoption.finished_ids(VOLUMES, session, undo.volume_ids))
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -203,11 +180,15 @@ class BatchActivities:
                     raise
                 _fail(item, str(err))
 
-    def _managing(self, session: Session, step: BatchStep) -> dict[str, Volume]:
-        """The batch's entries still `managing`, locked; others are done or compensated."""
-        ids = [item.volume_id for item in _pending(step)]
-        rows = session.query(Volume).filter(Volume.id.in_(ids)).with_for_update().all()
-        return {v.id: v for v in rows if not v.deleted and v.status == statuses.MANAGING}
+    @staticmethod
+    def _in_play(session: Session, step: BatchStep) -> adoption.InPlay:
+        """The core's sorting of the pending items; the refused ones fail here (the single
+        path refuses its one volume the same way, by failing)."""
+        state = adoption.in_play(VOLUMES, session, [item.volume_id for item in _pending(step)])
+        for item in _pending(step):
+            if item.volume_id in state.refused:
+                _fail(item, state.refused[item.volume_id])
+        return state
 
 
 def _pending(step: BatchStep) -> list[BatchItem]:
@@ -218,8 +199,6 @@ def _fail(item: BatchItem, reason: str) -> None:
     item.status, item.error = FAILED, reason
 
 
-def _adopted(session: Session, volume_ids: list[str]) -> set[str]:
-    """Those of `volume_ids` already adopted (`available`): a batch undo never touches them,
-    even when a resumed run unwinds after they finished."""
-    return set(session.scalars(select(Volume.id).where(
-        Volume.id.in_(volume_ids), Volume.status == statuses.AVAILABLE)))
+def _each(undo: BatchCompensation) -> dict[str, str]:
+    """The whole batch's unwind: one reason for every volume."""
+    return {volume_id: undo.reason for volume_id in undo.volume_ids}

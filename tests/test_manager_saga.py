@@ -14,8 +14,9 @@ from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
-from volume_manage.shared import statuses
+from volume_manage.shared import naming, search, statuses
 from volume_manage.workers.build import backend_worker
+from workflows.manage_volume import ManageVolumeWorkflow
 
 REQUESTED_AND_STARTED = ["manage_existing.requested", "manage_existing.start"]
 
@@ -262,3 +263,11 @@ async def test_a_cancel_that_comes_too_late_keeps_the_finished_adoption(stack: S
     assert stack.fake.renames == [("vol-1", f"volume-{done.id}")]
     assert stack.usage()["volumes"] == (1, 0)
     assert not any(e.startswith("compensate.") for e in stack.events(done.id))
+    # What the workflow reports matches the inventory: the cancel took no effect, so the
+    # workflow completes with the adopted entry and is found as VolumeStatus=available.
+    handle = stack.client.get_workflow_handle_for(ManageVolumeWorkflow.run,
+                                                  naming.manage_volume_workflow_id(entry.id))
+    result = await handle.result()
+    assert (result.id, result.status) == (entry.id, statuses.AVAILABLE)
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(search.VOLUME_STATUS) == statuses.AVAILABLE

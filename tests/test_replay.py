@@ -8,6 +8,7 @@ Record them again (only when a change is meant to be incompatible and no old run
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -115,6 +116,45 @@ async def test_record_bulk_histories(stack: Stack) -> None:
     await save(stack, handle.id, "all-safe-one-failure")
     await save(stack, f"{handle.id}-batch-0", "one-failure")
     await save(stack, f"{handle.id}-listing", "all")
+
+
+@record_only
+async def test_record_reports_finished_histories(stack: Stack) -> None:
+    """Since 2026-12 ManageVolumeWorkflow and ManageBatchWorkflow ask, after unwinding,
+    whether the adoption finished all the same (a cancel that came too late), behind the
+    patch `report-finished-after-unwind`. The histories above keep the older shape; these
+    the newer: a happy run (the patch marker only), an unwind, and a too-late cancel that
+    now ends completed. Record only these: `-k reports_finished`."""
+    stack.fake.add_object("vol-p")
+    entry = await stack.manage_and_wait("vol-p")
+    await save(stack, f"manage-volume-{entry.id}", "happy-patched")
+
+    stack.fake.add_object("vol-q")
+    stack.fail("finish", retryable=False)
+    failed = await stack.manage_and_wait("vol-q")
+    await save(stack, f"manage-volume-{failed.id}", "unwound-patched")
+
+    stack.fake.add_object("vol-r")
+    stack.fail("commit_quota", times=0, delay_s=1.0)
+    late = await stack.manage("vol-r")
+    while not any(target == f"volume-{late.id}" for _, target in stack.fake.renames):
+        await asyncio.sleep(0.05)
+    await stack.manager_handle(late.id).cancel()
+    assert (await stack.vm.wait_until_done(late.id)).status \
+        == "available"
+    await save(stack, f"manage-volume-{late.id}", "cancelled-too-late")
+
+    stack.fake.add_object("vol-s")
+    stack.fail("finish_batch", times=0, delay_s=1.0)
+    data: Any = BulkManageInput(host=stack.host, project_id=stack.project,
+                                refs=[{"source-name": "vol-s"}], batch_size=1)
+    handle = await stack.vm.start_bulk_manage(data, bulk_id=f"{stack.project}-late")
+    while len(stack.fake.renames) < 5:  # vol-p, vol-q and back, vol-r, then vol-s
+        await asyncio.sleep(0.05)
+    await stack.client.get_workflow_handle(f"{handle.id}-batch-0").cancel()
+    report = await stack.vm.bulk_report(handle)
+    assert report.done == 1
+    await save(stack, f"{handle.id}-batch-0", "cancelled-too-late")
 
 
 @workflow.defn(name="ManageVolumeWorkflow", sandboxed=False)

@@ -3,7 +3,9 @@
 scheduler check -> size -> reserve quota -> driver adopts (rename) -> commit quota -> finish.
 Each compensation is registered before its step. On failure the saga unwinds in reverse:
 the object gets its name back, the quota is returned, and the entry ends `error_managing`
-with the reason, so nothing stays in `managing`.
+with the reason, so nothing stays in `managing`. If the adoption had finished all the same
+(a cancel that came too late: see `saga.REPORT_FINISHED`), the workflow completes with
+the entry.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from volume_manage.shared.types import (
     QuotaInput,
     VolumeEntry,
 )
-from workflows.saga import SagaWorkflow
+from workflows.saga import REPORT_FINISHED, SagaWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.entries import EntryActivities
@@ -34,6 +36,9 @@ class ManageVolumeWorkflow(SagaWorkflow):
         entry: VolumeEntry = data.entry
         workflow_id = workflow.info().workflow_id
         undo = Compensation(entry.id)
+        # Asked first, before any local activity: a patch marker placed right after one
+        # breaks queries that replay a running workflow (docs/architecture.md).
+        reports_finished = workflow.patched(REPORT_FINISHED)
         self.tag_unless_started_tagged(entry, statuses.MANAGING)
         # The whole saga list is registered before the first step, each undo beside the
         # step it undoes. Every undo is a no-op when its step never ran, and a run resumed
@@ -57,8 +62,12 @@ class ManageVolumeWorkflow(SagaWorkflow):
             )
         except (Exception, asyncio.CancelledError) as err:
             error = await self.compensate(err, f"managing volume {entry.id} failed")
-            self.tag_status(statuses.ERROR_MANAGING)
-            raise error from err
+            finished = (await self.shielded_step(ManagerActivities.finished_entry, undo)
+                        if reports_finished else None)
+            if finished is None:
+                self.tag_status(statuses.ERROR_MANAGING)
+                raise error from err
+            entry = finished
         self.tag(entry, entry.status)
         self.step = "done"
         return entry

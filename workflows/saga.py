@@ -17,7 +17,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
 
 from volume_manage.shared import search
 from volume_manage.shared.types import BatchCompensation, Compensation, VolumeEntry
@@ -32,6 +37,16 @@ COMPENSATION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
 )
 COMPENSATION_DEADLINE = timedelta(days=1)
+
+# The patch (since 2026-12) of ManageVolumeWorkflow and ManageBatchWorkflow: after an
+# unwind, ask whether `finish` had committed all the same; if so the workflow completes with
+# the entry (VolumeStatus=available; a batch reports the volume adopted) instead of ending
+# cancelled or failed. That happens when a cancel comes too late: the attempt that finished
+# the adoption was discarded because the cancel arrived during it, the next attempt sees the
+# cancel and unwinds, and every compensation finds the adoption finished and changes
+# nothing. The cancel took no effect, so the workflow says so. Older runs keep their shape.
+# Ask it at the top of `run`, before any local activity (docs/architecture.md says why).
+REPORT_FINISHED = "report-finished-after-unwind"
 
 
 @dataclasses.dataclass
@@ -87,7 +102,7 @@ class Saga:
 def failure_of(err: BaseException) -> tuple[str, str]:
     """(type, message) of a failure, looking through Temporal's wrappers to the cause."""
     cause: BaseException = err
-    while isinstance(cause, ActivityError) and cause.cause is not None:
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
     if isinstance(cause, ApplicationError):
         return cause.type or "ApplicationError", cause.message
@@ -159,6 +174,10 @@ class SagaWorkflow:
             f"step: {self.step}; compensations registered: {self.saga.pending or 'none'}"
         )
         return await run_step(activity, arg)
+
+    async def shielded_step(self, activity: Any, arg: Any) -> Any:
+        """A step of the unwinding (after compensations), shielded from cancellation."""
+        return await asyncio.shield(asyncio.ensure_future(self.run_step(activity, arg)))
 
     async def compensate(self, err: BaseException, what: str) -> BaseException:
         """Unwind the saga; return what the workflow should raise (cancellation stays one)."""

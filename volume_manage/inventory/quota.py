@@ -154,15 +154,30 @@ def rollback(session: Session, volume_id: str) -> int:
 
 
 def rollback_many(session: Session, volume_ids: list[str]) -> int:
-    return _settle(session, volume_ids, {RESERVED: (ROLLED_BACK, -1, 0),
-                                         COMMITTED: (RELEASED, 0, -1)})
+    return sum(rollback_volumes(session, volume_ids).values())
+
+
+def rollback_volumes(session: Session, volume_ids: list[str]) -> dict[str, int]:
+    """`rollback_many`, saying how many reservations moved per volume (only those moved)."""
+    found = _settle_rows(session, volume_ids, {RESERVED: (ROLLED_BACK, -1, 0),
+                                               COMMITTED: (RELEASED, 0, -1)})
+    moved: dict[str, int] = {}
+    for reservation in found:
+        moved[reservation.volume_id] = moved.get(reservation.volume_id, 0) + 1
+    return moved
 
 
 def _settle(
     session: Session, volume_ids: list[str], moves: dict[str, tuple[str, int, int]]
 ) -> int:
+    return len(_settle_rows(session, volume_ids, moves))
+
+
+def _settle_rows(
+    session: Session, volume_ids: list[str], moves: dict[str, tuple[str, int, int]]
+) -> list[Reservation]:
     """Move reservations from one state to the next; `moves` maps a state to (new state,
-    sign applied to `reserved`, sign applied to `in_use`)."""
+    sign applied to `reserved`, sign applied to `in_use`). Returns the ones moved."""
     found = session.scalars(
         select(Reservation)
         .where(Reservation.volume_id.in_(volume_ids), Reservation.status.in_(list(moves)))
@@ -185,7 +200,7 @@ def _settle(
         if ids:
             session.execute(update(Reservation).where(Reservation.id.in_(ids))
                             .values(status=new_state, updated_at=utcnow()))
-    return len(found)
+    return list(found)
 
 
 def usage_of(session: Session, project_id: str) -> dict[str, tuple[int, int]]:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from volume_manage.inventory.models import Event, Service, Volume, VolumeType, as_utc, utcnow
-from volume_manage.shared import statuses
+from volume_manage.shared import events, statuses
 from volume_manage.shared.types import ManageSpec, VolumeEntry
 
 BACKEND_BINARY = "volume-backend"
@@ -345,10 +345,15 @@ def volumes_with_event(session: Session, volume_ids: list[str], event_type: str)
 
 def is_being_unwound(session: Session, volume_id: str) -> bool:
     """True once any compensation has acted on the volume: forward steps must stop."""
-    return session.scalar(
-        select(Event.id).where(Event.volume_id == volume_id,
-                               Event.event_type.startswith("compensate.")).limit(1)
-    ) is not None
+    return volume_id in volumes_being_unwound(session, [volume_id])
+
+
+def volumes_being_unwound(session: Session, volume_ids: list[str]) -> set[str]:
+    """Those of `volume_ids` on which a compensation has acted (its event is written)."""
+    return set(session.scalars(
+        select(Event.volume_id).where(Event.volume_id.in_(volume_ids),
+                                      Event.event_type.startswith(events.COMPENSATE_PREFIX))
+        .distinct()))
 
 
 def _last_event(session: Session, volume_id: str, event_type: str) -> Event | None:
