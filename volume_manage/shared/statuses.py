@@ -1,4 +1,4 @@
-"""Volume statuses, as Cinder names them (see DESIGN.md's glossary)."""
+"""Volume statuses, as Cinder names them (see docs/design.md, "Glossary")."""
 
 MANAGING = "managing"
 AVAILABLE = "available"
