@@ -14,10 +14,8 @@ from volume_manage.drivers.base import Driver
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
-from volume_manage.shared import errors, statuses
+from volume_manage.shared import errors, events, statuses
 from volume_manage.shared.types import Compensation, UnmanageInput, VolumeEntry
-
-START, END = "unmanage.start", "unmanage.end"
 
 
 class UnmanageActivities:
@@ -32,7 +30,8 @@ class UnmanageActivities:
             workflow_id = activity.info().workflow_id
             with transaction(self.database_url) as session:
                 volume = repo.get_volume(session, data.volume_id, for_update=True)
-                if volume is not None and repo.last_event(session, volume.id, END) == workflow_id:
+                ended_by = volume and repo.last_event(session, volume.id, events.UNMANAGE_END)
+                if volume is not None and ended_by == workflow_id:
                     return repo.to_entry(session, volume)  # finished before a crash
                 if volume is None or volume.deleted:
                     raise rejected(errors.VOLUME_NOT_FOUND,
@@ -48,7 +47,7 @@ class UnmanageActivities:
                         "available or in an error state, detached, not migrating, "
                         "with no snapshots and in no group.",
                     )
-                repo.add_event(session, volume.id, START, workflow_id,
+                repo.add_event(session, volume.id, events.UNMANAGE_START, workflow_id,
                                {"previous_status": volume.status})
                 volume.status = statuses.UNMANAGING
                 return repo.to_entry(session, volume)
@@ -60,10 +59,10 @@ class UnmanageActivities:
             volume = repo.get_volume(session, undo.volume_id, for_update=True)
             if volume is None or volume.deleted or volume.status != statuses.UNMANAGING:
                 return False
-            details = repo.last_event_details(session, volume.id, START)
+            details = repo.last_event_details(session, volume.id, events.UNMANAGE_START)
             volume.status = str(details.get("previous_status", statuses.AVAILABLE))
             volume.error = undo.reason
-            repo.add_event(session, volume.id, "compensate.restore_status",
+            repo.add_event(session, volume.id, events.compensated("restore_status"),
                            undo.workflow_id, {"reason": undo.reason})
             return True
 
@@ -74,7 +73,7 @@ class UnmanageActivities:
             name = self.driver.unmanage(entry.id, entry.ref)
             if name is not None:
                 with transaction(self.database_url) as session:
-                    repo.add_event(session, entry.id, "unmanage.renamed",
+                    repo.add_event(session, entry.id, events.UNMANAGE_RENAMED,
                                    activity.info().workflow_id, {"name": name})
             return name
 
@@ -87,7 +86,7 @@ class UnmanageActivities:
                 if volume is None or volume.deleted or volume.status != statuses.UNMANAGING:
                     return False
                 ref = dict(volume.backend_ref)
-                given_back = repo.last_event_details(session, volume.id, "unmanage.renamed")
+                given_back = repo.last_event_details(session, volume.id, events.UNMANAGE_RENAMED)
             current = {"source-name": str(given_back["name"])} if given_back else ref
             self.driver.manage_existing(undo.volume_id, current)
             return True
@@ -106,5 +105,6 @@ class UnmanageActivities:
                 quota.rollback(session, volume.id)
                 repo.soft_delete_volume(session, volume.id, "")
                 volume.error = None
-                repo.add_event(session, volume.id, END, workflow_id, {"size": volume.size})
+                repo.add_event(session, volume.id, events.UNMANAGE_END, workflow_id,
+                               {"size": volume.size})
                 return repo.to_entry(session, volume)

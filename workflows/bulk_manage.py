@@ -42,7 +42,7 @@ BATCHES_PER_RUN = 20
 MAX_REPORTED_ERRORS = 1000
 
 
-@workflow.defn(name="BulkManageWorkflow")
+@workflow.defn(name=naming.BULK_MANAGE_WORKFLOW)
 class BulkManageWorkflow:
     def __init__(self) -> None:
         self.progress = BulkProgress()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from volume_manage.shared import naming
 from volume_manage.shared.types import ManageablePage, ManageableQuery
 from workflows.steps import run_step
 
@@ -12,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.listing import ListingActivities
 
 
-@workflow.defn(name="ListManageableWorkflow")
+@workflow.defn(name=naming.LIST_MANAGEABLE_WORKFLOW)
 class ListManageableWorkflow:
     @workflow.run
     async def run(self, query: ManageableQuery) -> ManageablePage:

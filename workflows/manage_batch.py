@@ -16,6 +16,7 @@ from typing import Any
 
 from temporalio import workflow
 
+from volume_manage.shared import naming
 from volume_manage.shared.types import BatchCompensation, BatchInput, BatchItem, BatchStep
 from workflows.saga import REPORT_FINISHED, SagaWorkflow, failure_of
 
@@ -23,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.batch import AVAILABLE, FAILED, PENDING, BatchActivities
 
 
-@workflow.defn(name="ManageBatchWorkflow")
+@workflow.defn(name=naming.MANAGE_BATCH_WORKFLOW)
 class ManageBatchWorkflow(SagaWorkflow):
     def __init__(self) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ import asyncio
 
 from temporalio import workflow
 
+from volume_manage.shared import naming
 from volume_manage.shared.types import (
     CastInput,
     Compensation,
@@ -25,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.entries import EntryActivities
 
 
-@workflow.defn(name="ManageExistingWorkflow")
+@workflow.defn(name=naming.MANAGE_EXISTING_WORKFLOW)
 class ManageExistingWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, request: ManageRequest) -> VolumeEntry:

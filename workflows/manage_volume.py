@@ -14,7 +14,7 @@ import asyncio
 
 from temporalio import workflow
 
-from volume_manage.shared import statuses
+from volume_manage.shared import naming, statuses
 from volume_manage.shared.types import (
     Compensation,
     FinishInput,
@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.manager import ManagerActivities
 
 
-@workflow.defn(name="ManageVolumeWorkflow")
+@workflow.defn(name=naming.MANAGE_VOLUME_WORKFLOW)
 class ManageVolumeWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, data: ManageVolumeInput) -> VolumeEntry:

@@ -11,7 +11,7 @@ import asyncio
 
 from temporalio import workflow
 
-from volume_manage.shared import statuses
+from volume_manage.shared import naming, statuses
 from volume_manage.shared.types import Compensation, UnmanageInput, VolumeEntry
 from workflows.saga import SagaWorkflow
 
@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.unmanage import UnmanageActivities
 
 
-@workflow.defn(name="UnmanageVolumeWorkflow")
+@workflow.defn(name=naming.UNMANAGE_VOLUME_WORKFLOW)
 class UnmanageVolumeWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, data: UnmanageInput) -> VolumeEntry:
