@@ -26,31 +26,31 @@ class UnmanageActivities:
     @activity.defn
     def start_unmanage(self, data: UnmanageInput) -> VolumeEntry:
         """Refuse volumes that cannot be unmanaged; mark the rest `unmanaging`."""
-        with typed_errors():
-            workflow_id = activity.info().workflow_id
-            with transaction(self.database_url) as session:
-                volume = repo.get_volume(session, data.volume_id, for_update=True)
-                ended_by = volume and repo.last_event(session, volume.id, events.UNMANAGE_END)
-                if volume is not None and ended_by == workflow_id:
-                    return repo.to_entry(session, volume)  # finished before a crash
-                if volume is None or volume.deleted:
-                    raise rejected(errors.VOLUME_NOT_FOUND,
-                                   f"volume {data.volume_id} is not in the inventory")
-                if volume.status == statuses.UNMANAGING:
-                    return repo.to_entry(session, volume)  # a re-run of this step
-                if (volume.status not in statuses.UNMANAGEABLE
-                        or volume.attach_status != "detached"):
-                    raise rejected(
-                        errors.INVALID_VOLUME,
-                        f"Volume {volume.id} cannot be unmanaged: its status is "
-                        f"{volume.status} and it is {volume.attach_status}. It must be "
-                        "available or in an error state, detached, not migrating, "
-                        "with no snapshots and in no group.",
-                    )
-                repo.add_event(session, volume.id, events.UNMANAGE_START, workflow_id,
-                               {"previous_status": volume.status})
-                volume.status = statuses.UNMANAGING
-                return repo.to_entry(session, volume)
+        workflow_id = activity.info().workflow_id
+        with typed_errors(), transaction(self.database_url) as session:
+            volume = repo.get_volume(session, data.volume_id, for_update=True)
+            finished_here = volume is not None and (
+                repo.last_event(session, volume.id, events.UNMANAGE_END) == workflow_id)
+            if volume is not None and finished_here:
+                return repo.to_entry(session, volume)  # finished before a crash
+            if volume is None or volume.deleted:
+                raise rejected(errors.VOLUME_NOT_FOUND,
+                               f"volume {data.volume_id} is not in the inventory")
+            if volume.status == statuses.UNMANAGING:
+                return repo.to_entry(session, volume)  # a re-run of this step
+            if (volume.status not in statuses.UNMANAGEABLE
+                    or volume.attach_status != "detached"):
+                raise rejected(
+                    errors.INVALID_VOLUME,
+                    f"Volume {volume.id} cannot be unmanaged: its status is "
+                    f"{volume.status} and it is {volume.attach_status}. It must be "
+                    "available or in an error state, detached, not migrating, "
+                    "with no snapshots and in no group.",
+                )
+            repo.add_event(session, volume.id, events.UNMANAGE_START, workflow_id,
+                           {"previous_status": volume.status})
+            volume.status = statuses.UNMANAGING
+            return repo.to_entry(session, volume)
 
     @activity.defn
     def restore_status(self, undo: Compensation) -> bool:
@@ -94,17 +94,16 @@ class UnmanageActivities:
     @activity.defn
     def finish_unmanage(self, data: UnmanageInput) -> VolumeEntry:
         """In one transaction: release the quota, soft-delete the entry, audit unmanage.end."""
-        with typed_errors():
-            workflow_id = activity.info().workflow_id
-            with transaction(self.database_url) as session:
-                volume = repo.get_volume(session, data.volume_id, for_update=True)
-                if volume is None:
-                    raise rejected(errors.VOLUME_NOT_FOUND, f"volume {data.volume_id} is gone")
-                if volume.deleted:
-                    return repo.to_entry(session, volume)  # finished before a crash
-                quota.rollback(session, volume.id)
-                repo.soft_delete_volume(session, volume.id, "")
-                volume.error = None
-                repo.add_event(session, volume.id, events.UNMANAGE_END, workflow_id,
-                               {"size": volume.size})
-                return repo.to_entry(session, volume)
+        workflow_id = activity.info().workflow_id
+        with typed_errors(), transaction(self.database_url) as session:
+            volume = repo.get_volume(session, data.volume_id, for_update=True)
+            if volume is None:
+                raise rejected(errors.VOLUME_NOT_FOUND, f"volume {data.volume_id} is gone")
+            if volume.deleted:
+                return repo.to_entry(session, volume)  # finished before a crash
+            quota.rollback(session, volume.id)
+            repo.soft_delete_volume(session, volume.id, "")
+            volume.error = None
+            repo.add_event(session, volume.id, events.UNMANAGE_END, workflow_id,
+                           {"size": volume.size})
+            return repo.to_entry(session, volume)

@@ -94,19 +94,23 @@ def list_(
 def unmanage(volume_id: str, as_json: bool = JsonOpt) -> None:
     """Give a volume back: it leaves the inventory, the object stays under its old name."""
     entry = call(lambda vm: vm.unmanage(volume_id))
-    if as_json:
-        print_entry(entry, as_json)
-    else:
-        out.print(f"volume {entry.id} unmanaged; the object is back on {entry.host}")
+    print_outcome(entry, as_json, f"volume {entry.id} unmanaged; the object is back on "
+                  f"{entry.host}")
 
 
 def delete(volume_id: str, as_json: bool = JsonOpt) -> None:
     """Remove the entry of a failed adoption (error_managing); the backend is not touched."""
     entry = call(lambda vm: vm.delete_failed_volume(volume_id))
+    print_outcome(entry, as_json, f"volume {entry.id} deleted: the entry of the failed "
+                  "adoption is gone")
+
+
+def print_outcome(entry: VolumeEntry, as_json: bool, sentence: str) -> None:
+    """The entry as JSON for scripts, or one sentence saying what happened."""
     if as_json:
         print_entry(entry, as_json)
     else:
-        out.print(f"volume {entry.id} deleted: the entry of the failed adoption is gone")
+        out.print(sentence)
 
 
 def register(app: typer.Typer) -> None:

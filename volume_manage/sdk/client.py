@@ -30,19 +30,12 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from volume_manage.sdk import connection, inventory, requests
+from volume_manage.sdk import connection, inventory, requests, results
 from volume_manage.sdk.errors import (
     ManageError,
     inventory_unavailable,
     translated,
     workflow_result,
-)
-from volume_manage.sdk.results import (
-    BackendInfo,
-    QuotaRow,
-    VolumeTypeInfo,
-    WorkflowList,
-    WorkflowSummary,
 )
 from volume_manage.shared import errors, naming, paging, search, statuses, validation
 from volume_manage.shared.config import Settings
@@ -250,7 +243,7 @@ class VolumeManage:
         return await workflow_result(handle)
 
     @translated
-    async def list_backends(self) -> list[BackendInfo]:
+    async def list_backends(self) -> list[results.BackendInfo]:
         """Backend services and whether the scheduler sees them up."""
         return await self._db(inventory.list_backends, self.settings)
 
@@ -287,7 +280,7 @@ class VolumeManage:
 
     @translated
     async def create_volume_type(self, name: str, extra_specs: Mapping[str, str] | None = None
-                                 ) -> VolumeTypeInfo:
+                                 ) -> results.VolumeTypeInfo:
         """Create a volume type, or replace the extra specs of an existing one."""
         specs = dict(extra_specs or {})
         requests.check_volume_type(name, specs)
@@ -295,16 +288,16 @@ class VolumeManage:
                               name, specs)
 
     @translated
-    async def list_volume_types(self) -> list[VolumeTypeInfo]:
+    async def list_volume_types(self) -> list[results.VolumeTypeInfo]:
         return await self._db(inventory.list_volume_types, self.settings.database_url)
 
     @translated
-    async def show_quota(self, project_id: str) -> list[QuotaRow]:
+    async def show_quota(self, project_id: str) -> list[results.QuotaRow]:
         """A project's quota: per resource the limit (-1 unlimited), in use, reserved."""
         return await self.set_quota(project_id, {})
 
     @translated
-    async def set_quota(self, project_id: str, limits: Mapping[str, int]) -> list[QuotaRow]:
+    async def set_quota(self, project_id: str, limits: Mapping[str, int]) -> list[results.QuotaRow]:
         """Set a project's limits (-1: unlimited), all or none, and return its quota."""
         requests.check_quota(project_id, limits)
         return await self._db(inventory.quota, self.settings.database_url, project_id,
@@ -335,16 +328,16 @@ class VolumeManage:
         self, *, volume_id: str | None = None, status: str | None = None,
         project_id: str | None = None, host: str | None = None, running: bool = False,
         limit: int = 100,
-    ) -> WorkflowList:
+    ) -> results.WorkflowList:
         """Workflows found through Temporal's visibility (search attributes), as the web UI
         finds them: of a volume (batches included), a volume status, project or backend."""
         query = self.workflow_query(volume_id=volume_id, status=status, project_id=project_id,
                                     host=host, running=running)
-        found = WorkflowList(query=query)
+        found = results.WorkflowList(query=query)
         client = await self.connect()
         async for wf in client.list_workflows(query, limit=limit):
             attrs = wf.typed_search_attributes
-            found.workflows.append(WorkflowSummary(
+            found.workflows.append(results.WorkflowSummary(
                 workflow_id=wf.id, run_id=wf.run_id, type=wf.workflow_type,
                 status=wf.status.name if wf.status else None,
                 volume_id=attrs.get(search.VOLUME_ID),
