@@ -14,11 +14,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from bench import common
 from bench.floor import run_floor
-from volume_manage.shared.types import BulkManageInput
+from volume_manage.shared.types import BulkManageInput, BulkProgress
+
+
+@dataclass
+class Adoption:
+    """One `bulk-manage --all` as measured: its report, seconds, the cores each party used
+    meanwhile, and the workers' peak RSS (the larger process)."""
+
+    report: BulkProgress
+    seconds: float
+    cpu: dict[str, float]
+    rss_mb: float
+
+    @property
+    def per_second(self) -> float:
+        return self.report.done / self.seconds if self.seconds else 0.0
+
+
+async def adopt_all(env: common.Env, workers: common.WorkerProcess, *, project: str = "",
+                    batch_size: int = 100, concurrency: int = 4,
+                    progress_every: float | None = None) -> Adoption:
+    """One bulk-manage --all of the workers' backend into `project` (the environment's by
+    default); raises what the SDK raises if the bulk adoption fails. With `progress_every`,
+    prints the workflow's progress that often."""
+    before = env.cpu()
+    report, seconds = await common.bulk_adopt(env, BulkManageInput(
+        host=workers.host, all_safe=True, project_id=project or env.project,
+        batch_size=batch_size, max_concurrent_batches=concurrency), progress_every)
+    return Adoption(report, seconds, common.cpu_delta(before, env.cpu(), seconds),
+                    workers.peak_rss_mb())
 
 
 async def run(count: int, database: str = "sqlite", *, batch_size: int = 100,
@@ -26,25 +56,21 @@ async def run(count: int, database: str = "sqlite", *, batch_size: int = 100,
     async with common.environment(database) as env, env.workers(objects=count) as workers:
         await run_floor(env.client, env.floor_queue, 20, local=True)  # warm up
         floor = await run_floor(env.client, env.floor_queue, floor_count, local=True)
-        before = env.cpu()
-        report, seconds = await common.bulk_adopt(env, BulkManageInput(
-            host=workers.host, all_safe=True, project_id=env.project, batch_size=batch_size,
-            max_concurrent_batches=concurrency))
-        cpu = common.cpu_delta(before, env.cpu(), seconds)
-        rss = workers.peak_rss_mb()
-    rate = report.done / seconds
+        adoption = await adopt_all(env, workers, batch_size=batch_size,
+                                   concurrency=concurrency)
+    report, seconds = adoption.report, adoption.seconds
     rows = [
-        common.row(f"bulk, {count:,} volumes: adoptions/s", round(rate, 1),
+        common.row(f"bulk, {count:,} volumes: adoptions/s", round(adoption.per_second, 1),
                    round(floor.per_second, 1),
                    baseline_name=f"floor: {floor_count} workflows of 9 no-op local activities "
                                  "(wf/s)", target=">= 160", absolute=True),
         common.row("failed", report.failed, None, target="<= 0", absolute=True),
-        common.row("worker peak RSS (MB)", rss, None),
+        common.row("worker peak RSS (MB)", adoption.rss_mb, None),
     ]
     return common.report("bulk", rows, {
         "database": env.database_url.split(":", 1)[0], "count": count,
         "batch_size": batch_size, "concurrency": concurrency, "adopted": report.done,
-        "failed": report.failed, "seconds": round(seconds, 2), "cpu_cores": cpu,
+        "failed": report.failed, "seconds": round(seconds, 2), "cpu_cores": adoption.cpu,
         "floor": common.rate_dict(floor),
         "first_error": report.errors[0].error if report.errors else None})
 

@@ -229,15 +229,19 @@ class Env:
 
     @asynccontextmanager
     async def workers(self, *, ours: bool = True, floor: bool = True, objects: int = 0,
-                      extra: Sequence[str] = ()) -> AsyncIterator[WorkerProcess]:
+                      images: Path | None = None, extra: Sequence[str] = ()
+                      ) -> AsyncIterator[WorkerProcess]:
         """Start worker processes and stop them after: ours as deployed (the API worker and
-        a new fake backend's worker with `objects` objects, a process each), and/or the
-        floor's. Their peak RSS and CPU can be read before the block ends."""
-        backend = f"bench-{self.tag}-{len(self.started)}@fake"
+        a new backend's worker, a process each: a fake backend with `objects` objects, or
+        with `images` the `file` driver over that directory), and/or the floor's. Their
+        peak RSS and CPU can be read before the block ends."""
+        driver = "fake" if images is None else "file"
+        backend = f"bench-{self.tag}-{len(self.started)}@{driver}"
         common = [sys.executable, "-m", "bench.workers", "--address", self.server.address,
                   "--database-url", self.database_url,
                   "--api-queue", self.settings.api_task_queue, "--backend", backend,
-                  "--objects", str(objects), *extra]
+                  "--objects", str(objects), "--driver", driver,
+                  *(["--path", str(images)] if images is not None else []), *extra]
         roles = [["--ours", "api"], ["--ours", "backend"]] if ours else []
         roles += [["--ours", "none", "--floor-queue", self.floor_queue]] if floor else []
         group = WorkerProcess([], backend, objects)
@@ -299,6 +303,13 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
         yield url
 
 
+def unlimited_project(database_url: str, project: str) -> None:
+    """Give `project` unlimited quota (the default of 10 volumes would refuse a benchmark)."""
+    with transaction(database_url) as session:
+        quota.set_limit(session, project, "volumes", quota.UNLIMITED)
+        quota.set_limit(session, project, "gigabytes", quota.UNLIMITED)
+
+
 @asynccontextmanager
 async def environment(database: str = "sqlite") -> AsyncIterator[Env]:
     """A dev server on free ports and a fresh inventory, both gone afterwards."""
@@ -313,9 +324,7 @@ async def environment(database: str = "sqlite") -> AsyncIterator[Env]:
                                 database_url=url, api_task_queue=f"volume-api-{tag}",
                                 service_down_time_s=3600)
             project = f"bench-{tag}"
-            with transaction(url) as session:
-                quota.set_limit(session, project, "volumes", quota.UNLIMITED)
-                quota.set_limit(session, project, "gigabytes", quota.UNLIMITED)
+            unlimited_project(url, project)
             yield Env(workdir, server, client, url, settings, project, f"floor-{tag}", tag)
     finally:
         server.stop()
@@ -345,11 +354,24 @@ async def manage_until_available(env: Env, worker: WorkerProcess, name: str) -> 
     return time.perf_counter() - started
 
 
-async def bulk_adopt(env: Env, data: BulkManageInput) -> tuple[BulkProgress, float]:
-    """One bulk-manage, start to report: the report and the seconds it took."""
+async def bulk_adopt(env: Env, data: BulkManageInput, progress_every: float | None = None
+                     ) -> tuple[BulkProgress, float]:
+    """One bulk-manage, start to report: the report and the seconds it took. With
+    `progress_every`, prints the workflow's progress query that often while it runs."""
     began = time.perf_counter()
     handle = await env.vm.start_bulk_manage(data)
-    report = await env.vm.bulk_report(handle)
+    ending = asyncio.ensure_future(env.vm.bulk_report(handle))
+    while progress_every is not None and not ending.done():
+        await asyncio.wait({ending}, timeout=progress_every)
+        if not ending.done():
+            try:
+                now = await env.vm.bulk_progress(handle)
+                said = (f"{now.done:,} of {now.total:,} adopted, {now.failed:,} failed, "
+                        f"{now.in_flight:,} in flight")
+            except Exception as err:  # a query may fail while the workflow moves on
+                said = f"progress not known ({type(err).__name__}: {err})"
+            print(f"  {time.perf_counter() - began:6.0f} s: {said}", flush=True)
+    report = await ending
     return report, time.perf_counter() - began
 
 

@@ -1,8 +1,10 @@
-"""The workers of a benchmark, in their own process: our API worker and one fake backend's
-worker (from worker.py, as deployed), and/or the floor's worker.
+"""The workers of a benchmark, in their own process: our API worker and one backend's
+worker (from worker.py, as deployed: a `fake` backend of N objects, or the `file` driver
+over a directory of images), and/or the floor's worker.
 
     python -m bench.workers --address HOST:PORT --database-url URL --api-queue Q
                             --backend NAME@fake --objects N [--floor-queue F]
+                            [--driver fake|file] [--path DIR]
                             [--ours api|backend|both|none]
 
 A process of its own so that its peak RSS and CPU are the workers' alone. Prints `ready`
@@ -21,7 +23,9 @@ from contextlib import AsyncExitStack
 from temporalio.client import Client
 
 from bench.floor import floor_worker
+from volume_manage.drivers.base import Driver
 from volume_manage.drivers.fake import FakeDriver
+from volume_manage.drivers.file import FileDriver
 from volume_manage.process_exit import run_then_exit
 from volume_manage.shared.config import Settings
 from volume_manage.shared.converter import DATA_CONVERTER
@@ -44,9 +48,7 @@ async def main(args: argparse.Namespace) -> None:
         if args.ours in ("api", "both"):
             await stack.enter_async_context(api_worker(client, settings))
         if args.ours in ("backend", "both"):
-            driver = FakeDriver(pool="pool")
-            for n in range(args.objects):
-                driver.add_object(f"vol-{n:06}", size_gib=1)
+            driver = make_driver(args)
             report_service(settings, args.backend, driver, cluster=None, zone="nova")
             await stack.enter_async_context(
                 backend_worker(client, settings, args.backend, driver))
@@ -59,6 +61,16 @@ async def main(args: argparse.Namespace) -> None:
                 break
 
 
+def make_driver(args: argparse.Namespace) -> Driver:
+    """The `file` driver over `--path`, or a `fake` backend of `--objects` objects of 1 GiB."""
+    if args.driver == "file":
+        return FileDriver(args.path, pool="pool")
+    fake = FakeDriver(pool="pool")
+    for n in range(args.objects):
+        fake.add_object(f"vol-{n:06}", size_gib=1)
+    return fake
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--address", required=True)
@@ -67,6 +79,8 @@ if __name__ == "__main__":
     parser.add_argument("--backend", required=True)
     parser.add_argument("--objects", type=int, default=0)
     parser.add_argument("--floor-queue", default="")
+    parser.add_argument("--driver", choices=("fake", "file"), default="fake")
+    parser.add_argument("--path", default="", help="the file driver's directory of images")
     parser.add_argument("--ours", choices=("api", "backend", "both", "none"), default="both",
                         help="which of our workers: the API worker, the backend's, both (one "
                              "process), or none")

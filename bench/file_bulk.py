@@ -1,0 +1,233 @@
+"""Bulk adoption through the real `file` driver: a temporary directory of N sparse raw images
+(`os.truncate`) and M qcow2 images (`qemu-img create`), one `bulk-manage --all` through the
+SDK, beside the same bulk adoption through the `fake` driver (as many objects) and the floor
+(a burst of workflows of nine no-op local activities), all measured in the same run.
+
+    .venv/bin/python -m bench.file_bulk [--files 10000] [--qcow2 200] [--quick]
+                                        [--batch-size 100] [--concurrency 4]
+                                        [--floor-count 200] [--database sqlite|postgresql|URL]
+                                        [--no-write]
+
+Each driver adopts into a project of its own on a fresh dev server; the workers run as
+deployed (`bench.workers`: the API worker and the backend's worker, a process each). At the
+end every image must be adopted once (the directory holds only `volume-<id>` files, each an
+`available` entry) and the audit of the project and backend must be clean. If the bulk
+adoption fails, or an image is not adopted, or the audit finds anything, the table is still
+printed and written, and the run ends with one line `FAILED: ...` and exit code 1.
+
+Targets (issue 14): >= 0.5x the fake driver's adoptions/s, >= 1,000 adoptions/s, worker peak
+RSS <= 300 MB; the fake driver's bulk >= 880 adoptions/s. Writes
+bench/results/file_bulk-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bench import common
+from bench.bulk import Adoption, adopt_all
+from bench.floor import run_floor
+from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import Volume
+from volume_manage.shared import naming, statuses
+
+FILES, QCOW2 = 10_000, 200
+QUICK_FILES, QUICK_QCOW2 = 1_000, 20
+RAW_SIZE = 1 << 30  # sparse: no blocks are written
+QCOW2_SIZE = "1G"
+
+
+def make_images(directory: Path, files: int, qcow2: int) -> None:
+    """`files` sparse raw images and `qcow2` qcow2 images (no backing file), 1 GiB each."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(files):
+        path = directory / f"img-{n:06}.raw"
+        path.touch()
+        os.truncate(path, RAW_SIZE)
+    for n in range(qcow2):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
+                        str(directory / f"img-{n:06}.qcow2"), QCOW2_SIZE], check=True)
+
+
+def adopted_once(database_url: str, project: str, backend: str, directory: Path,
+                 expected: int) -> list[str]:
+    """What contradicts "every image adopted once" (empty when it holds): every file renamed
+    to `volume-<id>` of a live `available` entry of the project, one entry per file."""
+    with transaction(database_url, readonly=True) as session:
+        live = {volume_id: status for volume_id, status in session.execute(
+            select(Volume.id, Volume.status).where(
+                Volume.project_id == project, Volume.backend == backend,
+                Volume.deleted.is_(False)))}
+    names = os.listdir(directory)
+    owners = [naming.managed_volume_id(name) for name in names]
+    problems = []
+    if not_adopted := sum(owner is None for owner in owners):
+        problems.append(f"{not_adopted:,} of {expected:,} images not adopted")
+    if orphans := sum(owner is not None and owner not in live for owner in owners):
+        problems.append(f"{orphans:,} files named volume-<id> without a live entry")
+    if not_available := sum(status != statuses.AVAILABLE for status in live.values()):
+        problems.append(f"{not_available:,} entries not available")
+    if len(live) != expected or len(names) != expected:
+        problems.append(f"{len(live):,} live entries and {len(names):,} files "
+                        f"for {expected:,} images")
+    return problems
+
+
+@dataclass
+class FileRun:
+    """The file driver's part of the run: its adoption (None if the bulk adoption failed),
+    and what went wrong, if anything."""
+
+    adoption: Adoption | None = None
+    seconds: float = 0.0
+    failure: str = ""
+    adopted: int = 0
+    problems: list[str] = field(default_factory=list)
+    audit_violations: list[str] = field(default_factory=list)
+    audit_skipped: list[str] = field(default_factory=list)
+    images_s: float = 0.0
+
+
+async def adopt_images(env: common.Env, files: int, qcow2: int, *, batch_size: int,
+                       concurrency: int) -> FileRun:
+    """Make the images, adopt them all with one bulk-manage through the file driver's
+    worker, then check the directory, the inventory and the audit."""
+    out = FileRun()
+    directory = env.workdir / "images"
+    began = time.perf_counter()
+    make_images(directory, files, qcow2)
+    out.images_s = round(time.perf_counter() - began, 1)
+    project = f"{env.project}-file"
+    common.unlimited_project(env.database_url, project)
+    async with env.workers(floor=False, images=directory) as workers:
+        began = time.perf_counter()
+        try:
+            out.adoption = await adopt_all(env, workers, project=project,
+                                           batch_size=batch_size, concurrency=concurrency,
+                                           progress_every=30.0)
+        except Exception as err:  # the SDK's ManageError, or anything else: reported
+            out.failure = f"bulk-manage --all raised {type(err).__name__}: {err}"
+        out.seconds = time.perf_counter() - began
+        out.adopted = out.adoption.report.done if out.adoption else 0
+        out.problems = adopted_once(env.database_url, project, workers.backend, directory,
+                                    files + qcow2)
+        audit = await env.vm.audit(project_id=project, backend=workers.backend)
+        out.audit_violations = [f"{v.kind} {v.subject}: {v.detail}" for v in audit.violations]
+        out.audit_skipped = list(audit.skipped)
+        if out.adoption is not None and out.adoption.report.failed:
+            first = out.adoption.report.errors[0].error if out.adoption.report.errors else "?"
+            out.problems.insert(0, f"{out.adoption.report.failed:,} failed (first: {first})")
+    return out
+
+
+def failure_line(total: int, run: FileRun) -> str:
+    """One line naming what failed, or "" when every image was adopted once, audit clean."""
+    parts = ([run.failure] if run.failure else []) + run.problems + (
+        [f"audit: {len(run.audit_violations)} violations (first: {run.audit_violations[0]})"]
+        if run.audit_violations else [])
+    if not parts:
+        return ""
+    return (f"FAILED: file driver, {total:,} images, after {run.seconds:.0f} s: "
+            + "; ".join(parts))
+
+
+async def run(files: int = FILES, qcow2: int = QCOW2, database: str = "sqlite", *,
+              batch_size: int = 100, concurrency: int = 4, floor_count: int = 200,
+              write: bool = True) -> dict[str, Any]:
+    """The floor and the fake driver's bulk, then the file driver's, in one run; the
+    result (its details name the failure, if any, in `failure`)."""
+    total = files + qcow2
+    async with common.environment(database) as env:
+        async with env.workers(objects=total) as workers:
+            await run_floor(env.client, env.floor_queue, 20, local=True)  # warm up
+            floor = await run_floor(env.client, env.floor_queue, floor_count, local=True)
+            fake = await adopt_all(env, workers, batch_size=batch_size,
+                                   concurrency=concurrency)
+        file = await adopt_images(env, files, qcow2, batch_size=batch_size,
+                                  concurrency=concurrency)
+        kind = env.database_url.split(":", 1)[0]
+    rate = round(file.adoption.per_second, 1) if file.adoption else None
+    floor_rate = round(floor.per_second, 1)
+    what = f"{files:,} raw + {qcow2:,} qcow2"
+    rows = [
+        common.row(f"file driver, {what}: adoptions/s", rate, round(fake.per_second, 1),
+                   baseline_name=f"fake driver, {total:,} objects, same run", target=">= 0.5"),
+        common.row("file driver: adoptions/s vs the floor", rate, floor_rate,
+                   baseline_name=f"floor: {floor_count} workflows of 9 no-op local activities "
+                                 "(wf/s)", target=">= 1000", absolute=True),
+        common.row("fake driver: adoptions/s vs the floor", round(fake.per_second, 1),
+                   floor_rate, baseline_name="the same floor", target=">= 880", absolute=True),
+        common.row("file driver: images not adopted", total - file.adopted, None,
+                   baseline_name=f"of {total:,} images", target="<= 0", absolute=True),
+        common.row("file driver: worker peak RSS (MB)",
+                   file.adoption.rss_mb if file.adoption else None, fake.rss_mb,
+                   baseline_name="the fake driver's workers", target="<= 300", absolute=True,
+                   note="the larger worker process; qemu-img children not counted"),
+        common.row("file driver: audit violations", len(file.audit_violations), None,
+                   target="<= 0", absolute=True),
+    ]
+    failure = failure_line(total, file)
+    return common.report("file_bulk", rows, {
+        "database": kind, "files": files, "qcow2": qcow2, "batch_size": batch_size,
+        "concurrency": concurrency, "failure": failure or None,
+        "file": _adoption_dict(file.adoption) | {
+            "seconds_until_end": round(file.seconds, 2), "adopted": file.adopted,
+            "making_images_s": file.images_s, "problems": file.problems,
+            "audit_violations": file.audit_violations[:20],
+            "audit_skipped": file.audit_skipped},
+        "fake": _adoption_dict(fake), "floor": common.rate_dict(floor)}, write=write)
+
+
+def _adoption_dict(adoption: Adoption | None) -> dict[str, Any]:
+    if adoption is None:
+        return {}
+    report = adoption.report
+    return {"adopted": report.done, "failed": report.failed,
+            "seconds": round(adoption.seconds, 2),
+            "per_second": round(adoption.per_second, 1), "cpu_cores": adoption.cpu,
+            "peak_rss_mb": adoption.rss_mb,
+            "first_error": report.errors[0].error if report.errors else None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.file_bulk", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, help=f"sparse raw images (default {FILES:,}; "
+                                                  f"--quick: {QUICK_FILES:,})")
+    parser.add_argument("--qcow2", type=int, help=f"qcow2 images (default {QCOW2}; "
+                                                  f"--quick: {QUICK_QCOW2})")
+    parser.add_argument("--quick", action="store_true", help="smaller default counts")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--floor-count", type=int, help="default 200 (--quick: 100)")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--no-write", action="store_true", help="print only; no result file")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    result = asyncio.run(run(
+        args.files if args.files is not None else QUICK_FILES if quick else FILES,
+        args.qcow2 if args.qcow2 is not None else QUICK_QCOW2 if quick else QCOW2,
+        args.database, batch_size=args.batch_size, concurrency=args.concurrency,
+        floor_count=args.floor_count or (100 if quick else 200), write=not args.no_write))
+    failure = result["details"]["failure"]
+    if failure:
+        print(failure, file=sys.stderr)
+        return 1
+    print(f"ok: every image adopted once, audit clean "
+          f"({result['details']['file']['adopted']:,} images)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
