@@ -1,20 +1,23 @@
 """Run every benchmark, one after another, each on its own dev server and fresh inventory,
 and write one summary: `python -m bench.all [--quick]`. Full counts took 498-535 s on an
 otherwise idle 2-core machine (2026-12-01), half of it the three 1,000-bursts of
-bench.throughput; `--quick` uses smaller counts.
+bench.throughput (before bench.file_bulk: its 10,000 + 200 images add minutes more);
+`--quick` uses smaller counts.
 
 Prints each benchmark's table, then every row that has a target, and writes
-bench/results/all-<time>.json with all of them.
+bench/results/all-<time>.json with all of them. Exits 1 if a benchmark failed (not a
+missed target: bench.file_bulk's adoption broke), after one line per failure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from typing import Any
 
-from bench import accept, bulk, common, floor, latency, listing, peer, throughput
+from bench import accept, bulk, common, file_bulk, floor, latency, listing, peer, throughput
 
 
 async def run(quick: bool, database: str) -> dict[str, Any]:
@@ -31,6 +34,10 @@ async def run(quick: bool, database: str) -> dict[str, Any]:
                                         ["sqlite", "postgresql"])),
         ("bulk", lambda: bulk.run(2000 if quick else 10_000, database,
                                   floor_count=100 if quick else 200)),
+        ("file_bulk", lambda: file_bulk.run(
+            file_bulk.QUICK_FILES if quick else file_bulk.FILES,
+            file_bulk.QUICK_QCOW2 if quick else file_bulk.QCOW2, database,
+            floor_count=100 if quick else 200)),
     ]
     seconds: dict[str, float] = {}
     for name, step in steps:
@@ -46,9 +53,18 @@ async def run(quick: bool, database: str) -> dict[str, Any]:
         "results": results})
 
 
+def failures(summary: dict[str, Any]) -> list[str]:
+    """The lines of the benchmarks that failed (not a missed target: a run that broke)."""
+    return [str(r["details"]["failure"]) for r in summary["details"]["results"]
+            if r.get("details", {}).get("failure")]
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a first look")
     parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
     args = parser.parse_args()
-    asyncio.run(run(args.quick, args.database))
+    failed = failures(asyncio.run(run(args.quick, args.database)))
+    for line in failed:
+        print(line, file=sys.stderr)
+    sys.exit(1 if failed else 0)

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 import tempfile
@@ -312,7 +313,8 @@ def unlimited_project(database_url: str, project: str) -> None:
 
 @asynccontextmanager
 async def environment(database: str = "sqlite") -> AsyncIterator[Env]:
-    """A dev server on free ports and a fresh inventory, both gone afterwards."""
+    """A dev server on free ports and a fresh inventory in a temporary directory (the
+    environment's `workdir`), all gone afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     server = DevServer(workdir / "temporal.db")
     server.start()
@@ -328,6 +330,7 @@ async def environment(database: str = "sqlite") -> AsyncIterator[Env]:
             yield Env(workdir, server, client, url, settings, project, f"floor-{tag}", tag)
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # the server's file, images, inventory
 
 
 # --- our requests --------------------------------------------------------------------------

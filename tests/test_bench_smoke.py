@@ -3,9 +3,11 @@ is checked here: benchmarks are not tests."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 
-from bench import common, peer
+from bench import common, file_bulk, peer
 from bench.floor import floor_worker, run_floor, sequential_floor
 from tests.support.stack import Stack
 from volume_manage.shared.types import ManageRequest
@@ -32,3 +34,28 @@ async def test_floor_and_taskflow_peer_run(stack: Stack) -> None:
                                                 project_id=stack.project))
     assert seconds > 0
     assert [v.status for v in stack.project_volumes()] == ["available"]
+
+
+async def test_file_driver_bulk_runs(database_url: str) -> None:
+    """bench.file_bulk at a trivial count: the floor, the fake driver's bulk, then the file
+    driver's over sparse raw and qcow2 images, every image adopted once, audit clean."""
+    result = await file_bulk.run(6, 2, database_url, batch_size=4, floor_count=5, write=False)
+    details = result["details"]
+    assert details["failure"] is None
+    assert (details["file"]["adopted"], details["fake"]["adopted"]) == (8, 8)
+    assert {r["metric"]: r["ours"] for r in result["rows"]}[
+        "file driver: images not adopted"] == 0
+
+
+def test_file_bulk_names_what_failed(database_url: str, tmp_path: Path) -> None:
+    file_bulk.make_images(tmp_path, 2, 1)
+    assert sorted(os.listdir(tmp_path)) == ["img-000000.qcow2", "img-000000.raw",
+                                            "img-000001.raw"]
+    problems = file_bulk.adopted_once(database_url, "nobody", "none@file", tmp_path, 3)
+    assert problems[0] == "3 of 3 images not adopted"
+    run = file_bulk.FileRun(failure="bulk-manage --all raised ManageError: timed out",
+                            seconds=301, problems=problems)
+    line = file_bulk.failure_line(3, run)
+    assert line.startswith("FAILED: file driver, 3 images, after 301 s: bulk-manage --all "
+                           "raised ManageError: timed out; 3 of 3 images not adopted")
+    assert file_bulk.failure_line(3, file_bulk.FileRun()) == ""
