@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +25,14 @@ from volume_manage.shared.types import BulkManageInput, BulkProgress
 
 @dataclass
 class Adoption:
-    """One `bulk-manage --all` as measured: its report, seconds, the cores each party used
-    meanwhile, and the workers' peak RSS (the larger process)."""
+    """One `bulk-manage --all` as measured: its report, seconds, the seconds until the
+    workflow knew its objects (the backend listed, as far as a progress query every
+    `POLL_S` seconds saw), the cores each party used meanwhile, and the workers' peak RSS
+    (the larger process)."""
 
     report: BulkProgress
     seconds: float
+    listed_s: float | None
     cpu: dict[str, float]
     rss_mb: float
 
@@ -37,17 +41,44 @@ class Adoption:
         return self.report.done / self.seconds if self.seconds else 0.0
 
 
+POLL_S = 2.0
+
+
 async def adopt_all(env: common.Env, workers: common.WorkerProcess, *, project: str = "",
                     batch_size: int = 100, concurrency: int = 4,
-                    progress_every: float | None = None) -> Adoption:
+                    follow: bool = False, progress_every: float | None = None) -> Adoption:
     """One bulk-manage --all of the workers' backend into `project` (the environment's by
-    default); raises what the SDK raises if the bulk adoption fails. With `progress_every`,
-    prints the workflow's progress that often."""
+    default), start to report; raises what the SDK raises if the bulk adoption fails. With
+    `follow`, its progress is queried every `POLL_S` seconds (and printed every
+    `progress_every` seconds, if given)."""
     before = env.cpu()
-    report, seconds = await common.bulk_adopt(env, BulkManageInput(
+    began = time.perf_counter()
+    handle = await env.vm.start_bulk_manage(BulkManageInput(
         host=workers.host, all_safe=True, project_id=project or env.project,
-        batch_size=batch_size, max_concurrent_batches=concurrency), progress_every)
-    return Adoption(report, seconds, common.cpu_delta(before, env.cpu(), seconds),
+        batch_size=batch_size, max_concurrent_batches=concurrency))
+    ending = asyncio.ensure_future(env.vm.bulk_report(handle))
+    listed_s: float | None = None
+    printed = began
+    while follow and not ending.done():
+        await asyncio.wait({ending}, timeout=POLL_S)
+        if ending.done():
+            break
+        try:
+            now = await env.vm.bulk_progress(handle)
+        except Exception as err:  # a query may fail while the workflow moves on
+            said = f"progress not known ({type(err).__name__}: {err})"
+        else:
+            if now.total and listed_s is None:
+                listed_s = time.perf_counter() - began
+            said = (f"{now.done:,} of {now.total:,} adopted, {now.failed:,} failed, "
+                    f"{now.in_flight:,} in flight" if now.total
+                    else "no objects yet: listing the backend")
+        if progress_every is not None and time.perf_counter() - printed >= progress_every:
+            printed = time.perf_counter()
+            print(f"  {printed - began:6.0f} s: {said}", flush=True)
+    report = await ending
+    seconds = time.perf_counter() - began
+    return Adoption(report, seconds, listed_s, common.cpu_delta(before, env.cpu(), seconds),
                     workers.peak_rss_mb())
 
 

@@ -8,11 +8,12 @@ SDK, beside the same bulk adoption through the `fake` driver (as many objects) a
                                         [--floor-count 200] [--database sqlite|postgresql|URL]
                                         [--no-write]
 
-Each driver adopts into a project of its own on a fresh dev server; the workers run as
-deployed (`bench.workers`: the API worker and the backend's worker, a process each). At the
-end every image must be adopted once (the directory holds only `volume-<id>` files, each an
-`available` entry) and the audit of the project and backend must be clean. If the bulk
-adoption fails, or an image is not adopted, or the audit finds anything, the table is still
+Each driver adopts into a project of its own, on one dev server and inventory; the workers
+run as deployed (`bench.workers`: the API worker and the backend's worker, a process each).
+At the end every image must be adopted once (the directory holds only `volume-<id>` files,
+each an `available` entry) and the audit of the project and backend must be clean, its
+check of the backend's objects included. If the bulk adoption fails, an image is not
+adopted, or the audit finds anything or cannot check the backend, the table is still
 printed and written, and the run ends with one line `FAILED: ...` and exit code 1.
 
 Targets (issue 14): >= 0.5x the fake driver's adoptions/s, >= 1,000 adoptions/s, worker peak
@@ -36,7 +37,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bench import common
-from bench.bulk import Adoption, adopt_all
+from bench.bulk import POLL_S, Adoption, adopt_all
 from bench.floor import run_floor
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
@@ -115,7 +116,7 @@ async def adopt_images(env: common.Env, files: int, qcow2: int, *, batch_size: i
         try:
             out.adoption = await adopt_all(env, workers, project=project,
                                            batch_size=batch_size, concurrency=concurrency,
-                                           progress_every=30.0)
+                                           follow=True, progress_every=30.0)
         except Exception as err:  # the SDK's ManageError, or anything else: reported
             out.failure = f"bulk-manage --all raised {type(err).__name__}: {err}"
         out.seconds = time.perf_counter() - began
@@ -135,7 +136,9 @@ def failure_line(total: int, run: FileRun) -> str:
     """One line naming what failed, or "" when every image was adopted once, audit clean."""
     parts = ([run.failure] if run.failure else []) + run.problems + (
         [f"audit: {len(run.audit_violations)} violations (first: {run.audit_violations[0]})"]
-        if run.audit_violations else [])
+        if run.audit_violations else []) + [
+        f"audit could not check the backend's objects ({skipped})"
+        for skipped in run.audit_skipped]
     if not parts:
         return ""
     return (f"FAILED: file driver, {total:,} images, after {run.seconds:.0f} s: "
@@ -153,7 +156,7 @@ async def run(files: int = FILES, qcow2: int = QCOW2, database: str = "sqlite", 
             await run_floor(env.client, env.floor_queue, 20, local=True)  # warm up
             floor = await run_floor(env.client, env.floor_queue, floor_count, local=True)
             fake = await adopt_all(env, workers, batch_size=batch_size,
-                                   concurrency=concurrency)
+                                   concurrency=concurrency, follow=True)
         file = await adopt_images(env, files, qcow2, batch_size=batch_size,
                                   concurrency=concurrency)
         kind = env.database_url.split(":", 1)[0]
@@ -176,6 +179,12 @@ async def run(files: int = FILES, qcow2: int = QCOW2, database: str = "sqlite", 
                    note="the larger worker process; qemu-img children not counted"),
         common.row("file driver: audit violations", len(file.audit_violations), None,
                    target="<= 0", absolute=True),
+        common.row("file driver: audit checks skipped", len(file.audit_skipped), None,
+                   target="<= 0", absolute=True,
+                   note="a backend whose objects the audit could not list"),
+        common.row("file driver: seconds until listed", _listed(file.adoption),
+                   _listed(fake), baseline_name="the fake driver's",
+                   note=f"the bulk workflow's progress, queried every {POLL_S:g} s"),
     ]
     failure = failure_line(total, file)
     return common.report("file_bulk", rows, {
@@ -189,12 +198,18 @@ async def run(files: int = FILES, qcow2: int = QCOW2, database: str = "sqlite", 
         "fake": _adoption_dict(fake), "floor": common.rate_dict(floor)}, write=write)
 
 
+def _listed(adoption: Adoption | None) -> float | None:
+    if adoption is None or adoption.listed_s is None:
+        return None
+    return round(adoption.listed_s, 1)
+
+
 def _adoption_dict(adoption: Adoption | None) -> dict[str, Any]:
     if adoption is None:
         return {}
     report = adoption.report
     return {"adopted": report.done, "failed": report.failed,
-            "seconds": round(adoption.seconds, 2),
+            "seconds": round(adoption.seconds, 2), "listed_s": _listed(adoption),
             "per_second": round(adoption.per_second, 1), "cpu_cores": adoption.cpu,
             "peak_rss_mb": adoption.rss_mb,
             "first_error": report.errors[0].error if report.errors else None}
