@@ -124,8 +124,9 @@ def print_table(name: str, rows: Sequence[Row]) -> None:
     lines = [header] + [
         (r.metric, _text(r.ours), _text(r.baseline), _text(r.ratio),
          (f"ours {r.target}" if r.absolute and r.target else r.target) or "-",
-         {None: "-", True: "yes", False: "NO"}[r.met], r.baseline_name + (
-             f" ({r.note})" if r.note else ""))
+         {None: "-", True: "yes", False: "NO"}[r.met],
+         f"{r.baseline_name} ({r.note})" if r.baseline_name and r.note
+         else r.baseline_name or r.note)
         for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     for line in lines:
