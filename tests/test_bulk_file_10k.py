@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
 
+from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
-from volume_manage.drivers.file import FileDriver
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
+from volume_manage.operations.devserver import DevServer
 from volume_manage.shared import naming, statuses
 from volume_manage.shared.types import BulkManageInput
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.skipif(not ENABLED, reason="runs with BULK_10K=1 (minut
 
 
 async def test_10000_raw_and_200_qcow2_images_adopted_once(
-    client: Client, database_url: str, tmp_path: Path
+    client: Client, database_url: str, temporal_server: DevServer, tmp_path: Path
 ) -> None:
     directory = tmp_path / "images"
     directory.mkdir()
@@ -43,25 +44,35 @@ async def test_10000_raw_and_200_qcow2_images_adopted_once(
                         str(directory / f"img-{n:05}.qcow2"), "1G"], check=True)
     total = RAW + QCOW2
 
-    async with Stack(client, database_url, driver=FileDriver(directory)) as stack:
+    # The backend's worker as deployed (`worker.py backend --driver file`), which keeps its
+    # service row up while it works: minutes here, longer than a service counts as up.
+    async with Stack(client, database_url, backend_in_process=False) as stack:
+        stack.backend = stack.backend.replace("@fake", "@file")
+        stack.host = f"{stack.backend}#pool"
         stack.set_quota("volumes", -1)
         stack.set_quota("gigabytes", -1)
-        handle = await stack.vm.start_bulk_manage(BulkManageInput(
-            host=stack.host, all_safe=True, project_id=stack.project))
-        report = await stack.vm.bulk_report(handle)
-        assert (report.total, report.done, report.failed) == (total, total, 0), report.errors[:3]
+        backend = BackendProcess(stack, temporal_server, directory, tmp_path / "worker.log")
+        backend.start()
+        try:
+            await wait_for(lambda: service_registered(stack))
+            handle = await stack.vm.start_bulk_manage(BulkManageInput(
+                host=stack.host, all_safe=True, project_id=stack.project))
+            report = await stack.vm.bulk_report(handle)
+            assert (report.total, report.done, report.failed) == (total, total, 0), (
+                report.errors[:3])
 
-        with transaction(stack.database_url, readonly=True) as session:
-            live = {volume_id: status for volume_id, status in session.execute(
-                select(Volume.id, Volume.status).where(Volume.project_id == stack.project))}
-            assert session.scalar(select(func.count()).select_from(Volume).where(
-                Volume.project_id == stack.project, Volume.deleted.is_(True))) == 0
-        assert len(live) == total
-        assert set(live.values()) == {statuses.AVAILABLE}
-        assert sorted(os.listdir(directory)) == sorted(
-            naming.managed_object_name(volume_id) for volume_id in live)
-        assert stack.usage()["volumes"] == (total, 0)
-        audit = await stack.vm.audit(project_id=stack.project, backend=stack.backend)
-        assert audit.clean, audit.violations[:5]
-        assert not audit.skipped, audit.skipped  # the backend's objects were checked too
-        # leaving the Stack audits again, with the backend's objects
+            with transaction(stack.database_url, readonly=True) as session:
+                live = {volume_id: status for volume_id, status in session.execute(
+                    select(Volume.id, Volume.status).where(Volume.project_id == stack.project))}
+                assert session.scalar(select(func.count()).select_from(Volume).where(
+                    Volume.project_id == stack.project, Volume.deleted.is_(True))) == 0
+            assert len(live) == total
+            assert set(live.values()) == {statuses.AVAILABLE}
+            assert sorted(os.listdir(directory)) == sorted(
+                naming.managed_object_name(volume_id) for volume_id in live)
+            assert stack.usage()["volumes"] == (total, 0)
+            audit = await stack.vm.audit(project_id=stack.project, backend=stack.backend)
+            assert audit.clean, audit.violations[:5]
+            assert not audit.skipped, audit.skipped  # the backend's objects were checked too
+        finally:
+            backend.stop()
