@@ -5,8 +5,9 @@ The format is picked from the file's first bytes with qemu's own probe rules (th
 qemu-img would name, by the names it gives them), and only that format's inspector from
 `oslo.utils`' `imageutils.format_inspector` reads the header: the inspector OpenStack uses to
 judge untrusted images since the 2024 image-format CVE. Trying every inspector
-(`detect_file_format`) reads up to a megabyte of a raw file through ten parsers; here a raw
-file costs one 2 KiB read, and a qcow2 file its 512-byte header.
+(`detect_file_format`) feeds the first 256 KiB of a raw file to ten parsers; here a raw file
+costs one 2 KiB read and no parser (oslo's raw inspector has nothing to check), a qcow2 file
+its 512-byte header through one.
 
 Where qemu-img and this check disagree, this check refuses: a file that begins with another
 format's magic is never adopted as raw, even where qemu-img's stricter probe would call it
