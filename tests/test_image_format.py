@@ -86,6 +86,9 @@ CASES: dict[str, Case] = {
     "empty.raw": Case(lambda path: path.write_bytes(b"")),
     "odd-size.raw": Case(lambda path: path.write_bytes(b"not an image at all")),
     "gpt.raw": Case(raw_with_gpt),
+    # A fixed VHD keeps its footer at the end only: qemu-img probes the start and reads it as
+    # raw, as this check does (its data is the disk, byte for byte, the footer after it).
+    "fixed.vhd": Case(create("vpc", "-o", "subformat=fixed", size="16M")),
     "v2.qcow2": Case(create("qcow2", "-o", "compat=0.10")),
     "v3.qcow2": Case(create("qcow2", "-o", "compat=1.1", size="2500M")),
     "zstd.qcow2": Case(create("qcow2", "-o", "compression_type=zstd")),

@@ -17,6 +17,7 @@ inspector does not know are refused even where qemu-img reads them (extended L2 
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from collections.abc import Callable
@@ -30,6 +31,10 @@ ADOPTABLE_FORMATS = ("raw", "qcow2")
 PROBE_BYTES = 2048  # what qemu reads to probe a file's format (BLOCK_PROBE_BUF_SIZE)
 SIZE_READ_LIMIT = 8 * 1024 * 1024  # how far a refused format's header is read for its size
 SECTOR = 512
+
+# The inspector logs a warning for every failed safety check: one a file in a listing of
+# thousands of images with backing files. The verdict says it once, where it is used.
+logging.getLogger(format_inspector.__name__).setLevel(logging.ERROR)
 
 # qcow2's safety checks (QcowInspector) and what a refusal says for each.
 _QCOW2_REFUSALS = {
