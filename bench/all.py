@@ -14,7 +14,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench import accept, bulk, common, floor, latency, listing, peer, throughput
+from bench import accept, bulk, common, floor, format_check, latency, listing, peer, throughput
 
 
 async def run(quick: bool, database: str) -> dict[str, Any]:
@@ -31,6 +31,7 @@ async def run(quick: bool, database: str) -> dict[str, Any]:
                                         ["sqlite", "postgresql"])),
         ("bulk", lambda: bulk.run(2000 if quick else 10_000, database,
                                   floor_count=100 if quick else 200)),
+        ("format_check", lambda: format_check.run(200 if quick else 1000)),
     ]
     seconds: dict[str, float] = {}
     for name, step in steps:
