@@ -4,6 +4,8 @@ progress is a query, and the report says what happened to every ref."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from typing import Any
 
 import pytest
@@ -68,6 +70,53 @@ async def test_all_safe_objects_matching_a_pattern(stack: Stack) -> None:
 
     assert (report.total, report.done, report.failed) == (3, 3, 0)
     assert "web-1" in stack.fake.objects and "db-busy" in stack.fake.objects
+
+
+async def test_all_safe_lists_the_backend_a_page_at_a_time(stack: Stack) -> None:
+    stack.set_quota("volumes", -1)
+    for n in range(7):
+        stack.fake.add_object(f"vol-{n}")
+    stack.fake.add_object("busy", in_use=True)
+    stack.fail("list_manageable", times=0, delay_s=1.0)  # each page is seen being listed
+    data = BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
+                           page_size=3, batch_size=2)
+    handle = await stack.vm.start_bulk_manage(data)
+
+    seen: list[BulkProgress] = []
+    report_task = asyncio.ensure_future(stack.vm.bulk_report(handle))
+    while not report_task.done():
+        with contextlib.suppress(sdk.ManageError):  # not started yet
+            seen.append(await stack.vm.bulk_progress(handle))
+        await asyncio.sleep(0.05)
+    report = await report_task
+
+    # busy, vol-0, vol-1 | vol-2, vol-3, vol-4 | vol-5, vol-6: what was adopted is not
+    # listed again (it is named volume-<id> now), and each page starts after the last.
+    assert (report.total, report.done, report.failed) == (7, 7, 0)
+    assert (report.pages, report.listed, report.to_list) == (3, 8, 0)
+    assert report.listing_finished and report.finished
+    under_way = [p for p in seen if p.pages and not p.listing_finished]
+    assert under_way and all(p.to_list > 0 for p in under_way)
+    assert {(p.pages, p.listed, p.to_list) for p in under_way} <= {(1, 3, 5), (2, 6, 2)}
+    assert all(a.pages <= b.pages and a.listed <= b.listed for a, b in itertools.pairwise(seen))
+    assert "busy" in stack.fake.objects and len(stack.fake.renames) == 7
+
+
+async def test_a_slow_listing_says_what_was_slow(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    stack.fail("list_manageable", times=0, delay_s=3.0)
+    data = BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
+                           page_timeout_s=1)
+    handle = await stack.vm.start_bulk_manage(data)
+
+    with pytest.raises(sdk.ManageError) as caught:
+        await stack.vm.bulk_report(handle)
+
+    assert caught.value.type == "Timeout"
+    assert caught.value.message.startswith(
+        f"listing backend {stack.backend} did not finish in 1 s: page 1 (after 0 objects")
+    assert "\n" not in caught.value.message and "Child Workflow" not in caught.value.message
+    assert "vol-1" in stack.fake.objects
 
 
 async def test_duplicate_refs_adopt_once(stack: Stack) -> None:
