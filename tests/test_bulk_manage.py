@@ -202,6 +202,9 @@ async def test_batches_are_found_by_volume_id(stack: Stack) -> None:
         ({"refs": [{"source-name": ""}]}, "InvalidInput.ref"),
         ({"refs": [{"source-name": "a"}], "batch_size": 0}, "InvalidInput.batch_size"),
         ({"refs": [{"source-name": "a"}], "project_id": "a b"}, "InvalidInput.project_id"),
+        ({"all_safe": True, "page_size": 0}, "InvalidInput.page_size"),
+        ({"all_safe": True, "page_size": 1001}, "InvalidInput.page_size"),
+        ({"all_safe": True, "page_timeout_s": 0}, "InvalidInput.page_timeout_s"),
     ],
 )
 async def test_bad_bulk_requests_start_nothing(
