@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.support.stack import Stack
 from volume_manage import sdk
+from volume_manage.cli.bulk import bar_state
 from volume_manage.shared import statuses
 from volume_manage.shared.types import BulkManageInput, BulkProgress
 
@@ -100,6 +102,17 @@ async def test_all_safe_lists_the_backend_a_page_at_a_time(stack: Stack) -> None
     assert {(p.pages, p.listed, p.to_list) for p in under_way} <= {(1, 3, 5), (2, 6, 2)}
     assert all(a.pages <= b.pages and a.listed <= b.listed for a, b in itertools.pairwise(seen))
     assert "busy" in stack.fake.objects and len(stack.fake.renames) == 7
+
+
+def test_the_cli_bar_moves_while_listing() -> None:
+    listing = BulkProgress(total=90, done=40, failed=2, in_flight=10, listed=100, pages=1,
+                           to_list=900)
+    assert bar_state(listing) == (
+        990, 42, "listing: 100 listed, 900 to go, page 1 · 40 ok, 2 failed, 10 in flight")
+    listed = dataclasses.replace(listing, pages=10, listed=1000, to_list=0,
+                                 listing_finished=True, total=950)
+    assert bar_state(listed) == (950, 42, "40 ok, 2 failed, 10 in flight")
+    assert bar_state(BulkProgress()) == (None, 0, "0 ok, 0 failed, 0 in flight")
 
 
 async def test_a_slow_listing_says_what_was_slow(stack: Stack) -> None:

@@ -246,9 +246,9 @@ class BulkManageWorkflow:
                     f"of {p.total}")
         if not p.pages or p.finished:
             return adopting
-        listing = ("listed" if p.listing_finished
-                   else f"listing: {p.to_list} more to list")
-        return f"{p.listed} objects {listing} in {p.pages} pages; {adopting}"
+        listing = (f"listed {p.listed} objects" if p.listing_finished
+                   else f"listing: {p.listed} objects listed, {p.to_list} to go")
+        return f"{listing} (pages read: {p.pages}); {adopting}"
 
     @workflow.query
     def bulk_progress(self) -> BulkProgress:
