@@ -104,6 +104,23 @@ async def test_all_safe_lists_the_backend_a_page_at_a_time(stack: Stack) -> None
     assert "busy" in stack.fake.objects and len(stack.fake.renames) == 7
 
 
+async def test_a_paged_listing_goes_on_in_new_runs(stack: Stack) -> None:
+    stack.set_quota("volumes", -1)
+    for n in range(25):
+        stack.fake.add_object(f"vol-{n:02}")
+
+    handle, report = await bulk(stack, all_safe=True, page_size=4, batch_size=1,
+                                max_concurrent_batches=5)
+
+    assert (report.total, report.done, report.failed) == (25, 25, 0)
+    assert (report.pages, report.listed) == (7, 25)
+    described = await handle.describe()
+    assert described.run_id != handle.first_execution_run_id
+    adopted = stack.project_volumes(include_deleted=False)
+    assert len({v.workflow_id for v in adopted}) == 25  # one batch each, numbered on
+    assert len(stack.fake.renames) == 25
+
+
 def test_the_cli_bar_moves_while_listing() -> None:
     listing = BulkProgress(total=90, done=40, failed=2, in_flight=10, listed=100, pages=1,
                            to_list=900)

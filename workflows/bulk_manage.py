@@ -95,36 +95,48 @@ class BulkManageWorkflow:
     # --- bulk-manage --all, page by page ----------------------------------------------------
 
     async def _run_paged(self, data: BulkManageInput) -> BulkProgress:
-        """List a page, adopt its safe objects in batches, list the next page after it; after
-        a window of batches, go on as a new run with the page's rest and the position."""
+        """List a page, adopt its safe objects in batches while the next page is listed,
+        then go on with that page; after a window of batches, go on as a new run with the
+        page's rest and the position."""
         if data.spec is None:
             data = dataclasses.replace(data, spec=await self._validate(data), next_index=0,
                                        refs=[])
         batches = 0
+        first_page = self.progress.pages
         while True:
             if data.next_index >= len(data.refs):
                 if self.progress.listing_finished:
                     break
-                if batches >= BATCHES_PER_RUN:
+                # (pages count too: a backend of objects none of which is safe still moves
+                # on to a new run now and then)
+                if max(batches, self.progress.pages - first_page) >= BATCHES_PER_RUN:
                     workflow.continue_as_new(dataclasses.replace(data, progress=self.progress))
-                data = await self._next_page(data)
+                data = self._with_page(data, await self._next_page(data))
                 continue
             window = (BATCHES_PER_RUN - batches) * data.batch_size
             if window <= 0:
                 workflow.continue_as_new(dataclasses.replace(data, progress=self.progress))
             end = min(len(data.refs), data.next_index + window)
+            # The page's last batches run in this run: list the next page meanwhile (it
+            # starts after this page, so the two never share an object).
+            ahead = (asyncio.ensure_future(self._next_page(data))
+                     if end == len(data.refs) and not self.progress.listing_finished
+                     else None)
             starts = range(data.next_index, end, data.batch_size)
             await self._run_batches(data, [(data.next_batch + n, start)
                                            for n, start in enumerate(starts)])
             batches += len(starts)
             data = dataclasses.replace(data, next_index=end,
                                        next_batch=data.next_batch + len(starts))
+            if ahead is not None:
+                data = self._with_page(data, await ahead)
         self.progress.finished = True
         workflow.set_current_details(self._details())
         return self.progress
 
-    async def _next_page(self, data: BulkManageInput) -> BulkManageInput:
-        """Read the next page of the backend; keep its safe objects as the refs to adopt."""
+    async def _next_page(self, data: BulkManageInput
+                         ) -> tuple[list[dict[str, str]], dict[str, str] | None]:
+        """Read the page after `data.list_after`: its safe objects' refs, its last reference."""
         assert data.spec is not None
         p = self.progress
         query = ManageableQuery(
@@ -142,8 +154,14 @@ class BulkManageWorkflow:
         refs = self._safe_refs(page, data.pattern)
         p.total += len(refs)
         workflow.set_current_details(self._details())
-        return dataclasses.replace(data, refs=self._checked(refs), next_index=0,
-                                   list_after=page.last or data.list_after)
+        return self._checked(refs), page.last or data.list_after
+
+    @staticmethod
+    def _with_page(data: BulkManageInput,
+                   page: tuple[list[dict[str, str]], dict[str, str] | None]) -> BulkManageInput:
+        """`data` with a new page's refs to adopt and the position after it."""
+        refs, after = page
+        return dataclasses.replace(data, refs=refs, next_index=0, list_after=after)
 
     async def _listing(self, query: ManageableQuery, child_id: str, timeout: timedelta,
                        what: str) -> ManageablePage:
