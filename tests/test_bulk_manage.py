@@ -7,10 +7,14 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import os
+import signal
+import subprocess
 from typing import Any
 
 import pytest
 
+from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.cli.bulk import bar_state
@@ -119,6 +123,43 @@ async def test_a_paged_listing_goes_on_in_new_runs(stack: Stack) -> None:
     adopted = stack.project_volumes(include_deleted=False)
     assert len({v.workflow_id for v in adopted}) == 25  # one batch each, numbered on
     assert len(stack.fake.renames) == 25
+
+
+async def test_a_backend_worker_killed_while_listing(
+    process_stack: tuple[Stack, BackendProcess]
+) -> None:
+    """The worker that lists dies in the middle of the listing (a page read, the next one
+    being listed, batches adopting): a worker that comes back lists on where it was, and
+    every image is adopted once."""
+    stack, backend = process_stack
+    stack.set_quota("volumes", -1)
+    os.remove(backend.directory / "disk.qcow2")
+    for n in range(50):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "raw",
+                        str(backend.directory / f"img-{n:02}.raw"), "1M"], check=True)
+    backend.start("list_manageable:delay=2")
+    await wait_for(lambda: service_registered(stack))
+    handle = await stack.vm.start_bulk_manage(BulkManageInput(
+        host=stack.host, all_safe=True, project_id=stack.project, page_size=20,
+        batch_size=10, max_concurrent_batches=2))
+
+    progress = BulkProgress()
+    while not progress.pages:
+        await asyncio.sleep(0.1)
+        with contextlib.suppress(sdk.ManageError):
+            progress = await stack.vm.bulk_progress(handle)
+    assert not progress.listing_finished
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+    backend.start()
+
+    report = await stack.vm.bulk_report(handle)
+    assert (report.total, report.done, report.failed) == (50, 50, 0)
+    assert (report.pages, report.listed) == (3, 50)
+    volumes = stack.project_volumes(include_deleted=True)
+    assert len(volumes) == 50 and all(v.status == statuses.AVAILABLE for v in volumes)
+    assert sorted(os.listdir(backend.directory)) == sorted(f"volume-{v.id}" for v in volumes)
+    assert stack.usage()["volumes"] == (50, 0)
 
 
 def test_the_cli_bar_moves_while_listing() -> None:
