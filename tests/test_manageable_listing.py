@@ -7,6 +7,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -21,6 +22,7 @@ from volume_manage.inventory.models import Volume
 from volume_manage.shared import naming, paging, statuses
 from volume_manage.shared.errors import RequestError
 from volume_manage.shared.types import ManageableItem, ManageablePage, ManageableQuery
+from workflows.steps import LISTING, attempt_timeout
 
 
 async def listing(stack: Stack, **kwargs: object) -> ManageablePage:
@@ -194,6 +196,17 @@ def test_after_pages_only_by_reference_and_without_a_marker(
     query = ManageableQuery(backend="b", after={"source-name": "a"}, **fields)  # type: ignore[arg-type]
     with pytest.raises(RequestError, match=words):
         paging.page_window([{"source-name": "a"}], [1], query)
+
+
+def test_a_listing_attempt_is_sized_by_its_page() -> None:
+    def attempt(**fields: object) -> timedelta:
+        return attempt_timeout(ListingActivities.list_manageable,
+                               ManageableQuery(backend="b", **fields))  # type: ignore[arg-type]
+
+    assert attempt(limit=1000, sort_key="reference") == timedelta(seconds=160)
+    assert attempt(limit=10, sort_key="reference") == timedelta(seconds=61)
+    # The whole backend (no limit), or sized all before paging: the whole-backend attempt.
+    assert attempt() == attempt(limit=10, sort_key="size") == LISTING.attempt
 
 
 def test_a_listing_for_bulk_leaves_out_what_it_would_not_adopt(database_url: str) -> None:
