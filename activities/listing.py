@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import or_, select
@@ -9,11 +10,11 @@ from temporalio import activity
 
 from activities.errors import typed_errors
 from activities.manager import driver_errors
-from volume_manage.drivers.base import Driver
+from volume_manage.drivers.base import Driver, ManageableListing
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
 from volume_manage.shared import naming, statuses
-from volume_manage.shared.paging import page_positions
+from volume_manage.shared.paging import page_window
 from volume_manage.shared.types import ManageablePage, ManageableQuery
 
 # Up to this many objects on a page, the inventory is asked about the page's objects only
@@ -56,13 +57,19 @@ class ListingActivities:
         # a full entry for each of 10,000 objects (half of the activity's time, pyinstrument
         # on bench/listing.py) and paging encoded and sorted them all (the other half),
         # after reading every live entry of the backend from the inventory.
+        # What one attempt costs: the cheap listing of the whole backend (a scandir, no
+        # sizes unless sorted by size) and a sort of its references, then the describing
+        # of at most `limit` objects: bounded by the page, not the backend, except when
+        # sorted by size (every object sized) or with no limit.
         with typed_errors(), driver_errors():
-            listed = self.driver.list_manageable_objects(sizes=query.sort_key == "size")
-            chosen = [listed.references[i]
-                      for i in page_positions(listed.references, listed.sizes, query)]
+            listed = _filtered(self.driver.list_manageable_objects(
+                sizes=query.sort_key == "size"), query)
+            positions, more = page_window(listed.references, listed.sizes, query)
+            chosen = [listed.references[i] for i in positions]
             items = self.driver.describe_manageable_objects(
                 chosen, self.managed_objects(query.backend, self._names(chosen)))
-            return ManageablePage(items=items, total=len(listed.references))
+            return ManageablePage(items=items, total=len(listed.references), more=more,
+                                  last=chosen[-1] if chosen else None)
 
     @staticmethod
     def _names(references: Sequence[dict[str, str]]) -> list[str] | None:
@@ -70,3 +77,17 @@ class ListingActivities:
         if len(references) > PAGE_LOOKUP_MAX:
             return None
         return [ref["source-name"] for ref in references if "source-name" in ref]
+
+
+def _filtered(listed: ManageableListing, query: ManageableQuery) -> ManageableListing:
+    """The listing without what the query leaves out before paging: objects whose name says
+    they are adopted (`volume-<id>`), names not matching the pattern."""
+    if not query.unmanaged_only and not query.pattern:
+        return listed
+    keep = [i for i, ref in enumerate(listed.references)
+            if not (query.unmanaged_only and naming.managed_volume_id(ref.get("source-name", "")))
+            and (not query.pattern
+                 or fnmatch.fnmatchcase(ref.get("source-name", ""), query.pattern))]
+    sizes = listed.sizes
+    return ManageableListing([listed.references[i] for i in keep],
+                             None if sizes is None else [sizes[i] for i in keep])

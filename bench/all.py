@@ -17,7 +17,18 @@ import sys
 import time
 from typing import Any
 
-from bench import accept, bulk, common, file_bulk, floor, latency, listing, peer, throughput
+from bench import (
+    accept,
+    bulk,
+    common,
+    file_bulk,
+    floor,
+    format_check,
+    latency,
+    listing,
+    peer,
+    throughput,
+)
 
 
 async def run(quick: bool, database: str) -> dict[str, Any]:
@@ -38,6 +49,7 @@ async def run(quick: bool, database: str) -> dict[str, Any]:
             file_bulk.QUICK_FILES if quick else file_bulk.FILES,
             file_bulk.QUICK_QCOW2 if quick else file_bulk.QCOW2, database,
             floor_count=100 if quick else 200)),
+        ("format_check", lambda: format_check.run(200 if quick else 1000)),
     ]
     seconds: dict[str, float] = {}
     for name, step in steps:

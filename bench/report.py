@@ -28,7 +28,8 @@ BEGIN = "<!-- results:begin: made by `python -m bench.report` from bench/results
 END = "<!-- results:end -->"
 
 # The order bench.all runs them in; benchmarks not named here follow, by name.
-ORDER = ("floor", "latency", "throughput", "accept", "peer", "listing", "bulk", "file_bulk")
+ORDER = ("floor", "latency", "throughput", "accept", "peer", "listing", "bulk", "file_bulk",
+         "format_check")
 TIMES = "\N{MULTIPLICATION SIGN}"
 
 

@@ -4,12 +4,20 @@ progress is a query, and the report says what happened to every ref."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import itertools
+import os
+import signal
+import subprocess
 from typing import Any
 
 import pytest
 
+from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage import sdk
+from volume_manage.cli.bulk import bar_state
 from volume_manage.shared import statuses
 from volume_manage.shared.types import BulkManageInput, BulkProgress
 
@@ -68,6 +76,118 @@ async def test_all_safe_objects_matching_a_pattern(stack: Stack) -> None:
 
     assert (report.total, report.done, report.failed) == (3, 3, 0)
     assert "web-1" in stack.fake.objects and "db-busy" in stack.fake.objects
+
+
+async def test_all_safe_lists_the_backend_a_page_at_a_time(stack: Stack) -> None:
+    stack.set_quota("volumes", -1)
+    for n in range(7):
+        stack.fake.add_object(f"vol-{n}")
+    stack.fake.add_object("busy", in_use=True)
+    stack.fail("list_manageable", times=0, delay_s=1.0)  # each page is seen being listed
+    data = BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
+                           page_size=3, batch_size=2)
+    handle = await stack.vm.start_bulk_manage(data)
+
+    seen: list[BulkProgress] = []
+    report_task = asyncio.ensure_future(stack.vm.bulk_report(handle))
+    while not report_task.done():
+        with contextlib.suppress(sdk.ManageError):  # not started yet
+            seen.append(await stack.vm.bulk_progress(handle))
+        await asyncio.sleep(0.05)
+    report = await report_task
+
+    # busy, vol-0, vol-1 | vol-2, vol-3, vol-4 | vol-5, vol-6: what was adopted is not
+    # listed again (it is named volume-<id> now), and each page starts after the last.
+    assert (report.total, report.done, report.failed) == (7, 7, 0)
+    assert (report.pages, report.listed, report.to_list) == (3, 8, 0)
+    assert report.listing_finished and report.finished
+    under_way = [p for p in seen if p.pages and not p.listing_finished]
+    assert under_way and all(p.to_list > 0 for p in under_way)
+    assert {(p.pages, p.listed, p.to_list) for p in under_way} <= {(1, 3, 5), (2, 6, 2)}
+    assert all(a.pages <= b.pages and a.listed <= b.listed for a, b in itertools.pairwise(seen))
+    assert "busy" in stack.fake.objects and len(stack.fake.renames) == 7
+
+
+async def test_a_paged_listing_goes_on_in_new_runs(stack: Stack) -> None:
+    stack.set_quota("volumes", -1)
+    for n in range(25):
+        stack.fake.add_object(f"vol-{n:02}")
+
+    handle, report = await bulk(stack, all_safe=True, page_size=4, batch_size=1,
+                                max_concurrent_batches=5)
+
+    assert (report.total, report.done, report.failed) == (25, 25, 0)
+    assert (report.pages, report.listed) == (7, 25)
+    described = await handle.describe()
+    assert described.run_id != handle.first_execution_run_id
+    adopted = stack.project_volumes(include_deleted=False)
+    assert len({v.workflow_id for v in adopted}) == 25  # one batch each, numbered on
+    assert len(stack.fake.renames) == 25
+
+
+async def test_a_backend_worker_killed_while_listing(
+    process_stack: tuple[Stack, BackendProcess]
+) -> None:
+    """The worker that lists dies in the middle of the listing (a page read, the next one
+    being listed, batches adopting): a worker that comes back lists on where it was, and
+    every image is adopted once."""
+    stack, backend = process_stack
+    stack.set_quota("volumes", -1)
+    os.remove(backend.directory / "disk.qcow2")
+    for n in range(50):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "raw",
+                        str(backend.directory / f"img-{n:02}.raw"), "1M"], check=True)
+    backend.start("list_manageable:delay=2")
+    await wait_for(lambda: service_registered(stack))
+    handle = await stack.vm.start_bulk_manage(BulkManageInput(
+        host=stack.host, all_safe=True, project_id=stack.project, page_size=20,
+        batch_size=10, max_concurrent_batches=2))
+
+    progress = BulkProgress()
+    while not progress.pages:
+        await asyncio.sleep(0.1)
+        with contextlib.suppress(sdk.ManageError):
+            progress = await stack.vm.bulk_progress(handle)
+    assert not progress.listing_finished
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+    backend.start()
+
+    report = await stack.vm.bulk_report(handle)
+    assert (report.total, report.done, report.failed) == (50, 50, 0)
+    assert (report.pages, report.listed) == (3, 50)
+    volumes = stack.project_volumes(include_deleted=True)
+    assert len(volumes) == 50 and all(v.status == statuses.AVAILABLE for v in volumes)
+    assert sorted(os.listdir(backend.directory)) == sorted(f"volume-{v.id}" for v in volumes)
+    assert stack.usage()["volumes"] == (50, 0)
+
+
+def test_the_cli_bar_moves_while_listing() -> None:
+    listing = BulkProgress(total=90, done=40, failed=2, in_flight=10, listed=100, pages=1,
+                           to_list=900)
+    assert bar_state(listing) == (
+        990, 42, "listing: 100 listed, 900 to go, page 1 · 40 ok, 2 failed, 10 in flight")
+    listed = dataclasses.replace(listing, pages=10, listed=1000, to_list=0,
+                                 listing_finished=True, total=950)
+    assert bar_state(listed) == (950, 42, "40 ok, 2 failed, 10 in flight")
+    assert bar_state(BulkProgress()) == (None, 0, "0 ok, 0 failed, 0 in flight")
+
+
+async def test_a_slow_listing_says_what_was_slow(stack: Stack) -> None:
+    stack.fake.add_object("vol-1")
+    stack.fail("list_manageable", times=0, delay_s=3.0)
+    data = BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
+                           page_timeout_s=1)
+    handle = await stack.vm.start_bulk_manage(data)
+
+    with pytest.raises(sdk.ManageError) as caught:
+        await stack.vm.bulk_report(handle)
+
+    assert caught.value.type == "Timeout"
+    assert caught.value.message.startswith(
+        f"listing backend {stack.backend} did not finish in 1 s: page 1 (after 0 objects")
+    assert "\n" not in caught.value.message and "Child Workflow" not in caught.value.message
+    assert "vol-1" in stack.fake.objects
 
 
 async def test_duplicate_refs_adopt_once(stack: Stack) -> None:
@@ -153,6 +273,9 @@ async def test_batches_are_found_by_volume_id(stack: Stack) -> None:
         ({"refs": [{"source-name": ""}]}, "InvalidInput.ref"),
         ({"refs": [{"source-name": "a"}], "batch_size": 0}, "InvalidInput.batch_size"),
         ({"refs": [{"source-name": "a"}], "project_id": "a b"}, "InvalidInput.project_id"),
+        ({"all_safe": True, "page_size": 0}, "InvalidInput.page_size"),
+        ({"all_safe": True, "page_size": 1001}, "InvalidInput.page_size"),
+        ({"all_safe": True, "page_timeout_s": 0}, "InvalidInput.page_timeout_s"),
     ],
 )
 async def test_bad_bulk_requests_start_nothing(

@@ -234,7 +234,7 @@ def test_manageable_objects_are_listed_cheaply_and_described_on_demand(tmp_path:
     assert [(v.reference["source-name"], v.size, v.safe_to_manage, v.reason_not_safe,
              v.cinder_id) for v in described] == [
         ("a.qcow2", 3, False, "already managed", "vid-a"),
-        ("junk", 1, True, None, None),  # qemu-img reads any file as raw
+        ("junk", 1, True, None, None),  # no magic: raw, as qemu-img reads it
     ]
     assert described[0].extra_info == {
         "source-id": str((tmp_path / "a.qcow2").stat().st_ino)}

@@ -7,6 +7,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -19,7 +20,9 @@ from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
 from volume_manage.shared import naming, paging, statuses
+from volume_manage.shared.errors import RequestError
 from volume_manage.shared.types import ManageableItem, ManageablePage, ManageableQuery
+from workflows.steps import LISTING, attempt_timeout
 
 
 async def listing(stack: Stack, **kwargs: object) -> ManageablePage:
@@ -94,6 +97,19 @@ async def test_bad_listing_parameters_are_refused(
     assert words in caught.value.message
 
 
+async def test_a_slow_listing_says_what_it_waited_for(stack: Stack) -> None:
+    stack.fake.add_object("a")
+    stack.fail("list_manageable", times=0, delay_s=3.0)
+
+    with pytest.raises(sdk.ManageError) as caught:
+        await stack.vm.list_manageable(stack.host, sort="size:asc", limit=1, timeout_s=1)
+
+    assert caught.value.type == "Timeout"
+    assert caught.value.message == (
+        f"listing backend {stack.backend} did not finish in 1 s: sizing every object to "
+        "sort by size (is its worker up?)")
+
+
 async def test_unknown_host_is_refused(stack: Stack) -> None:
     with pytest.raises(sdk.ManageError) as caught:
         await stack.vm.list_manageable("ghost@fake#pool")
@@ -135,6 +151,80 @@ def test_paging_selects_what_sorting_everything_would() -> None:
     markers: list[dict[str, str] | None] = [None, *([i.reference for i in items][::3])]
     for query in all_queries("b", markers):
         assert page_of(items, query) == naive_page(items, query), query
+
+
+def test_after_positions_page_through_everything_once() -> None:
+    """bulk-manage --all pages with `after`: a position that need not be an object. Paging
+    from the start, a page's last reference as the next page's `after`, meets every object
+    once, in order, and `more` counts what is left; objects removed behind the position
+    (adopted, so renamed) change nothing ahead of it."""
+    names = ["a", "a b", "a\"", "a\\", "é", "z", "Z", "日本", "", "b-1", "b-10", "b-2"]
+    refs = [{"source-name": n} for n in names]
+    for sort_dir, limit in itertools.product(("asc", "desc"), (1, 2, 5, 100)):
+        whole = [refs[i] for i in paging.page_positions(
+            refs, None, ManageableQuery(backend="b", sort_dir=sort_dir))]
+        left = list(refs)
+        seen: list[dict[str, str]] = []
+        after: dict[str, str] | None = None
+        while True:
+            query = ManageableQuery(backend="b", after=after, limit=limit, sort_dir=sort_dir)
+            positions, more = paging.page_window(left, None, query)
+            page = [left[i] for i in positions]
+            seen += page
+            assert more == len(whole) - len(seen)
+            if not more:
+                break
+            after = page[-1]
+            left = [ref for ref in left if ref not in page]  # adopted: gone by that name
+        assert seen == whole
+    # A position between objects, or past the end.
+    query = ManageableQuery(backend="b", after={"source-name": "b-0"}, sort_dir="asc")
+    assert [refs[i]["source-name"] for i in paging.page_positions(refs, None, query)][:2] == [
+        "b-1", "b-10"]
+    query = ManageableQuery(backend="b", after={"source-name": "~"}, sort_dir="asc")
+    assert paging.page_window(refs, None, query) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [({"sort_key": "size"}, "sorted by reference"),
+     ({"marker": {"source-name": "a"}}, "not both")],
+)
+def test_after_pages_only_by_reference_and_without_a_marker(
+    fields: dict[str, object], words: str
+) -> None:
+    query = ManageableQuery(backend="b", after={"source-name": "a"}, **fields)  # type: ignore[arg-type]
+    with pytest.raises(RequestError, match=words):
+        paging.page_window([{"source-name": "a"}], [1], query)
+
+
+def test_a_listing_attempt_is_sized_by_its_page() -> None:
+    def attempt(**fields: object) -> timedelta:
+        return attempt_timeout(ListingActivities.list_manageable,
+                               ManageableQuery(backend="b", **fields))  # type: ignore[arg-type]
+
+    assert attempt(limit=1000, sort_key="reference") == timedelta(seconds=160)
+    assert attempt(limit=10, sort_key="reference") == timedelta(seconds=61)
+    # The whole backend (no limit), or sized all before paging: the whole-backend attempt.
+    assert attempt() == attempt(limit=10, sort_key="size") == LISTING.attempt
+
+
+def test_a_listing_for_bulk_leaves_out_what_it_would_not_adopt(database_url: str) -> None:
+    backend = f"bulk-{uuid.uuid4().hex[:8]}@fake"
+    driver = FakeDriver()
+    for name in ["db-1", "db-2", "web-1", f"volume-{uuid.uuid4()}", "db-3"]:
+        driver.add_object(name)
+    listing = ListingActivities(database_url, driver)
+
+    page = listing.list_manageable(ManageableQuery(
+        backend=backend, limit=2, sort_dir="asc", unmanaged_only=True, pattern="db-*"))
+
+    assert names(page) == ["db-1", "db-2"]
+    assert (page.total, page.more, page.last) == (3, 1, {"source-name": "db-2"})
+    last = listing.list_manageable(ManageableQuery(
+        backend=backend, limit=2, sort_dir="asc", unmanaged_only=True, pattern="db-*",
+        after=page.last))
+    assert names(last) == ["db-3"] and last.more == 0
 
 
 def page_of(items: list[ManageableItem], query: ManageableQuery) -> list[ManageableItem]:

@@ -35,7 +35,7 @@ async def test_manage_while_temporal_is_unreachable_is_a_typed_error(
         request = ManageRequest(ref={"source-name": "vol-1"}, host="node1@fake#pool")
         with pytest.raises(sdk.ManageError) as caught:
             await vm.manage(request)
-        assert caught.value.type == "TemporalUnavailable"
+        assert caught.value.type == "TemporalUnavailable", caught.value.message
         assert caught.value.message.startswith("Temporal: ")
         with pytest.raises(sdk.ManageError) as caught:
             await vm.wait_until_done("0b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 
@@ -24,3 +25,8 @@ def run_then_exit(main: Callable[[], object]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def program_name() -> str:
+    """How the user called us, for usage lines: `starter.py`, or a console script's name."""
+    return Path(sys.argv[0]).name

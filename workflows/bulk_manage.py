@@ -2,8 +2,14 @@
 
 Validates the shared part of the request once, splits the refs into batches, and runs each
 as a ManageBatchWorkflow on the backend's queue, a few at a time. Progress (done, failed,
-in flight, per-item errors) is a query; very large inputs continue-as-new after each window
-of batches so the history stays small. Ends with a report.
+in flight, per-item errors, how far the listing is) is a query; very large inputs
+continue-as-new after each window of batches so the history stays small. Ends with a report.
+
+With `all_safe` (bulk-manage --all) the backend is listed a page at a time (since the patch
+`page-the-listing`): a ListManageableWorkflow child per page, sorted by reference, starting
+after the last reference of the page before; the page's safe objects are adopted, then the
+next page is read. Each page is bounded work, so no step grows with the backend. Runs
+started before the patch list the whole backend in one child first (`_prepare`).
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, TimeoutError
 
-from volume_manage.shared import naming, search
+from volume_manage.shared import errors, naming, search
 from volume_manage.shared.errors import RequestError
+from volume_manage.shared.paging import MAX_LIMIT as MAX_PAGE_SIZE
 from volume_manage.shared.types import (
     BatchInput,
     BatchItem,
@@ -40,6 +47,10 @@ with workflow.unsafe.imports_passed_through():
 # Batches per run before continuing as new (keeps each run's history far below its limits).
 BATCHES_PER_RUN = 20
 MAX_REPORTED_ERRORS = 1000
+# bulk-manage --all lists the backend page by page (see the module's docstring).
+PAGED_LISTING_PATCH = "page-the-listing"
+# The whole-backend listing of runs from before the patch.
+WHOLE_LISTING_TIMEOUT = timedelta(minutes=5)
 
 
 @workflow.defn(name=naming.BULK_MANAGE_WORKFLOW)
@@ -51,18 +62,15 @@ class BulkManageWorkflow:
     async def run(self, data: BulkManageInput) -> BulkProgress:
         if data.progress is not None:
             self.progress = data.progress
+        # Asked first, before any local activity ran in this workflow task (docs/upgrading.md).
+        if data.all_safe and workflow.patched(PAGED_LISTING_PATCH):
+            return await self._run_paged(data)
         if data.next_index < 0:
             data = await self._prepare(data)
         assert data.spec is not None
         end = min(len(data.refs), data.next_index + BATCHES_PER_RUN * data.batch_size)
-        limit = asyncio.Semaphore(max(1, data.max_concurrent_batches))
-
-        async def one_batch(start: int) -> None:
-            async with limit:
-                await self._run_batch(data, start, data.refs[start:start + data.batch_size])
-
-        await asyncio.gather(*(one_batch(start)
-                               for start in range(data.next_index, end, data.batch_size)))
+        await self._run_batches(data, [(start // data.batch_size, start) for start in
+                                       range(data.next_index, end, data.batch_size)])
         if end < len(data.refs):
             workflow.continue_as_new(dataclasses.replace(data, next_index=end,
                                                          progress=self.progress))
@@ -71,24 +79,131 @@ class BulkManageWorkflow:
         return self.progress
 
     async def _prepare(self, data: BulkManageInput) -> BulkManageInput:
-        """Validate the shared request once; find the refs; drop malformed ones with a reason."""
+        """Validate the shared request once; find the refs; drop malformed ones with a reason.
+        (With all_safe, only runs from before the patch `page-the-listing` list here.)"""
+        spec = await self._validate(data)
+        refs = list(data.refs)
+        if data.all_safe:
+            page = await self._listing(
+                ManageableQuery(backend=spec.backend), f"{workflow.info().workflow_id}-listing",
+                WHOLE_LISTING_TIMEOUT, "the whole backend")
+            refs = self._safe_refs(page, data.pattern)
+        good = self._checked(refs)
+        self.progress.total = len(refs)
+        return dataclasses.replace(data, refs=good, all_safe=False, next_index=0, spec=spec)
+
+    # --- bulk-manage --all, page by page ----------------------------------------------------
+
+    async def _run_paged(self, data: BulkManageInput) -> BulkProgress:
+        """List a page, adopt its safe objects in batches while the next page is listed,
+        then go on with that page; after a window of batches, go on as a new run with the
+        page's rest and the position."""
+        if data.spec is None:
+            data = dataclasses.replace(data, spec=await self._validate(data), next_index=0,
+                                       refs=[])
+        batches = 0
+        first_page = self.progress.pages
+        while True:
+            if data.next_index >= len(data.refs):
+                if self.progress.listing_finished:
+                    break
+                # (pages count too: a backend of objects none of which is safe still moves
+                # on to a new run now and then)
+                if max(batches, self.progress.pages - first_page) >= BATCHES_PER_RUN:
+                    workflow.continue_as_new(dataclasses.replace(data, progress=self.progress))
+                data = self._with_page(data, await self._next_page(data))
+                continue
+            window = (BATCHES_PER_RUN - batches) * data.batch_size
+            if window <= 0:
+                workflow.continue_as_new(dataclasses.replace(data, progress=self.progress))
+            end = min(len(data.refs), data.next_index + window)
+            # The page's last batches run in this run: list the next page meanwhile (it
+            # starts after this page, so the two never share an object).
+            ahead = (asyncio.ensure_future(self._next_page(data))
+                     if end == len(data.refs) and not self.progress.listing_finished
+                     else None)
+            starts = range(data.next_index, end, data.batch_size)
+            await self._run_batches(data, [(data.next_batch + n, start)
+                                           for n, start in enumerate(starts)])
+            batches += len(starts)
+            data = dataclasses.replace(data, next_index=end,
+                                       next_batch=data.next_batch + len(starts))
+            if ahead is not None:
+                data = self._with_page(data, await ahead)
+        self.progress.finished = True
+        workflow.set_current_details(self._details())
+        return self.progress
+
+    async def _next_page(self, data: BulkManageInput
+                         ) -> tuple[list[dict[str, str]], dict[str, str] | None]:
+        """Read the page after `data.list_after`: its safe objects' refs, its last reference."""
+        assert data.spec is not None
+        p = self.progress
+        query = ManageableQuery(
+            backend=data.spec.backend, after=data.list_after,
+            limit=max(1, min(data.page_size, MAX_PAGE_SIZE)), sort_key="reference",
+            sort_dir="asc", unmanaged_only=True, pattern=data.pattern)
+        page = await self._listing(
+            query, f"{_root_id()}-listing-{p.pages}",
+            timedelta(seconds=max(1.0, data.page_timeout_s)),
+            f"page {p.pages + 1} (after {p.listed} objects listed, {p.done} adopted)")
+        p.pages += 1
+        p.listed += len(page.items)
+        p.to_list = page.more
+        p.listing_finished = page.more == 0 or page.last is None
+        refs = self._safe_refs(page, data.pattern)
+        p.total += len(refs)
+        workflow.set_current_details(self._details())
+        return self._checked(refs), page.last or data.list_after
+
+    @staticmethod
+    def _with_page(data: BulkManageInput,
+                   page: tuple[list[dict[str, str]], dict[str, str] | None]) -> BulkManageInput:
+        """`data` with a new page's refs to adopt and the position after it."""
+        refs, after = page
+        return dataclasses.replace(data, refs=refs, next_index=0, list_after=after)
+
+    async def _listing(self, query: ManageableQuery, child_id: str, timeout: timedelta,
+                       what: str) -> ManageablePage:
+        """One ListManageableWorkflow on the backend's queue; a listing that does not finish
+        in `timeout` fails the bulk adoption saying so, in one line."""
+        try:
+            page: ManageablePage = await workflow.execute_child_workflow(
+                naming.LIST_MANAGEABLE_WORKFLOW, query, id=child_id,
+                task_queue=naming.backend_task_queue(query.backend),
+                result_type=ManageablePage, execution_timeout=timeout,
+            )
+        except ChildWorkflowError as err:
+            seconds = f"{timeout.total_seconds():g}"
+            if isinstance(err.cause, TimeoutError):
+                raise ApplicationError(
+                    f"listing backend {query.backend} did not finish in {seconds} s: {what} "
+                    "(is its worker up? a slow backend needs a longer page_timeout_s)",
+                    type=errors.TIMEOUT, non_retryable=True) from None
+            error_type, reason = failure_of(err)
+            raise ApplicationError(f"listing backend {query.backend} failed: {what}: {reason}",
+                                   type=error_type, non_retryable=True) from None
+        return page
+
+    # --- shared by both paths ---------------------------------------------------------------
+
+    async def _validate(self, data: BulkManageInput) -> ManageSpec:
         template = ManageRequest(
             ref={"source-name": "bulk"}, host=data.host,  # refs are checked per item
             volume_type=data.volume_type, metadata=data.metadata,
             project_id=data.project_id, user_id=data.user_id,
         )
         spec: ManageSpec = await run_step(ApiActivities.validate_manage_request, template)
-        refs = list(data.refs)
-        if data.all_safe:
-            page: ManageablePage = await workflow.execute_child_workflow(
-                naming.LIST_MANAGEABLE_WORKFLOW, ManageableQuery(backend=spec.backend),
-                id=f"{workflow.info().workflow_id}-listing",
-                task_queue=naming.backend_task_queue(spec.backend),
-                result_type=ManageablePage, execution_timeout=timedelta(minutes=5),
-            )
-            refs = [item.reference for item in page.items if item.safe_to_manage and (
-                not data.pattern
-                or fnmatch.fnmatchcase(item.reference.get("source-name", ""), data.pattern))]
+        return spec
+
+    @staticmethod
+    def _safe_refs(page: ManageablePage, pattern: str | None) -> list[dict[str, str]]:
+        return [item.reference for item in page.items if item.safe_to_manage and (
+            not pattern
+            or fnmatch.fnmatchcase(item.reference.get("source-name", ""), pattern))]
+
+    def _checked(self, refs: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The well-formed refs; the others are counted failed, with the reason."""
         good = []
         for ref in refs:
             try:
@@ -96,18 +211,26 @@ class BulkManageWorkflow:
             except RequestError as err:
                 self._record_error(ItemError(ref=_printable(ref), error=str(err)))
                 self.progress.failed += 1
-        self.progress.total = len(refs)
-        return dataclasses.replace(data, refs=good, all_safe=False, next_index=0, spec=spec)
+        return good
 
-    async def _run_batch(
-        self, data: BulkManageInput, start: int, refs: list[dict[str, str]]
-    ) -> None:
+    async def _run_batches(self, data: BulkManageInput, batches: list[tuple[int, int]]
+                           ) -> None:
+        """Run the batches (number, first index into data.refs), a few at a time."""
+        limit = asyncio.Semaphore(max(1, data.max_concurrent_batches))
+
+        async def one(number: int, start: int) -> None:
+            async with limit:
+                await self._run_batch(data, data.refs[start:start + data.batch_size], number)
+
+        await asyncio.gather(*(one(number, start) for number, start in batches))
+
+    async def _run_batch(self, data: BulkManageInput, refs: list[dict[str, str]], number: int
+                         ) -> None:
         assert data.spec is not None
         items = [BatchItem(volume_id=str(workflow.uuid4()), ref=ref, ref_key=naming.ref_key(ref))
                  for ref in refs]
         self.progress.in_flight += len(items)
         workflow.set_current_details(self._details())
-        number = start // data.batch_size
         try:
             outcome: list[BatchItem] = await workflow.execute_child_workflow(
                 naming.MANAGE_BATCH_WORKFLOW,
@@ -137,8 +260,13 @@ class BulkManageWorkflow:
 
     def _details(self) -> str:
         p = self.progress
-        return (f"{p.done} adopted, {p.failed} failed, {p.in_flight} in flight "
-                f"of {p.total}")
+        adopting = (f"{p.done} adopted, {p.failed} failed, {p.in_flight} in flight "
+                    f"of {p.total}")
+        if not p.pages or p.finished:
+            return adopting
+        listing = (f"listed {p.listed} objects" if p.listing_finished
+                   else f"listing: {p.listed} objects listed, {p.to_list} to go")
+        return f"{listing} (pages read: {p.pages}); {adopting}"
 
     @workflow.query
     def bulk_progress(self) -> BulkProgress:

@@ -24,7 +24,7 @@ from typing import NoReturn
 import typer
 
 from volume_manage.cli import admin, backends, bulk, inspection, volumes
-from volume_manage.process_exit import run_then_exit
+from volume_manage.process_exit import program_name, run_then_exit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
@@ -36,4 +36,4 @@ for group in (volumes, bulk, backends, admin, inspection):
 def main() -> NoReturn:
     """Run the CLI and exit with its code (a clean "cannot reach Temporal" is 2, not the
     -6 of the SDK's shutdown abort: process_exit.py)."""
-    run_then_exit(lambda: app(prog_name="starter.py"))
+    run_then_exit(lambda: app(prog_name=program_name()))

@@ -60,6 +60,8 @@ def bulk_manage(
     metadata: list[str] = typer.Option([], help="KEY=VALUE for every volume, repeatable"),
     batch_size: int = typer.Option(100, help="volumes per batch saga"),
     concurrency: int = typer.Option(4, help="batches in flight at once"),
+    page_size: int = typer.Option(1000, help="with --all: objects listed per page"),
+    page_timeout: float = typer.Option(300.0, help="with --all: seconds a page may take"),
     bulk_id: str | None = typer.Option(None, help="idempotency key; repeat to attach"),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -70,7 +72,7 @@ def bulk_manage(
         host=host, refs=read_refs(from_file) if from_file else [], all_safe=all_safe,
         pattern=pattern, project_id=project, user_id=user, volume_type=volume_type,
         metadata=parse_pairs(metadata, "metadata"), batch_size=batch_size,
-        max_concurrent_batches=concurrency,
+        max_concurrent_batches=concurrency, page_size=page_size, page_timeout_s=page_timeout,
     )
 
     async def go(vm: sdk.VolumeManage) -> BulkProgress:
@@ -97,11 +99,21 @@ async def follow(vm: sdk.VolumeManage, handle: sdk.BulkHandle) -> BulkProgress:
         task = bar.add_task("adopting", total=None, detail="")
         while not report_task.done():
             with contextlib.suppress(Exception):  # not started yet, or between runs
-                p = await vm.bulk_progress(handle)
-                bar.update(task, total=p.total or None, completed=p.done + p.failed,
-                           detail=f"{p.done} ok, {p.failed} failed, {p.in_flight} in flight")
+                total, completed, detail = bar_state(await vm.bulk_progress(handle))
+                bar.update(task, total=total, completed=completed, detail=detail)
             await asyncio.wait([report_task], timeout=0.5)
     return await report_task
+
+
+def bar_state(p: BulkProgress) -> tuple[int | None, int, str]:
+    """The bar's total, its completed part and its words. While --all is still listing the
+    backend, the total counts what is still to list too (an estimate: some of it will not be
+    safe to adopt), so the bar moves as pages are listed, not only as batches adopt."""
+    adopted = f"{p.done} ok, {p.failed} failed, {p.in_flight} in flight"
+    if not p.pages or p.listing_finished:
+        return p.total or None, p.done + p.failed, adopted
+    return (p.total + p.to_list or None, p.done + p.failed,
+            f"listing: {p.listed} listed, {p.to_list} to go, page {p.pages} · {adopted}")
 
 
 def print_report(report: BulkProgress) -> None:

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
-import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from volume_manage.drivers.base import (
     AlreadyManaged,
@@ -28,11 +24,15 @@ from volume_manage.drivers.base import (
     ManageableListing,
     size_in_gib,
 )
+from volume_manage.drivers.image_format import ImageVerdict, judge_image
 from volume_manage.shared import naming
 from volume_manage.shared.types import Adopted, ManageableItem
 
-SUPPORTED_FORMATS = ("raw", "qcow2")
-QEMU_IMG_TIMEOUT_S = 60
+
+class UnreadableImage(DriverError):
+    """An image whose header cannot be parsed: reading it again reads the same bytes."""
+
+    retryable = False
 
 
 class FileDriver(Driver):
@@ -41,8 +41,6 @@ class FileDriver(Driver):
         self.directory = Path(directory).resolve()
         if not self.directory.is_dir():
             raise DriverError(f"backend directory {self.directory} does not exist")
-        if shutil.which("qemu-img") is None:
-            raise DriverError("qemu-img is not installed (Debian package qemu-utils)")
 
     # --- resolving refs --------------------------------------------------------------------
 
@@ -86,22 +84,20 @@ class FileDriver(Driver):
                 return Path(entry.path)
         raise InvalidReference(ref, f"no file has inode {inode}.")
 
-    def _image_info(self, path: Path) -> dict[str, Any]:
+    def _image_info(self, path: Path) -> ImageVerdict:
+        """The file's format, virtual size and whether it may be adopted, read in-process
+        (volume_manage/drivers/image_format.py: no qemu-img process per file)."""
         try:
-            out = subprocess.run(
-                ["qemu-img", "info", "--output=json", str(path)],
-                check=True, capture_output=True, text=True, timeout=QEMU_IMG_TIMEOUT_S,
-            ).stdout
-        except subprocess.CalledProcessError as err:
-            raise DriverError(f"Failed to open image {path.name}: {err.stderr.strip()}") from None
-        info: dict[str, Any] = json.loads(out)
-        return info
+            return judge_image(path)
+        except OSError as err:  # gone, no permission, an I/O error: may pass, so retryable
+            raise DriverError(f"Failed to open image {path.name}: {err.strerror or err}") from None
 
-    def _check_image(self, ref: dict[str, str], info: dict[str, Any]) -> None:
-        if info.get("format") not in SUPPORTED_FORMATS:
-            raise InvalidReference(ref, f"Unsupported image format: '{info.get('format')}'.")
-        if info.get("backing-filename"):
-            raise InvalidReference(ref, "Backing file present.")
+    def _check_image(self, ref: dict[str, str], path: Path, info: ImageVerdict) -> None:
+        """Raw and qcow2 only, no backing file, no data file, a readable header."""
+        if info.unreadable is not None:
+            raise UnreadableImage(f"Failed to open image {path.name}: {info.unreadable}")
+        if info.refusal is not None:
+            raise InvalidReference(ref, info.refusal)
 
     # --- the driver interface ---------------------------------------------------------------
 
@@ -122,8 +118,8 @@ class FileDriver(Driver):
         if managed_id and managed_id != volume_id:
             raise AlreadyManaged(ref, managed_id)
         info = self._image_info(path)
-        self._check_image(ref, info)
-        return size_in_gib(int(info["virtual-size"]))
+        self._check_image(ref, path, info)
+        return size_in_gib(info.virtual_size)
 
     def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         target = self.directory / naming.managed_object_name(volume_id)
@@ -175,10 +171,10 @@ class FileDriver(Driver):
             [self._virtual_size(Path(entry.path)) for entry in files] if sizes else None)
 
     def _virtual_size(self, path: Path) -> int:
-        """Size in GiB of the image, 0 if qemu-img cannot read it (as the listing shows it)."""
+        """Size in GiB of the image, 0 if it cannot be read (as the listing shows it)."""
         try:
-            return size_in_gib(int(self._image_info(path)["virtual-size"]))
-        except (DriverError, KeyError, ValueError):
+            return size_in_gib(self._image_info(path).virtual_size)
+        except DriverError:
             return 0
 
     def describe_manageable_objects(
@@ -200,13 +196,12 @@ class FileDriver(Driver):
             size = 0
             try:
                 info = self._image_info(path)
-                size = size_in_gib(int(info["virtual-size"]))
-                if reason is None:
-                    self._check_image(ref, info)
-            except InvalidReference as err:
-                reason = str(err).rsplit(": ", 1)[-1]
             except DriverError:
-                reason = "Failed to open image."
+                reason = reason or "Failed to open image."
+            else:
+                size = size_in_gib(info.virtual_size)
+                unreadable = "Failed to open image." if info.unreadable is not None else None
+                reason = reason or unreadable or info.refusal
             result.append(ManageableItem(
                 reference=ref, size=size, safe_to_manage=reason is None,
                 reason_not_safe=reason, cinder_id=cinder_id,

@@ -52,6 +52,9 @@ from volume_manage.shared.types import (
 if TYPE_CHECKING:
     from volume_manage.operations.audit import AuditReport
 
+# How long one page of the manageable listing may take, the backend's worker included:
+# listing the whole backend cheaply, then describing the page's objects (a qemu-img each
+# through the file driver); sorted by size, every object of the backend is sized first.
 LISTING_TIMEOUT_S = 60
 
 T = TypeVar("T")
@@ -220,10 +223,11 @@ class VolumeManage:
     async def list_manageable(
         self, host: str, *, marker: str | None = None, limit: int | None = None,
         offset: int = 0, sort: str = "reference:desc", cluster: bool = False,
+        timeout_s: float = LISTING_TIMEOUT_S,
     ) -> ManageablePage:
         """One page of what could be adopted on `host` (host@backend[#pool]; with `cluster`,
         a cluster name[@backend][#pool]), sorted and paged like Cinder's manageable_volumes;
-        read by that backend's own worker."""
+        read by that backend's own worker, within `timeout_s`."""
         sort_key, sort_dir = paging.parse_sort(sort)
         query = ManageableQuery(backend="", marker=paging.parse_marker(marker), limit=limit,
                                 offset=offset, sort_key=sort_key, sort_dir=sort_dir)
@@ -237,10 +241,19 @@ class VolumeManage:
             id=f"manageable-{query.backend}-{uuid.uuid4()}",
             task_queue=naming.backend_task_queue(query.backend),
             result_type=ManageablePage,
-            execution_timeout=timedelta(seconds=LISTING_TIMEOUT_S),
+            execution_timeout=timedelta(seconds=timeout_s),
             static_summary=f"List manageable objects on {host}",
         )
-        return await workflow_result(handle)
+        try:
+            return await workflow_result(handle)
+        except ManageError as err:
+            if err.type != errors.TIMEOUT:
+                raise
+            what = ("sizing every object to sort by size" if sort_key == "size" else
+                    f"a page of {'every object' if limit is None else limit}")
+            raise ManageError(errors.TIMEOUT, (
+                f"listing backend {query.backend} did not finish in {timeout_s:g} s: {what} "
+                "(is its worker up?)")) from None
 
     @translated
     async def list_backends(self) -> list[results.BackendInfo]:

@@ -60,11 +60,19 @@ def inventory_unavailable(err: Exception) -> ManageError:
                        f"inventory database unavailable: {detail[0] if detail else err!r}")
 
 
+# How the SDK's transport reports a connection that dropped or could not be made, as
+# UNKNOWN rather than UNAVAILABLE ("transport error", "tcp connect error", "connection
+# reset", "h2 protocol error": which one depends on where the cut caught the call).
+_TRANSPORT_WORDS = ("transport error", "connect error", "connection", "h2 protocol",
+                    "broken pipe")
+
+
 def temporal_error(err: RPCError) -> ManageError:
-    """TemporalUnavailable when Temporal is down or the connection dropped (worth retrying:
-    a connection cut mid-call reaches us as UNKNOWN "transport error"), else TemporalError."""
+    """TemporalUnavailable when Temporal is down or the connection dropped (worth retrying),
+    else TemporalError (Temporal answered, and refused)."""
+    message = err.message.lower()
     transient = err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED) or (
-        err.status == RPCStatusCode.UNKNOWN and "transport error" in err.message)
+        err.status == RPCStatusCode.UNKNOWN and any(w in message for w in _TRANSPORT_WORDS))
     return ManageError(errors.TEMPORAL_UNAVAILABLE if transient else errors.TEMPORAL_ERROR,
                        f"Temporal: {err.message}")
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 
 from volume_manage.sdk.errors import rejected
-from volume_manage.shared import validation
+from volume_manage.shared import paging, validation
 from volume_manage.shared.errors import RequestError
 from volume_manage.shared.types import BulkManageInput, ManageRequest
 from volume_manage.shared.validation import validate_request_fields
@@ -35,6 +35,11 @@ def check_bulk(data: BulkManageInput, bulk_id: str | None) -> None:
     if not 1 <= data.batch_size <= MAX_BATCH_SIZE:
         raise RequestError("batch_size", f"must be between 1 and {MAX_BATCH_SIZE}, got "
                                          f"{data.batch_size}")
+    if not 1 <= data.page_size <= paging.MAX_LIMIT:
+        raise RequestError("page_size", f"must be between 1 and {paging.MAX_LIMIT}, got "
+                                        f"{data.page_size}")
+    if not data.page_timeout_s > 0:
+        raise RequestError("page_timeout_s", f"must be positive, got {data.page_timeout_s}")
     validate_request_fields(ManageRequest(
         ref={"source-name": "bulk"}, host=data.host, volume_type=data.volume_type,
         metadata=data.metadata, project_id=data.project_id, user_id=data.user_id))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
@@ -75,12 +76,25 @@ def check_query(query: ManageableQuery) -> None:
         raise RequestError("limit", f"must be between 0 and {MAX_LIMIT}, got {query.limit}")
     if query.offset < 0:
         raise RequestError("offset", f"must not be negative, got {query.offset}")
+    if query.after is not None:
+        if query.sort_key != "reference":
+            raise RequestError("after", "pages only a listing sorted by reference")
+        if query.marker is not None:
+            raise RequestError("after", "give a marker or an after position, not both")
 
 
 def page_positions(references: Sequence[dict[str, str]], sizes: Sequence[int] | None,
                    query: ManageableQuery) -> list[int]:
+    """Which of the listed objects make the page `query` asks for, in its order (see
+    `page_window`)."""
+    return page_window(references, sizes, query)[0]
+
+
+def page_window(references: Sequence[dict[str, str]], sizes: Sequence[int] | None,
+                query: ManageableQuery) -> tuple[list[int], int]:
     """Which of the listed objects make the page `query` asks for, in its order: sorted,
-    then past the marker, then `offset` skipped and at most `limit` kept, as Cinder does.
+    then past the marker (or the `after` position), then `offset` skipped and at most
+    `limit` kept, as Cinder does; and how many objects follow the page.
 
     `sizes` (in the same order as `references`) are read only to sort by size. Each key is
     built once and the sort moves positions, not items. (A heap picking the first
@@ -95,7 +109,8 @@ def page_positions(references: Sequence[dict[str, str]], sizes: Sequence[int] | 
         keys = list(zip(sizes, map(reference_key, references), strict=True))
     else:
         keys = list(map(reference_key, references))
-    ordered = sorted(range(len(keys)), key=keys.__getitem__, reverse=query.sort_dir == "desc")
+    descending = query.sort_dir == "desc"
+    ordered = sorted(range(len(keys)), key=keys.__getitem__, reverse=descending)
     start = 0
     if query.marker is not None:
         try:
@@ -104,5 +119,17 @@ def page_positions(references: Sequence[dict[str, str]], sizes: Sequence[int] | 
             raise RequestError(
                 "marker", f"no object with reference {query.marker} on the backend") from None
         start = ordered.index(at) + 1
+    elif query.after is not None:
+        in_order = [keys[i] for i in ordered]
+        start = _position_after(in_order[::-1] if descending else in_order,
+                                reference_key(query.after), descending)
     start += query.offset
-    return ordered[start:None if query.limit is None else start + query.limit]
+    end = len(ordered) if query.limit is None else min(len(ordered), start + query.limit)
+    return ordered[start:end], max(0, len(ordered) - end)
+
+
+def _position_after(ascending_keys: list[Any], key: Any, descending: bool) -> int:
+    """How many of the sorted keys come at or before `key` in the listing's order."""
+    if descending:
+        return len(ascending_keys) - bisect.bisect_left(ascending_keys, key)
+    return bisect.bisect_right(ascending_keys, key)

@@ -154,6 +154,14 @@ class ManageableQuery:
     offset: int = 0
     sort_key: str = "reference"
     sort_dir: str = "desc"
+    # A position, not an object (bulk-manage --all pages with it): the page starts after
+    # where this reference sorts, whether or not the object still exists (the bulk renamed
+    # what it adopted). Only with sort_key "reference"; not with a marker.
+    after: dict[str, str] | None = None
+    # Leave out what the name says is adopted (`volume-<id>`) and, with `pattern`, names
+    # not matching the glob: before paging, so a page holds only objects worth describing.
+    unmanaged_only: bool = False
+    pattern: str | None = None
 
 
 @dataclass
@@ -170,6 +178,11 @@ class ManageableItem:
 class ManageablePage:
     items: list[ManageableItem]
     total: int
+    # How many objects sort after this page (0: it is the last), and the reference of its
+    # last listed object (the `after` of the next page; it may be missing from `items` if
+    # it went away between listing and describing).
+    more: int = 0
+    last: dict[str, str] | None = None
 
 
 @dataclass
@@ -187,6 +200,12 @@ class BulkProgress:
     in_flight: int = 0
     errors: list[ItemError] = field(default_factory=list)
     finished: bool = False
+    # The listing of bulk-manage --all, page by page: objects listed so far, pages read,
+    # objects still to list (after the last page read), whether the listing is over.
+    listed: int = 0
+    pages: int = 0
+    to_list: int = 0
+    listing_finished: bool = False
 
 
 @dataclass
@@ -203,10 +222,16 @@ class BulkManageInput:
     metadata: dict[str, str] = field(default_factory=dict)
     batch_size: int = 100
     max_concurrent_batches: int = 4
+    # With all_safe: objects listed per page, and how long one page may take before the
+    # bulk adoption fails saying the listing was slow.
+    page_size: int = 1000
+    page_timeout_s: float = 300.0
     # Carried across continue-as-new; callers leave them alone.
     next_index: int = -1
     progress: BulkProgress | None = None
     spec: ManageSpec | None = None
+    list_after: dict[str, str] | None = None  # with all_safe: where the next page starts
+    next_batch: int = 0  # with all_safe: the number of the next batch
 
 
 @dataclass

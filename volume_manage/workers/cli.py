@@ -24,7 +24,7 @@ import typer
 from volume_manage import sdk
 from volume_manage.drivers.registry import DRIVERS, make_driver
 from volume_manage.observability import ObservabilityError
-from volume_manage.process_exit import run_then_exit
+from volume_manage.process_exit import program_name, run_then_exit
 from volume_manage.shared import naming
 from volume_manage.shared.config import Settings
 from volume_manage.shared.faults import FaultPlan
@@ -168,4 +168,4 @@ def backend(
 def main() -> None:
     """`python worker.py` and the `volume-manage-worker` console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    run_then_exit(lambda: app(prog_name="worker.py"))
+    run_then_exit(lambda: app(prog_name=program_name()))
