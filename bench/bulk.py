@@ -26,9 +26,9 @@ from volume_manage.shared.types import BulkManageInput, BulkProgress
 @dataclass
 class Adoption:
     """One `bulk-manage --all` as measured: its report, seconds, the seconds until the
-    workflow knew its objects (the backend listed, as far as a progress query every
-    `POLL_S` seconds saw), the cores each party used meanwhile, and the workers' peak RSS
-    (the larger process)."""
+    workflow had listed the whole backend (as far as a progress query every `POLL_S`
+    seconds saw: the listing runs page by page, beside the first pages' batches), the
+    cores each party used meanwhile, and the workers' peak RSS (the larger process)."""
 
     report: BulkProgress
     seconds: float
@@ -68,11 +68,12 @@ async def adopt_all(env: common.Env, workers: common.WorkerProcess, *, project: 
         except Exception as err:  # a query may fail while the workflow moves on
             said = f"progress not known ({type(err).__name__}: {err})"
         else:
-            if now.total and listed_s is None:
+            if now.listing_finished and listed_s is None:
                 listed_s = time.perf_counter() - began
-            said = (f"{now.done:,} of {now.total:,} adopted, {now.failed:,} failed, "
-                    f"{now.in_flight:,} in flight" if now.total
-                    else "no objects yet: listing the backend")
+            listing = (f"listed {now.listed:,} in {now.pages:,} pages"
+                       f"{'' if now.listing_finished else ', listing'}")
+            said = (f"{listing}; {now.done:,} of {now.total:,} adopted, {now.failed:,} "
+                    f"failed, {now.in_flight:,} in flight")
         if progress_every is not None and time.perf_counter() - printed >= progress_every:
             printed = time.perf_counter()
             print(f"  {printed - began:6.0f} s: {said}", flush=True)
