@@ -223,14 +223,17 @@ class VolumeManage:
     async def list_manageable(
         self, host: str, *, marker: str | None = None, limit: int | None = None,
         offset: int = 0, sort: str = "reference:desc", cluster: bool = False,
-        timeout_s: float = LISTING_TIMEOUT_S,
+        timeout_s: float = LISTING_TIMEOUT_S, after: dict[str, str] | None = None,
     ) -> ManageablePage:
         """One page of what could be adopted on `host` (host@backend[#pool]; with `cluster`,
         a cluster name[@backend][#pool]), sorted and paged like Cinder's manageable_volumes;
-        read by that backend's own worker, within `timeout_s`."""
+        read by that backend's own worker, within `timeout_s`. `after` is a position (the
+        `last` of the page before), for walking a whole backend page by page even while
+        objects are renamed; `marker` is Cinder's, an object that must still be listed."""
         sort_key, sort_dir = paging.parse_sort(sort)
         query = ManageableQuery(backend="", marker=paging.parse_marker(marker), limit=limit,
-                                offset=offset, sort_key=sort_key, sort_dir=sort_dir)
+                                offset=offset, sort_key=sort_key, sort_dir=sort_dir,
+                                after=after)
         paging.check_query(query)
         validation.check_text("cluster" if cluster else "host", host)
         query.backend = await self._db(inventory.serving_backend, self.settings, host,
