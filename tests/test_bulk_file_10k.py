@@ -3,9 +3,8 @@ driver, one `bulk-manage --all`: every image adopted once (one `available` entry
 renamed file each), quota exact, audit clean.
 
 Minutes a database on a 2-core machine, so outside the default run: BULK_10K=1 runs it
-(docs/testing.md). It is expected to fail until the audit can list a backend this size
-(issue 14): on 2026-12-01, with the paged listing, the adoption itself succeeded, but the
-audit could not list the backend's 10,200 objects within the SDK's 60 s listing timeout.
+(docs/testing.md). It passes since the audit walks a backend a page at a time (a single
+listing of 10,200 objects did not finish in the SDK's 60 s listing timeout).
 """
 
 from __future__ import annotations
