@@ -8,16 +8,34 @@ import dataclasses
 
 import pytest
 from temporalio.client import Client
-from temporalio.service import RetryConfig
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy
 from volume_manage import sdk
 from volume_manage.operations.devserver import DevServer
+from volume_manage.sdk.errors import temporal_error
 from volume_manage.shared import errors
 from volume_manage.shared.config import Settings
 from volume_manage.shared.converter import DATA_CONVERTER
 from volume_manage.shared.types import ManageRequest
+
+
+@pytest.mark.parametrize(("status", "message", "kind"), [
+    # How a cut connection reached us in loaded runs: each is worth retrying.
+    (RPCStatusCode.UNKNOWN, "transport error", errors.TEMPORAL_UNAVAILABLE),
+    (RPCStatusCode.UNKNOWN, "tcp connect error", errors.TEMPORAL_UNAVAILABLE),
+    (RPCStatusCode.CANCELLED, "operation was canceled", errors.TEMPORAL_UNAVAILABLE),
+    (RPCStatusCode.UNKNOWN, "operation was canceled", errors.TEMPORAL_UNAVAILABLE),
+    (RPCStatusCode.UNAVAILABLE, "anything", errors.TEMPORAL_UNAVAILABLE),
+    # Temporal answered and refused: retrying the same call will not help.
+    (RPCStatusCode.INVALID_ARGUMENT, "bad query", errors.TEMPORAL_ERROR),
+    (RPCStatusCode.UNKNOWN, "something the server said", errors.TEMPORAL_ERROR),
+])
+def test_a_dropped_connection_is_temporal_unavailable(
+    status: RPCStatusCode, message: str, kind: str
+) -> None:
+    assert temporal_error(RPCError(message, status, b"")).type == kind
 
 
 async def test_manage_while_temporal_is_unreachable_is_a_typed_error(

@@ -61,10 +61,12 @@ def inventory_unavailable(err: Exception) -> ManageError:
 
 
 # How the SDK's transport reports a connection that dropped or could not be made, as
-# UNKNOWN rather than UNAVAILABLE ("transport error", "tcp connect error", "connection
-# reset", "h2 protocol error": which one depends on where the cut caught the call).
+# UNKNOWN or CANCELLED rather than UNAVAILABLE ("transport error", "tcp connect error",
+# "operation was canceled", "h2 protocol error": which one depends on where the cut caught
+# the call; the first three seen with a proxy cut under load). The SDK never cancels a
+# call itself: an asyncio cancellation arrives as CancelledError, not as an RPCError.
 _TRANSPORT_WORDS = ("transport error", "connect error", "connection", "h2 protocol",
-                    "broken pipe")
+                    "broken pipe", "operation was canceled")
 
 
 def temporal_error(err: RPCError) -> ManageError:
@@ -72,7 +74,8 @@ def temporal_error(err: RPCError) -> ManageError:
     else TemporalError (Temporal answered, and refused)."""
     message = err.message.lower()
     transient = err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED) or (
-        err.status == RPCStatusCode.UNKNOWN and any(w in message for w in _TRANSPORT_WORDS))
+        err.status in (RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED)
+        and any(w in message for w in _TRANSPORT_WORDS))
     return ManageError(errors.TEMPORAL_UNAVAILABLE if transient else errors.TEMPORAL_ERROR,
                        f"Temporal: {err.message}")
 
