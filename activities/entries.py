@@ -60,18 +60,18 @@ class EntryActivities:
                            undo.workflow_id, {"reason": undo.reason})
             return True
 
-        return self._undo("delete_volume_entry", undo, delete)
+        return self._undo(undo, delete)
 
     @activity.defn
     def mark_error_managing(self, undo: Compensation) -> bool:
         """Undo of a cast or later step: the entry goes to `error_managing` with the reason
         (the adoption core's compensation, shared with the batch)."""
-        return self._undo(adoption.MARK_ERROR, undo, lambda session: bool(
+        return self._undo(undo, lambda session: bool(
             adoption.mark_error_managing(VOLUMES, session, {undo.volume_id: undo.reason},
                                          undo.workflow_id)))
 
-    def _undo(self, name: str, undo: Compensation, change: Callable[[Session], bool]) -> bool:
-        """Apply `change` (which audits `compensate.<name>` only if it changed something)."""
+    def _undo(self, undo: Compensation, change: Callable[[Session], bool]) -> bool:
+        """Apply `change` (which audits its compensation only if it changed something)."""
         with typed_errors(), transaction(self.database_url) as session:
             if self._manager_took_over(session, undo):
                 return False

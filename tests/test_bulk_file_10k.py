@@ -45,9 +45,8 @@ async def test_10000_raw_and_200_qcow2_images_adopted_once(
 
     # The backend's worker as deployed (`worker.py backend --driver file`), which keeps its
     # service row up while it works: minutes here, longer than a service counts as up.
-    async with Stack(client, database_url, backend_in_process=False) as stack:
-        stack.backend = stack.backend.replace("@fake", "@file")
-        stack.host = f"{stack.backend}#pool"
+    async with Stack(client, database_url, backend_in_process=False,
+                     backend_driver="file") as stack:
         stack.set_quota("volumes", -1)
         stack.set_quota("gigabytes", -1)
         backend = BackendProcess(stack, temporal_server, directory, tmp_path / "worker.log")

@@ -55,8 +55,8 @@ class StepKind:
 DATABASE = StepKind("database step", attempt=timedelta(seconds=60),
                     deadline=timedelta(minutes=10))
 # The driver on one object (size, rename, undo rename, unmanage, re-adopt): the file driver
-# runs a qemu-img (its own timeout is 60 s, drivers/file.py) and a rename; real storage can
-# take seconds. Two minutes per attempt let the driver's own timeout speak first.
+# reads an image header and renames (well under a second here); real storage can take
+# seconds. Two minutes per attempt leave a slow call room to finish before it is cut.
 DRIVER = StepKind("driver call", attempt=timedelta(minutes=2), deadline=timedelta(minutes=10))
 # The cast: one or two Temporal calls (start the manager workflow, describe it on a repeat);
 # the client retries a busy frontend itself. Ten minutes ride out a server restart.
@@ -67,23 +67,24 @@ CAST = StepKind("cast", attempt=timedelta(seconds=30), deadline=timedelta(minute
 BATCH_DATABASE = StepKind("batch database step", attempt=timedelta(seconds=60),
                           per_object=timedelta(milliseconds=50),
                           deadline=timedelta(minutes=10))
-# A batch's driver step: a driver call per object (≈ 4.5 ms a qemu-img through the file
-# driver, issue 14; more on real storage) plus its transaction. Half a second an object:
-# ≈ 9 minutes for 1,000. An attempt cut short starts the batch over, so err long; three
-# such attempts in all.
+# A batch's driver step: a driver call per object (tens of µs to judge an image through
+# the file driver, a rename each; far more on real storage) plus its transaction. Half a
+# second an object: ≈ 9 minutes for 1,000. An attempt cut short starts the batch over, so
+# err long; three such attempts in all.
 BATCH_DRIVER = StepKind("batch driver step", attempt=timedelta(seconds=60),
                         per_object=timedelta(milliseconds=500),
                         deadline=timedelta(minutes=30))
 # A listing (ListManageableWorkflow's one step): the cheap listing of the whole backend (one
 # scandir for the file driver, ≈ 0.1 s for 100,000 files) and its sort, then the describing
-# of the page's objects, a qemu-img each through the file driver (≈ 4.5 ms, up to ≈ 9 ms:
-# issue 14). A listing with no limit, or sorted by size (every object sized before the page
-# is known), grows with the backend and cannot heartbeat as a local activity: its attempt
-# covers ≈ 100,000 objects (the fixed 30 s attempt starved it: issue 14).
+# of the page's objects (an image header read each through the file driver, ≈ 25 µs;
+# more on real storage). A listing with no limit, or sorted by size (every object sized
+# before the page is known), grows with the backend and cannot heartbeat as a local
+# activity: its attempt covers ≈ 100,000 objects (the fixed 30 s attempt starved it:
+# issue 14).
 LISTING = StepKind("listing", attempt=timedelta(minutes=20), deadline=timedelta(hours=1))
 # A page of `limit` sorted by reference is bounded by its page (bulk-manage --all pages so):
 # one minute plus 100 ms an object of the page, ≈ 3 minutes for the 1,000 of a bulk page,
-# ten times what the file driver needs.
+# far more than the file driver needs (real storage describes an object more slowly).
 LISTING_PAGE = StepKind("listing a page", attempt=timedelta(minutes=1),
                         per_object=timedelta(milliseconds=100), deadline=timedelta(hours=1))
 

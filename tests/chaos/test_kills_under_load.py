@@ -49,9 +49,8 @@ async def test_200_adoptions_through_worker_and_server_kills(
     chaos = random.Random(20261125)
     backend: BackendProcess | None = None
     try:
-        async with Stack(client, database_url, backend_in_process=False) as stack:
-            stack.backend = stack.backend.replace("@fake", "@file")
-            stack.host = f"{stack.backend}#pool"
+        async with Stack(client, database_url, backend_in_process=False,
+                         backend_driver="file") as stack:
             stack.set_quota("volumes", -1)
             stack.set_quota("gigabytes", -1)
             backend = BackendProcess(stack, server, directory, tmp_path / "worker.log")

@@ -62,9 +62,8 @@ async def process_stack(
     directory.mkdir()
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(directory / "disk.qcow2"),
                     "1G"], check=True)
-    async with Stack(client, database_url, backend_in_process=False) as stack:
-        stack.backend = stack.backend.replace("@fake", "@file")
-        stack.host = f"{stack.backend}#pool"
+    async with Stack(client, database_url, backend_in_process=False,
+                     backend_driver="file") as stack:
         backend = BackendProcess(stack, temporal_server, directory, tmp_path / "worker.log")
         try:
             yield stack, backend

@@ -30,7 +30,10 @@ from volume_manage.workers.service import report_service
 
 class Stack:
     def __init__(self, client: Client, database_url: str, *, driver: Driver | None = None,
-                 zone: str = "nova", backend_in_process: bool = True) -> None:
+                 zone: str = "nova", backend_in_process: bool = True,
+                 backend_driver: str | None = None) -> None:
+        """`backend_driver` names the backend's driver when its worker is not in this
+        process (a `worker.py backend --driver file` of the test's); else it is `driver`'s."""
         tag = uuid.uuid4().hex[:8]
         self.client = client
         self.database_url = database_url
@@ -41,7 +44,7 @@ class Stack:
         self.vm = VolumeManage(self.settings, client=client)  # the SDK, on this stack's queues
         self.faults = FaultPlan()
         self.driver: Driver = driver or FakeDriver(pool="pool")
-        self.backend = f"node-{tag}@{'fake' if driver is None else 'file'}"
+        self.backend = f"node-{tag}@{backend_driver or ('fake' if driver is None else 'file')}"
         self.host = f"{self.backend}#pool"
         self.project = f"project-{tag}"
         self.zone = zone

@@ -93,16 +93,6 @@ def _locked_usages(session: Session, project_id: str, resources: list[str]
     return usages
 
 
-def reserve(
-    session: Session, volume_id: str, project_id: str, deltas: dict[str, int], workflow_id: str
-) -> bool:
-    """Hold `deltas` for the volume, or raise QuotaExceeded naming the resource."""
-    refused = reserve_many(session, project_id, {volume_id: deltas}, workflow_id)
-    if volume_id in refused:
-        raise refused[volume_id]
-    return True
-
-
 def reserve_many(
     session: Session, project_id: str, wanted: dict[str, dict[str, int]], workflow_id: str
 ) -> dict[str, QuotaExceeded]:
@@ -150,15 +140,12 @@ def commit_many(session: Session, volume_ids: list[str]) -> int:
 
 def rollback(session: Session, volume_id: str) -> int:
     """Undo the volume's quota, whether only reserved or already committed."""
-    return rollback_many(session, [volume_id])
-
-
-def rollback_many(session: Session, volume_ids: list[str]) -> int:
-    return sum(rollback_volumes(session, volume_ids).values())
+    return sum(rollback_volumes(session, [volume_id]).values())
 
 
 def rollback_volumes(session: Session, volume_ids: list[str]) -> dict[str, int]:
-    """`rollback_many`, saying how many reservations moved per volume (only those moved)."""
+    """Undo the volumes' quota, whether only reserved or already committed; how many
+    reservations moved per volume (only those moved)."""
     found = _settle_rows(session, volume_ids, {RESERVED: (ROLLED_BACK, -1, 0),
                                                COMMITTED: (RELEASED, 0, -1)})
     moved: dict[str, int] = {}

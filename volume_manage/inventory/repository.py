@@ -201,16 +201,6 @@ def get_volume(session: Session, volume_id: str, *, for_update: bool = False) ->
     return session.scalar(query)
 
 
-def mark_error_managing(session: Session, volume_id: str, reason: str) -> bool:
-    """Move a live entry still being managed to `error_managing`; True if this call did it."""
-    volume = get_volume(session, volume_id, for_update=True)
-    if volume is None or volume.deleted or volume.status != statuses.MANAGING:
-        return False
-    volume.status = statuses.ERROR_MANAGING
-    volume.error = reason
-    return True
-
-
 def soft_delete_volume(session: Session, volume_id: str, reason: str) -> bool:
     """Remove an entry from the live inventory, keeping the row; True if this call did it."""
     volume = get_volume(session, volume_id, for_update=True)
@@ -341,11 +331,6 @@ def volumes_with_event(session: Session, volume_ids: list[str], event_type: str)
     return set(session.scalars(
         select(Event.volume_id).where(Event.volume_id.in_(volume_ids),
                                       Event.event_type == event_type)))
-
-
-def is_being_unwound(session: Session, volume_id: str) -> bool:
-    """True once any compensation has acted on the volume: forward steps must stop."""
-    return volume_id in volumes_being_unwound(session, [volume_id])
 
 
 def volumes_being_unwound(session: Session, volume_ids: list[str]) -> set[str]:
