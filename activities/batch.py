@@ -47,6 +47,7 @@ class BatchActivities:
                 present, refused = repo.insert_volume_entries(session, entries, step.workflow_id)
                 requested = repo.volumes_with_event(session, list(present),
                                                     events.MANAGE_REQUESTED)
+                new_events: list[repo.EventRow] = []
                 for item in step.items:
                     volume = present.get(item.volume_id)
                     if item.volume_id in refused:
@@ -55,8 +56,9 @@ class BatchActivities:
                             volume.deleted or volume.status == statuses.ERROR_MANAGING):
                         _fail(item, f"already rolled back: {volume.error}")
                     elif item.volume_id not in requested:
-                        repo.add_event(session, item.volume_id, events.MANAGE_REQUESTED,
-                                       step.workflow_id, {"ref": item.ref})
+                        new_events.append((item.volume_id, events.MANAGE_REQUESTED,
+                                           step.workflow_id, {"ref": item.ref}))
+                repo.add_events(session, new_events)
             return step
 
     @activity.defn
@@ -66,7 +68,7 @@ class BatchActivities:
             with transaction(self.database_url) as session:
                 adopting = self._in_play(session, step).adopting
                 if adopting:
-                    adoption.begin(session, adopting, step.workflow_id,
+                    adoption.begin(VOLUMES, session, list(adopting), step.workflow_id,
                                    lambda: place(session, backend=step.spec.backend,
                                                  host=step.spec.host,
                                                  volume_type_id=step.spec.volume_type_id,
@@ -84,8 +86,10 @@ class BatchActivities:
             self._per_item(step, lambda item: setattr(
                 item, "size", VOLUMES.get_size(self.driver, item.volume_id, item.ref)))
             with transaction(self.database_url) as session:
-                adoption.record_sizes(self._in_play(session, step).adopting,
-                                      {item.volume_id: item.size for item in _pending(step)})
+                adopting = self._in_play(session, step).adopting
+                adoption.record_sizes(VOLUMES, session, {
+                    item.volume_id: item.size for item in _pending(step)
+                    if item.volume_id in adopting})
             return step
 
     @activity.defn
@@ -125,7 +129,7 @@ class BatchActivities:
             with transaction(self.database_url) as session:
                 adopting = self._in_play(session, step).adopting
                 quota.commit_many(session, list(adopting))
-                adoption.finish(session, adopting, {
+                adoption.finish(VOLUMES, session, adopting, {
                     item.volume_id: Adopted(item.provider_id, item.provider_location)
                     for item in _pending(step)}, step.workflow_id)
             for item in _pending(step):  # adopted now, or finished before a crash

@@ -20,7 +20,6 @@ from volume_manage.drivers.base import Driver
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
-from volume_manage.inventory.models import Volume
 from volume_manage.shared import errors
 from volume_manage.shared.types import Adopted, Compensation, FinishInput, QuotaInput, VolumeEntry
 
@@ -45,16 +44,15 @@ class ManagerActivities:
     def check_backend(self, entry: VolumeEntry) -> VolumeEntry:
         """The scheduler's check: the backend is up, has room, and suits the volume type."""
         with typed_errors(), transaction(self.database_url) as session:
-            volume, adopting = self._in_play(session, entry.id)
-            if adopting:
-                adoption.begin(session, {entry.id: volume}, activity.info().workflow_id,
+            if self._in_play(session, entry.id):
+                adoption.begin(VOLUMES, session, [entry.id], activity.info().workflow_id,
                                lambda: place(session, backend=entry.backend,
                                              host=entry.host,
                                              volume_type_id=entry.volume_type_id,
                                              zone=entry.availability_zone,
                                              down_time=self.service_down_time,
                                              pool=self.driver.pool))
-            return repo.to_entry(session, volume)
+            return self._entry(session, entry.id)
 
     @activity.defn
     def get_existing_size(self, entry: VolumeEntry) -> int:
@@ -64,9 +62,8 @@ class ManagerActivities:
                 self._in_play(session, entry.id)
             size = VOLUMES.get_size(self.driver, entry.id, entry.ref)
             with transaction(self.database_url) as session:
-                volume, adopting = self._in_play(session, entry.id)
-                if adopting:
-                    adoption.record_sizes({entry.id: volume}, {entry.id: size})
+                if self._in_play(session, entry.id):
+                    adoption.record_sizes(VOLUMES, session, {entry.id: size})
             return size
 
     @activity.defn
@@ -114,11 +111,11 @@ class ManagerActivities:
     def finish(self, data: FinishInput) -> VolumeEntry:
         """The entry becomes `available` with its provider fields; audit manage_existing.end."""
         with typed_errors(), transaction(self.database_url) as session:
-            volume, adopting = self._in_play(session, data.volume_id)
-            if adopting:  # else finished before a crash
-                adoption.finish(session, {volume.id: volume}, {volume.id: data.adopted},
-                                data.workflow_id)
-            return repo.to_entry(session, volume)
+            if self._in_play(session, data.volume_id):  # else finished before a crash
+                adoption.finish(VOLUMES, session,
+                                adoption.entries(VOLUMES, session, [data.volume_id]),
+                                {data.volume_id: data.adopted}, data.workflow_id)
+            return self._entry(session, data.volume_id)
 
     @activity.defn
     def finished_entry(self, data: Compensation) -> VolumeEntry | None:
@@ -127,13 +124,11 @@ class ManagerActivities:
         with typed_errors(), transaction(self.database_url, readonly=True) as session:
             if not adoption.finished_ids(VOLUMES, session, [data.volume_id]):
                 return None
-            volume = repo.get_volume(session, data.volume_id)
-            assert volume is not None
-            return repo.to_entry(session, volume)
+            return self._entry(session, data.volume_id)
 
     @staticmethod
-    def _in_play(session: Session, volume_id: str) -> tuple[Volume, bool]:
-        """The entry, locked, and whether it is still being adopted (False: this very saga
+    def _in_play(session: Session, volume_id: str) -> bool:
+        """Whether the entry (locked) is still being adopted (False: this very saga
         finished it before a crash, and the step is a no-op). Raises when the entry must
         not be adopted any further (gone, unwound, or being unwound)."""
         state = adoption.in_play(VOLUMES, session, [volume_id])
@@ -141,6 +136,11 @@ class ManagerActivities:
             error = (errors.VOLUME_NOT_FOUND if volume_id in state.missing
                      else errors.MANAGE_FAILED)
             raise rejected(error, state.refused[volume_id])
-        volume = session.get(Volume, volume_id)  # the row the core just loaded and locked
+        return volume_id in state.adopting
+
+    @staticmethod
+    def _entry(session: Session, volume_id: str) -> VolumeEntry:
+        """The entry as the step left it (read after the core's writes)."""
+        volume = repo.get_volume(session, volume_id)
         assert volume is not None
-        return volume, volume_id in state.adopting
+        return repo.to_entry(session, volume)
