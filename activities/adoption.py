@@ -52,9 +52,9 @@ MARK_ERROR = "mark_error_managing"
 
 
 class Entry(NamedTuple):
-    """What the core reads of an object's inventory row: its state, its size and its ref
-    (the undo needs the ref). Plain columns, not ORM objects: a batch step reads a hundred
-    rows several times, and building ORM objects for them cost more than the step's SQL."""
+    """What the core reads of an object's inventory row: its state and size, and whether it
+    is being unwound, in one query. Plain columns, not ORM objects: a batch step reads
+    hundreds of rows several times, and ORM objects for them cost more than the step's SQL."""
 
     id: str
     status: str
@@ -62,7 +62,7 @@ class Entry(NamedTuple):
     error: str | None
     launched_at: datetime | None
     size: int
-    backend_ref: dict[str, Any]
+    unwinding: bool  # a compensation has acted on it
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def entries(resource: Resource, session: Session, ids: list[str], *, lock: bool 
     """The rows of `ids` (locked, unless `lock` is False), by id."""
     c = resource.table.c
     query = select(c.id, c.status, c.deleted, c.error, c.launched_at, c.size,
-                   c.backend_ref).where(c.id.in_(ids))
+                   repo.being_unwound(c.id).label("unwinding")).where(c.id.in_(ids))
     return {row.id: Entry(*row) for row in session.execute(
         query.with_for_update() if lock else query)}
 
@@ -156,7 +156,6 @@ def in_play(resource: Resource, session: Session, ids: list[str]) -> InPlay:
     entry is `error_managing`, or has a compensation event): then it must not adopt again.
     """
     rows = entries(resource, session, ids)
-    unwinding = repo.volumes_being_unwound(session, ids)
     result = InPlay()
     for oid in ids:
         row = rows.get(oid)
@@ -168,7 +167,7 @@ def in_play(resource: Resource, session: Session, ids: list[str]) -> InPlay:
         elif row.status != statuses.MANAGING:
             result.refused[oid] = (f"{resource.kind} {oid} is {row.status}, no longer "
                                    f"managing: {row.error or 'nothing left to do'}")
-        elif oid in unwinding:
+        elif row.unwinding:
             result.refused[oid] = (f"{resource.kind} {oid} is being rolled back "
                                    "after a failure")
         else:
@@ -270,8 +269,10 @@ def undo_rename(resource: Resource, database_url: str, driver: Driver,
     """Give each object its original name back, unless its adoption finished; returns the
     ids renamed back by this call (a no-op for objects never renamed). `reasons`: why, by id."""
     with transaction(database_url) as session:
-        refs = {oid: dict(row.backend_ref)
-                for oid, row in not_finished(resource, session, list(reasons)).items()}
+        left = list(not_finished(resource, session, list(reasons)))
+        c = resource.table.c
+        refs = {oid: dict(ref) for oid, ref in session.execute(
+            select(c.id, c.backend_ref).where(c.id.in_(left)))}
     renamed = {oid for oid, ref in refs.items() if resource.revert(driver, oid, ref)}
     if renamed:
         with transaction(database_url) as session:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select
+from sqlalchemy import ColumnElement, Exists, Row, and_, exists, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -356,12 +356,11 @@ def volumes_with_event(session: Session, volume_ids: list[str], event_type: str)
                                       Event.event_type == event_type)))
 
 
-def volumes_being_unwound(session: Session, volume_ids: list[str]) -> set[str]:
-    """Those of `volume_ids` on which a compensation has acted (its event is written)."""
-    return set(session.scalars(
-        select(Event.volume_id).where(Event.volume_id.in_(volume_ids),
-                                      Event.event_type.startswith(events.COMPENSATE_PREFIX))
-        .distinct()))
+def being_unwound(object_id: ColumnElement[str]) -> Exists:
+    """Whether a compensation has acted on the object (its event is written): a clause over
+    the object's id column, so a step reads it with the object's row."""
+    return exists().where(Event.volume_id == object_id,
+                          Event.event_type.startswith(events.COMPENSATE_PREFIX))
 
 
 def _last_event(session: Session, volume_id: str, event_type: str) -> Event | None:
