@@ -23,7 +23,7 @@ from volume_manage.drivers.base import Driver, DriverError
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
-from volume_manage.shared import events, statuses
+from volume_manage.shared import events, naming, statuses
 from volume_manage.shared.faults import InjectedFault
 from volume_manage.shared.types import Adopted, BatchCompensation, BatchItem, BatchStep
 
@@ -43,7 +43,8 @@ class BatchActivities:
         with typed_errors():
             with transaction(self.database_url) as session:
                 entries = [(item.volume_id, dataclasses.replace(
-                    step.spec, ref=item.ref, ref_key=item.ref_key)) for item in step.items]
+                    step.spec, ref=item.ref, ref_key=naming.ref_key(item.ref)))
+                    for item in step.items]
                 present, refused = repo.insert_volume_entries(session, entries, step.workflow_id)
                 requested = repo.volumes_with_event(session, list(present),
                                                     events.MANAGE_REQUESTED)

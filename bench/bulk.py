@@ -20,7 +20,7 @@ from typing import Any
 
 from bench import common
 from bench.floor import run_floor
-from volume_manage.shared.types import BulkManageInput, BulkProgress
+from volume_manage.shared.types import DEFAULT_BATCH_SIZE, BulkManageInput, BulkProgress
 
 
 @dataclass
@@ -45,7 +45,7 @@ POLL_S = 2.0
 
 
 async def adopt_all(env: common.Env, workers: common.WorkerProcess, *, project: str = "",
-                    batch_size: int = 100, concurrency: int = 4,
+                    batch_size: int = DEFAULT_BATCH_SIZE, concurrency: int = 4,
                     follow: bool = False, progress_every: float | None = None) -> Adoption:
     """One bulk-manage --all of the workers' backend into `project` (the environment's by
     default), start to report; raises what the SDK raises if the bulk adoption fails. With
@@ -83,7 +83,7 @@ async def adopt_all(env: common.Env, workers: common.WorkerProcess, *, project: 
                     workers.peak_rss_mb())
 
 
-async def run(count: int, database: str = "sqlite", *, batch_size: int = 100,
+async def run(count: int, database: str = "sqlite", *, batch_size: int = DEFAULT_BATCH_SIZE,
               concurrency: int = 4, floor_count: int = 200) -> dict[str, Any]:
     async with common.environment(database) as env, env.workers(objects=count) as workers:
         await run_floor(env.client, env.floor_queue, 20, local=True)  # warm up
@@ -111,7 +111,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--floor-count", type=int, default=200)
     parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")

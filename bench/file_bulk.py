@@ -42,6 +42,7 @@ from bench.floor import run_floor
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
 from volume_manage.shared import naming, statuses
+from volume_manage.shared.types import DEFAULT_BATCH_SIZE
 
 FILES, QCOW2 = 10_000, 200
 QUICK_FILES, QUICK_QCOW2 = 1_000, 20
@@ -146,7 +147,7 @@ def failure_line(total: int, run: FileRun) -> str:
 
 
 async def run(files: int = FILES, qcow2: int = QCOW2, database: str = "sqlite", *,
-              batch_size: int = 100, concurrency: int = 4, floor_count: int = 200,
+              batch_size: int = DEFAULT_BATCH_SIZE, concurrency: int = 4, floor_count: int = 200,
               write: bool = True) -> dict[str, Any]:
     """The floor and the fake driver's bulk, then the file driver's, in one run; the
     result (its details name the failure, if any, in `failure`)."""
@@ -223,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--qcow2", type=int, help=f"qcow2 images (default {QCOW2}; "
                                                   f"--quick: {QUICK_QCOW2})")
     parser.add_argument("--quick", action="store_true", help="smaller default counts")
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--floor-count", type=int, help="default 200 (--quick: 100)")
     parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")

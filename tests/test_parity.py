@@ -74,7 +74,7 @@ class Steps:
         self.batch = BatchActivities(stack.database_url, stack.driver)
         entries = EntryActivities(stack.database_url)
         self.mark_error = entries.mark_error_managing
-        self.item = BatchItem(self.volume_id, self.spec.ref, self.spec.ref_key)
+        self.item = BatchItem(self.volume_id, self.spec.ref)
         self.entry: VolumeEntry | None = None
         self.adopted: Any = None
         if path == "single":

@@ -227,8 +227,7 @@ class BulkManageWorkflow:
     async def _run_batch(self, data: BulkManageInput, refs: list[dict[str, str]], number: int
                          ) -> None:
         assert data.spec is not None
-        items = [BatchItem(volume_id=str(workflow.uuid4()), ref=ref, ref_key=naming.ref_key(ref))
-                 for ref in refs]
+        items = [BatchItem(volume_id=str(workflow.uuid4()), ref=ref) for ref in refs]
         self.progress.in_flight += len(items)
         workflow.set_current_details(self._details())
         try:

@@ -22,7 +22,7 @@ from volume_manage.cli.common import (
     print_json,
     show_ref,
 )
-from volume_manage.shared.types import BulkManageInput, BulkProgress
+from volume_manage.shared.types import DEFAULT_BATCH_SIZE, BulkManageInput, BulkProgress
 
 
 def read_refs(path: str) -> list[dict[str, str]]:
@@ -58,7 +58,7 @@ def bulk_manage(
     user: str = typer.Option("admin", help="user that asks"),
     volume_type: str | None = typer.Option(None, help="volume type name or id"),
     metadata: list[str] = typer.Option([], help="KEY=VALUE for every volume, repeatable"),
-    batch_size: int = typer.Option(100, help="volumes per batch saga"),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="volumes per batch saga"),
     concurrency: int = typer.Option(4, help="batches in flight at once"),
     page_size: int = typer.Option(1000, help="with --all: objects listed per page"),
     page_timeout: float = typer.Option(300.0, help="with --all: seconds a page may take"),
