@@ -10,8 +10,10 @@ the rules are the adoption core's (`adoption.py`), the same ones the single path
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar, cast
 
 from sqlalchemy.orm import Session
 from temporalio import activity
@@ -30,6 +32,27 @@ from volume_manage.shared.types import Adopted, BatchCompensation, BatchItem, Ba
 PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
 
 
+_Step = TypeVar("_Step", bound=Callable[..., BatchStep])
+
+
+def _answers_changes(step_fn: _Step) -> _Step:
+    """A forward step answers with only the items it changed when the workflow asks
+    (`changes_only`); otherwise with every item, as before the patch `changed-items-only`."""
+    @functools.wraps(step_fn)
+    def answer(self: object, step: BatchStep) -> BatchStep:
+        before = [_state(item) for item in step.items]
+        result = step_fn(self, step)
+        if not step.changes_only:
+            return result
+        return dataclasses.replace(result, items=[
+            item for item, was in zip(result.items, before, strict=True) if _state(item) != was])
+    return cast(_Step, answer)
+
+
+def _state(item: BatchItem) -> tuple[object, ...]:
+    return (item.status, item.size, item.error, item.provider_id, item.provider_location)
+
+
 class BatchActivities:
     def __init__(self, database_url: str, driver: Driver, *,
                  service_down_time: timedelta = timedelta(seconds=60)) -> None:
@@ -38,6 +61,7 @@ class BatchActivities:
         self.service_down_time = service_down_time
 
     @activity.defn
+    @_answers_changes
     def create_batch_entries(self, step: BatchStep) -> BatchStep:
         """Insert every entry in `managing` in one transaction; a duplicate fails alone."""
         with typed_errors():
@@ -63,6 +87,7 @@ class BatchActivities:
             return step
 
     @activity.defn
+    @_answers_changes
     def check_batch_backend(self, step: BatchStep) -> BatchStep:
         """The scheduler's check, once for the batch; a refusal fails the whole batch."""
         with typed_errors():
@@ -79,6 +104,7 @@ class BatchActivities:
             return step
 
     @activity.defn
+    @_answers_changes
     def get_batch_sizes(self, step: BatchStep) -> BatchStep:
         """Ask the driver for each object's size; record them in one transaction."""
         with typed_errors():
@@ -94,6 +120,7 @@ class BatchActivities:
             return step
 
     @activity.defn
+    @_answers_changes
     def reserve_batch_quota(self, step: BatchStep) -> BatchStep:
         """Reserve every volume's quota in one transaction; a volume over quota fails alone."""
         with typed_errors():
@@ -109,6 +136,7 @@ class BatchActivities:
             return step
 
     @activity.defn
+    @_answers_changes
     def manage_batch_objects(self, step: BatchStep) -> BatchStep:
         """The driver adopts each object (renames it to volume-<id>)."""
         with typed_errors():
@@ -124,6 +152,7 @@ class BatchActivities:
             return step
 
     @activity.defn
+    @_answers_changes
     def finish_batch(self, step: BatchStep) -> BatchStep:
         """In one transaction: commit every volume's quota and make it `available`."""
         with typed_errors():

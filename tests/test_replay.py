@@ -125,6 +125,23 @@ async def test_record_bulk_histories(stack: Stack) -> None:
 
 
 @record_only
+async def test_record_batch_answered_with_changes(stack: Stack) -> None:
+    """Since 2026-12 a batch's steps answer with only the items they changed, behind the
+    patch `changed-items-only`; ManageBatchWorkflow--one-failure.json keeps the older shape
+    (every step answered with the whole batch). Record only this: `-k record_batch`."""
+    stack.set_quota("volumes", -1)
+    for n in range(5):
+        stack.fake.add_object(f"c-{n:02}")
+    stack.fail("manage_existing", times=1, retryable=False)
+    data: Any = BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
+                                batch_size=5)
+    handle = await stack.vm.start_bulk_manage(data, bulk_id=f"{stack.project}-changes")
+    report = await stack.vm.bulk_report(handle)
+    assert (report.done, report.failed) == (4, 1)
+    await save(stack, f"{handle.id}-batch-0", "changed-items-only-one-failure")
+
+
+@record_only
 async def test_record_reports_finished_histories(stack: Stack) -> None:
     """Since 2026-12 ManageVolumeWorkflow and ManageBatchWorkflow ask, after unwinding,
     whether the adoption finished all the same (a cancel that came too late), behind the

@@ -268,6 +268,9 @@ class BatchStep:
     spec: ManageSpec
     items: list[BatchItem]
     workflow_id: str = ""
+    # The step answers with only the items it changed (the batch workflow asks since the
+    # patch `changed-items-only`: most steps change few, and each answer is recorded).
+    changes_only: bool = False
 
 
 @dataclass
