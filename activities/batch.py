@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TypeVar, cast
 
@@ -204,15 +205,29 @@ class BatchActivities:
     # --- helpers -----------------------------------------------------------------------------
 
     def _per_item(self, step: BatchStep, action: Callable[[BatchItem], None]) -> None:
-        """Run a driver call per pending item; a non-retryable driver error fails the item,
-        a retryable one fails the step (so the step is retried)."""
-        for item in _pending(step):
+        """Run a driver call per pending item, up to the driver's `concurrent_calls` at once;
+        a non-retryable driver error fails the item, a retryable one fails the step (so the
+        step is retried)."""
+        def one(item: BatchItem) -> DriverError | InjectedFault | None:
             try:
                 action(item)
             except (DriverError, InjectedFault) as err:
                 if err.retryable:
-                    raise
+                    return err
                 _fail(item, str(err))
+            return None
+
+        pending = _pending(step)
+        width = min(self.driver.concurrent_calls, len(pending))
+        if width <= 1:
+            for item in pending:
+                if (error := one(item)) is not None:
+                    raise error
+            return
+        with ThreadPoolExecutor(width, thread_name_prefix="driver-call") as pool:
+            outcomes = list(pool.map(one, pending))
+        if (error := next((e for e in outcomes if e is not None), None)) is not None:
+            raise error
 
     @staticmethod
     def _in_play(session: Session, step: BatchStep) -> adoption.InPlay:

@@ -84,6 +84,7 @@ class FaultInjectingDriver(Driver):
         super().__init__(driver.pool)
         self.driver = driver
         self.plan = plan
+        self.concurrent_calls = driver.concurrent_calls
 
     def capabilities(self) -> Capabilities:
         self.plan.check("capabilities")
