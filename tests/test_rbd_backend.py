@@ -135,7 +135,7 @@ async def test_bulk_adoption_with_the_backend_worker_killed_mid_batch(
     await wait_for(lambda: service_registered(stack))
     handle = await stack.vm.start_bulk_manage(
         sdk.BulkManageInput(host=stack.host, all_safe=True, project_id=stack.project,
-                            batch_size=50, max_concurrent_batches=2))
+                            batch_size=50, max_concurrent_batches=1))
 
     def renamed() -> int:
         return sum(name.startswith("volume-") for name in pool.names())

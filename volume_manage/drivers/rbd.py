@@ -35,9 +35,9 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from volume_manage.drivers.base import (
     GIB,
@@ -62,6 +62,8 @@ IN_USE = "volume in use"
 MARKED_DELETED = "volume marked as deleted"
 ALREADY_MANAGED = "already managed"
 TRASH_KEY = "trash"
+OPEN_WINDOW = 64  # images opened at once when listing
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -359,44 +361,73 @@ class RbdDriver(Driver):
             references += [_trash_reference(entry) for entry in trashed]
             if not sizes:
                 return ManageableListing(references)
-            found = [self._size_of(ioctx, name=name) for name in live]
-            found += [self._size_of(ioctx, image_id=entry["id"]) for entry in trashed]
-            return ManageableListing(references, found)
+            which = [{"name": name} for name in live] + [{"image_id": e["id"]} for e in trashed]
+            found = self._opened(ioctx, which, lambda image: size_in_gib(image.size()))
+            return ManageableListing(references, [size or 0 for size in found])
 
-    def _size_of(self, ioctx: Any, **which: str) -> int:
-        """Size in GiB, 0 if the image is gone or cannot be opened (as the listing shows it)."""
-        try:
-            with librbd.Image(ioctx, read_only=True, **which) as image:
-                return size_in_gib(image.size())
-        except (librbd.ImageNotFound, librbd.InvalidArgument):
-            return 0
+    def _opened(self, ioctx: Any, which: Sequence[dict[str, str]],
+                read: Callable[[Any], T]) -> list[T | None]:
+        """`read(image)` of each image `which` names (Image's name= or image_id=), None for
+        one gone or unopenable. Opened OPEN_WINDOW at a time with librbd's asynchronous
+        open: one by one, the opens' round trips were most of a listing's time (the `rbd`
+        tool's `ls -l` opens them concurrently too, bench/rbd_ops.py)."""
+        result: list[T | None] = [None] * len(which)
+        for start in range(0, len(which), OPEN_WINDOW):
+            for n, image in self._open_window(ioctx, which[start:start + OPEN_WINDOW]).items():
+                try:
+                    result[start + n] = read(image)
+                except (librbd.ImageNotFound, librbd.InvalidArgument):
+                    result[start + n] = None
+                finally:
+                    image.close()
+        return result
+
+    def _open_window(self, ioctx: Any, which: Sequence[dict[str, str]]) -> dict[int, Any]:
+        """Open the images at once (read-only); position -> image, for those that opened."""
+        images: dict[int, Any] = {}
+        finished = threading.Semaphore(0)
+
+        def opened(n: int) -> Callable[[Any, Any], None]:
+            def done(completion: Any, image: Any) -> None:
+                if completion.get_return_value() == 0:
+                    images[n] = image
+                finished.release()
+            return done
+
+        for n, spec in enumerate(which):
+            try:
+                self._rbd.aio_open_image(opened(n), ioctx, read_only=True, **spec)
+            except librbd.Error:
+                finished.release()
+        for _ in which:
+            finished.acquire()
+        return images
 
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
     ) -> list[ManageableItem]:
         result = []
         with self._calls() as ioctx:
-            trash: dict[str, str] | None = None  # trash id -> name, read when first needed
-            for listed in references:
+            trashed = [ref for ref in references if ref.get(TRASH_KEY)]
+            trash = ({e["id"]: e["name"] for e in self._rbd.trash_list(ioctx)}
+                     if trashed else {})
+            which = [{"image_id": ref.get("source-id", "")} if ref.get(TRASH_KEY)
+                     else {"name": ref.get("source-name", "")} for ref in references]
+            read = self._opened(ioctx, which, lambda image: (
+                size_in_gib(image.size()), image.id(), bool(list(image.watchers_list()))))
+            for listed, seen in zip(references, read, strict=True):
+                if seen is None:
+                    continue  # renamed or gone since it was listed
+                size, image_id, watched = seen
                 name = listed.get("source-name", "")
                 if listed.get(TRASH_KEY):
-                    if trash is None:
-                        trash = {e["id"]: e["name"] for e in self._rbd.trash_list(ioctx)}
-                    image_id = listed.get("source-id", "")
                     if trash.get(image_id) != name:
                         continue  # restored or purged since it was listed
                     result.append(ManageableItem(
-                        reference=dict(listed), size=self._size_of(ioctx, image_id=image_id),
-                        safe_to_manage=False, reason_not_safe=MARKED_DELETED,
+                        reference=dict(listed), size=size, safe_to_manage=False,
+                        reason_not_safe=MARKED_DELETED,
                         extra_info={"id": image_id, "trash": "true"}))
                     continue
-                try:
-                    image = librbd.Image(ioctx, name, read_only=True)
-                except (librbd.ImageNotFound, librbd.InvalidArgument):
-                    continue  # renamed or gone since it was listed
-                with image:
-                    size, image_id = size_in_gib(image.size()), image.id()
-                    watched = bool(list(image.watchers_list()))
                 cinder_id = managed.get(name) or naming.managed_volume_id(name)
                 reason = (ALREADY_MANAGED if cinder_id else IN_USE if watched
                           else MARKED_DELETED if name.endswith(".deleted") else None)
