@@ -232,13 +232,14 @@ class Env:
 
     @asynccontextmanager
     async def workers(self, *, ours: bool = True, floor: bool = True, objects: int = 0,
-                      images: Path | None = None, extra: Sequence[str] = ()
-                      ) -> AsyncIterator[WorkerProcess]:
+                      images: Path | None = None, extra: Sequence[str] = (),
+                      driver: str | None = None) -> AsyncIterator[WorkerProcess]:
         """Start worker processes and stop them after: ours as deployed (the API worker and
         a new backend's worker, a process each: a fake backend with `objects` objects, or
-        with `images` the `file` driver over that directory), and/or the floor's. Their
-        peak RSS and CPU can be read before the block ends."""
-        driver = "fake" if images is None else "file"
+        with `images` the `file` driver over that directory, or the `driver` named, its
+        options in `extra`), and/or the floor's. Their peak RSS and CPU can be read before
+        the block ends."""
+        driver = driver or ("fake" if images is None else "file")
         backend = f"bench-{self.tag}-{len(self.started)}@{driver}"
         common = [sys.executable, "-m", "bench.workers", "--address", self.server.address,
                   "--database-url", self.database_url,

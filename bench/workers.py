@@ -4,7 +4,8 @@ over a directory of images), and/or the floor's worker.
 
     python -m bench.workers --address HOST:PORT --database-url URL --api-queue Q
                             --backend NAME@fake --objects N [--floor-queue F]
-                            [--driver fake|file] [--path DIR]
+                            [--driver fake|file|rbd] [--path DIR]
+                            [--rbd-conf FILE --rbd-user ID --rbd-keyring FILE --rbd-pool P]
                             [--ours api|backend|both|none]
 
 A process of its own so that its peak RSS and CPU are the workers' alone. Prints `ready`
@@ -26,6 +27,7 @@ from bench.floor import floor_worker
 from volume_manage.drivers.base import Driver
 from volume_manage.drivers.fake import FakeDriver
 from volume_manage.drivers.file import FileDriver
+from volume_manage.drivers.rbd import RbdDriver, RbdOptions
 from volume_manage.process_exit import run_then_exit
 from volume_manage.shared.config import Settings
 from volume_manage.shared.converter import DATA_CONVERTER
@@ -62,9 +64,13 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def make_driver(args: argparse.Namespace) -> Driver:
-    """The `file` driver over `--path`, or a `fake` backend of `--objects` objects of 1 GiB."""
+    """The `file` driver over `--path`, the `rbd` driver on `--rbd-pool`, or a `fake`
+    backend of `--objects` objects of 1 GiB."""
     if args.driver == "file":
         return FileDriver(args.path, pool="pool")
+    if args.driver == "rbd":
+        return RbdDriver("pool", RbdOptions(ceph_conf=args.rbd_conf, user=args.rbd_user,
+                                            keyring=args.rbd_keyring, pool=args.rbd_pool))
     fake = FakeDriver(pool="pool")
     for n in range(args.objects):
         fake.add_object(f"vol-{n:06}", size_gib=1)
@@ -79,8 +85,12 @@ if __name__ == "__main__":
     parser.add_argument("--backend", required=True)
     parser.add_argument("--objects", type=int, default=0)
     parser.add_argument("--floor-queue", default="")
-    parser.add_argument("--driver", choices=("fake", "file"), default="fake")
+    parser.add_argument("--driver", choices=("fake", "file", "rbd"), default="fake")
     parser.add_argument("--path", default="", help="the file driver's directory of images")
+    parser.add_argument("--rbd-conf", help="the rbd driver's Ceph conf file")
+    parser.add_argument("--rbd-user", help="the rbd driver's client id")
+    parser.add_argument("--rbd-keyring", help="the rbd driver's keyring")
+    parser.add_argument("--rbd-pool", help="the rbd driver's pool")
     parser.add_argument("--ours", choices=("api", "backend", "both", "none"), default="both",
                         help="which of our workers: the API worker, the backend's, both (one "
                              "process), or none")

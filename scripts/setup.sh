@@ -31,3 +31,31 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+
+# Ceph, for the rbd driver and its tests: the daemons of a one-node test cluster and the
+# librados/librbd Python bindings. Debian builds the bindings for its own python3 only (they
+# are not on PyPI): when this venv's Python is the same version, link their two extension
+# modules into it (all of dist-packages would drag in Debian's other Python packages).
+ceph_missing=()
+for pkg in ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd; do
+    dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || ceph_missing+=("$pkg")
+done
+if [ ${#ceph_missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing ${ceph_missing[*]} from Debian's packages..."
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${ceph_missing[@]}" >/dev/null
+    else
+        echo "note: the rbd driver and its tests need ${ceph_missing[*]} (sudo apt-get install ${ceph_missing[*]}); they are skipped without" >&2
+    fi
+fi
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+tag=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+for module in rados rbd; do
+    so=/usr/lib/python3/dist-packages/$module$tag
+    if [ -f "$so" ]; then
+        ln -sf "$so" "$site/$module$tag"
+    elif command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W "python3-$module" >/dev/null 2>&1; then
+        echo "note: python3-$module is built for another Python than .venv's ($tag); the rbd driver needs a venv of Debian's python3 (PYTHON=/usr/bin/python3 scripts/setup.sh)" >&2
+    fi
+done

@@ -24,16 +24,21 @@ ROOT = Path(__file__).resolve().parents[2]
 class BackendProcess:
     """`python worker.py backend …` for one stack, over a directory of images."""
 
-    def __init__(self, stack: Stack, server: DevServer, directory: Path, log: Path) -> None:
+    def __init__(self, stack: Stack, server: DevServer, directory: Path, log: Path, *,
+                 driver_args: list[str] | None = None, env: dict[str, str] | None = None
+                 ) -> None:
+        """The file driver over `directory`, unless `driver_args` name another (with its
+        options in `env`, as a deployment would set them)."""
         self.stack, self.server, self.directory, self.log = stack, server, directory, log
+        self.driver_args = driver_args or ["--driver", "file", "--path", str(directory)]
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *faults: str) -> None:
         env = {**os.environ, "TEMPORAL_ADDRESS": self.server.address,
-               "DATABASE_URL": self.stack.database_url}
+               "DATABASE_URL": self.stack.database_url, **self.extra_env}
         args = [sys.executable, str(ROOT / "worker.py"), "backend",
-                "--backend-host", self.stack.host, "--driver", "file",
-                "--path", str(self.directory)]
+                "--backend-host", self.stack.host, *self.driver_args]
         for fault in faults:
             args += ["--fault", fault]
         with open(self.log, "ab") as log:

@@ -2,9 +2,12 @@
 
     python worker.py api
     python worker.py backend --backend-host node1@file#pool --driver file --path DIR
+    python worker.py backend --backend-host node1@rbd#volumes --driver rbd \
+        --rbd-ceph-conf /etc/ceph/ceph.conf --rbd-user cinder --rbd-keyring FILE
 
 Options come from flags or the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
-DATABASE_URL, METRICS_PORT, LOG_FORMAT, VOLUME_MANAGE_TRACING). SIGINT/SIGTERM stop polling
+DATABASE_URL, METRICS_PORT, LOG_FORMAT, VOLUME_MANAGE_TRACING, the RBD_* of the rbd
+driver's options). SIGINT/SIGTERM stop polling
 and let in-flight activities finish. `--metrics-port` serves Prometheus metrics (the SDK's
 and the project's) on one endpoint; see volume_manage/observability.
 """
@@ -22,6 +25,7 @@ from typing import Any
 import typer
 
 from volume_manage import sdk
+from volume_manage.drivers.rbd import RbdOptions
 from volume_manage.drivers.registry import DRIVERS, make_driver
 from volume_manage.observability import ObservabilityError
 from volume_manage.process_exit import program_name, run_then_exit
@@ -142,13 +146,29 @@ def backend(
     path: str | None = typer.Option(None, help="directory of images (file driver)"),
     cluster: str | None = typer.Option(None, help="cluster this backend belongs to"),
     availability_zone: str = typer.Option("nova", help="availability zone of the backend"),
+    rbd_ceph_conf: str | None = typer.Option(
+        None, envvar="RBD_CEPH_CONF", help="rbd: the Ceph conf file (default: librados')"),
+    rbd_user: str | None = typer.Option(
+        None, envvar="RBD_USER", help="rbd: the Ceph client id (default: admin)"),
+    rbd_keyring: str | None = typer.Option(
+        None, envvar="RBD_KEYRING", help="rbd: the client's keyring file (default: the conf's)"),
+    rbd_pool: str | None = typer.Option(
+        None, envvar="RBD_POOL", help="rbd: the Ceph pool (default: the host's #pool)"),
+    rbd_cluster_name: str = typer.Option(
+        "ceph", envvar="RBD_CLUSTER_NAME", help="rbd: the Ceph cluster name"),
+    rbd_connect_timeout: int = typer.Option(
+        10, envvar="RBD_CONNECT_TIMEOUT",
+        help="rbd: seconds to connect, and for each cluster operation"),
 ) -> None:
     """Run one backend's worker: ManageVolumeWorkflow and its driver on the backend's queue."""
     if not HOST_PATTERN.match(backend_host):
         raise typer.BadParameter("must look like host@backend#pool", param_hint="--backend-host")
     pool = naming.pool_of_host(backend_host) or "pool"
+    rbd = RbdOptions(ceph_conf=rbd_ceph_conf, user=rbd_user, keyring=rbd_keyring,
+                     pool=rbd_pool, cluster_name=rbd_cluster_name,
+                     connect_timeout_s=rbd_connect_timeout)
     try:
-        the_driver = make_driver(driver, pool, path)
+        the_driver = make_driver(driver, pool, path, rbd)
     except Exception as err:
         raise typer.BadParameter(str(err)) from None
     host = naming.backend_of_host(backend_host)

@@ -1,0 +1,207 @@
+"""The rbd driver alone, against a real Ceph cluster (tests/support/ceph.py): adoption,
+refusals with their reasons, Cinder's three not-safe reasons in the listing, undo and
+unmanage, capacity from the cluster, image content untouched, an unreachable cluster."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.ceph import RbdPool, client_options
+from volume_manage.drivers.base import AlreadyManaged, InvalidReference
+from volume_manage.drivers.rbd import ClusterRefused, ClusterUnreachable, RbdDriver, RbdOptions
+from volume_manage.operations.devserver import free_port
+
+pytestmark = pytest.mark.rbd
+
+
+def vid() -> str:
+    return str(uuid.uuid4())
+
+
+def pattern(size: int) -> bytes:
+    return bytes((n * 7 + n // 4096) % 251 for n in range(size))
+
+
+def test_adopt_renames_and_rounds_up_and_never_touches_content(
+        rbd_pool: RbdPool, tmp_path: Path) -> None:
+    rbd_pool.create("odd", "1536M")
+    rbd_pool.write("data", pattern(3 * 1024 * 1024 + 17))  # content, in a few objects
+    before = rbd_pool.export("data", tmp_path / "before")
+    driver = rbd_pool.driver
+    odd, data = vid(), vid()
+
+    assert driver.manage_existing_get_size(odd, {"source-name": "odd"}) == 2  # 1.5 GiB
+    assert driver.manage_existing_get_size(data, {"source-name": "data"}) == 1
+    adopted = driver.manage_existing(data, {"source-name": "data"})
+    assert rbd_pool.names() == sorted(["odd", f"volume-{data}"])
+    assert adopted.provider_location == rbd_pool.name and adopted.provider_id
+    # a step re-run after a crash finds the adoption done
+    assert driver.manage_existing(data, {"source-name": "data"}) == adopted
+    assert driver.manage_existing_get_size(data, {"source-name": "data"}) == 1
+    assert rbd_pool.export(f"volume-{data}", tmp_path / "adopted") == before
+    assert "1.5 GiB" in rbd_pool.cluster.rbd("info", f"{rbd_pool.name}/odd")
+
+    assert driver.unmanage(data, {"source-name": "data"}) == "data"
+    assert rbd_pool.names() == ["data", "odd"]
+    assert driver.unmanage(data, {"source-name": "data"}) is None
+    assert rbd_pool.export("data", tmp_path / "after") == before
+
+
+def test_a_ref_naming_this_pool_or_an_image_id_is_adopted(rbd_pool: RbdPool) -> None:
+    rbd_pool.create("a")
+    rbd_pool.create("b")
+    driver = rbd_pool.driver
+    first = vid()
+    driver.manage_existing(first, {"source-name": f"{rbd_pool.name}/a"})
+    image_id = rbd_pool.driver.describe_manageable_objects(
+        [{"source-name": "b"}], {})[0].extra_info["id"]  # type: ignore[index]
+    second = vid()
+    assert driver.manage_existing_get_size(second, {"source-id": image_id}) == 1
+    assert driver.manage_existing(second, {"source-id": image_id}).provider_id == image_id
+    assert rbd_pool.names() == sorted([f"volume-{first}", f"volume-{second}"])
+    # the original names come back, whichever way the ref named them
+    assert driver.unmanage(first, {"source-name": f"{rbd_pool.name}/a"}) == "a"
+    assert driver.unmanage(second, {"source-id": image_id}) == f"unmanaged-{image_id}"
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ("nothing-here", "Specified RBD image does not exist."),
+    ("other/img", "names pool 'other'; this backend serves pool"),
+    ("{pool}/ns/img", "namespaces"),
+    ("img@snap", "names a snapshot"),
+    ("", "source-name must name an RBD image"),
+])
+def test_refusals_name_the_reason(rbd_pool: RbdPool, source: str, reason: str) -> None:
+    rbd_pool.create("img")
+    ref = {"source-name": source.format(pool=rbd_pool.name)}
+    for call in (rbd_pool.driver.manage_existing_get_size, rbd_pool.driver.manage_existing):
+        with pytest.raises(InvalidReference, match=reason.replace("(", r"\(")) as err:
+            call(vid(), ref)
+        assert not err.value.retryable
+    assert rbd_pool.names() == ["img"]
+
+
+def test_refuses_a_managed_name_an_image_in_use_and_one_in_the_trash(rbd_pool: RbdPool) -> None:
+    holder = vid()
+    rbd_pool.create(f"volume-{holder}")
+    rbd_pool.create("busy")
+    rbd_pool.create("gone")
+    rbd_pool.trash("gone")
+    driver = rbd_pool.driver
+    with pytest.raises(AlreadyManaged, match=holder):
+        driver.manage_existing_get_size(vid(), {"source-name": f"volume-{holder}"})
+    with pytest.raises(AlreadyManaged, match=holder):
+        driver.manage_existing(vid(), {"source-name": f"volume-{holder}"})
+    watcher = rbd_pool.watch("busy")
+    try:
+        with pytest.raises(InvalidReference, match="volume in use"):
+            driver.manage_existing_get_size(vid(), {"source-name": "busy"})
+    finally:
+        watcher.communicate(b"\n")
+    assert driver.manage_existing_get_size(vid(), {"source-name": "busy"}) == 1
+    with pytest.raises(InvalidReference, match="in the pool's trash"):
+        driver.manage_existing_get_size(vid(), {"source-name": "gone"})
+    with pytest.raises(InvalidReference, match="in the pool's trash"):
+        driver.manage_existing(vid(), {"source-name": "gone"})
+    assert rbd_pool.names() == sorted(["busy", f"volume-{holder}"])
+
+
+def test_listing_gives_cinders_three_reasons(rbd_pool: RbdPool) -> None:
+    import rbd  # an image opened read-write by a client holds a watcher too
+
+    adopted, held = vid(), vid()
+    for name in ("free", "watched", "opened", "old.deleted", "trashed", f"volume-{adopted}",
+                 f"volume-{held}"):
+        rbd_pool.create(name, "1536M" if name == "free" else "1G")
+    rbd_pool.trash("trashed")
+    rbd_pool.create("trashed")  # a live image with a trashed one's name: both listed
+    driver = rbd_pool.driver
+    listing = driver.list_manageable_objects(sizes=True)
+    assert len(listing.references) == 8
+    assert dict(zip([r["source-name"] + ("*" if "trash" in r else "")
+                     for r in listing.references], listing.sizes or [], strict=True)) == {
+        "free": 2, "watched": 1, "opened": 1, "old.deleted": 1, "trashed": 1, "trashed*": 1,
+        f"volume-{adopted}": 1, f"volume-{held}": 1}
+    watcher = rbd_pool.watch("watched")
+    with rbd.Image(driver._connect(), "opened"):
+        try:
+            items = driver.describe_manageable_objects(listing.references, {f"volume-{held}": held})
+        finally:
+            watcher.communicate(b"\n")
+    reasons = {item.reference["source-name"] + ("*" if "trash" in item.reference else ""):
+               (item.safe_to_manage, item.reason_not_safe, item.cinder_id) for item in items}
+    assert reasons == {
+        "free": (True, None, None),
+        "watched": (False, "volume in use", None),
+        "opened": (False, "volume in use", None),
+        "old.deleted": (False, "volume marked as deleted", None),
+        "trashed": (True, None, None),
+        "trashed*": (False, "volume marked as deleted", None),
+        f"volume-{adopted}": (False, "already managed", adopted),
+        f"volume-{held}": (False, "already managed", held),
+    }
+    # an image gone since the cheap listing is left out of the page
+    rbd_pool.cluster.rbd("rm", "--no-progress", f"{rbd_pool.name}/free")
+    assert "free" not in {i.reference["source-name"]
+                          for i in driver.describe_manageable_objects(listing.references, {})}
+
+
+def test_undo_gives_the_name_back_or_a_free_one(rbd_pool: RbdPool) -> None:
+    rbd_pool.create("disk")
+    driver, volume_id, ref = rbd_pool.driver, vid(), {"source-name": "disk"}
+    assert driver.revert_manage_existing(volume_id, ref) is False  # never adopted: no-op
+    adopted = driver.manage_existing(volume_id, ref)
+    rbd_pool.create("disk")  # the name is taken again meanwhile
+    assert driver.revert_manage_existing(volume_id, ref) is True
+    assert rbd_pool.names() == sorted(["disk", f"unmanaged-{adopted.provider_id}"])
+
+
+def test_capacity_comes_from_the_cluster_and_a_pool_quota(rbd_pool: RbdPool) -> None:
+    rbd_pool.cluster.wait_for_pool_statistics(rbd_pool.name)
+    caps = rbd_pool.driver.capabilities()
+    df = rbd_pool.cluster.command("df", format="json")
+    assert caps.total_capacity_gb == round(df["stats"]["total_bytes"] / 1024**3, 2) > 0
+    assert 0 < caps.free_capacity_gb <= caps.total_capacity_gb
+    assert caps.as_dict()["storage_protocol"] == "ceph"
+    rbd_pool.cluster.command("osd pool set-quota", pool=rbd_pool.name, field="max_bytes",
+                             val=str(1024**3))
+    assert rbd_pool.driver.capabilities().total_capacity_gb == 1.0
+
+
+def test_an_unreachable_cluster_is_retryable_within_the_connect_timeout(
+        rbd_pool: RbdPool, tmp_path: Path) -> None:
+    conf = tmp_path / "dead.conf"
+    conf.write_text(rbd_pool.cluster.conf.read_text().replace(
+        f"127.0.0.1:{rbd_pool.cluster.port}", f"127.0.0.1:{free_port()}"))
+    driver = RbdDriver("pool", client_options(rbd_pool.cluster, rbd_pool.name,
+                                              ceph_conf=str(conf), connect_timeout_s=1))
+    with pytest.raises(ClusterUnreachable, match="cannot connect to the Ceph cluster") as err:
+        driver.manage_existing_get_size(vid(), {"source-name": "x"})
+    assert err.value.retryable
+    with pytest.raises(ClusterUnreachable):
+        driver.capabilities()
+
+
+def test_a_client_without_rights_on_the_pool_is_refused(rbd_pool: RbdPool) -> None:
+    keyring = rbd_pool.cluster.add_client("elsewhere", pools=["some-other-pool"])
+    rbd_pool.create("img")
+    driver = RbdDriver("pool", client_options(rbd_pool.cluster, rbd_pool.name,
+                                              user="elsewhere", keyring=str(keyring)))
+    with pytest.raises(ClusterRefused, match="permission denied") as err:
+        driver.manage_existing(vid(), {"source-name": "img"})
+    assert not err.value.retryable
+    assert rbd_pool.names() == ["img"]
+
+
+def test_bad_options_are_one_line_each(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--rbd-ceph-conf: no such file"):
+        RbdOptions(ceph_conf=str(tmp_path / "none.conf")).check()
+    with pytest.raises(ValueError, match="--rbd-keyring: no such file"):
+        RbdOptions(keyring=str(tmp_path / "none.keyring")).check()
+    with pytest.raises(ValueError, match="--rbd-connect-timeout"):
+        RbdOptions(connect_timeout_s=0).check()
+    with pytest.raises(ValueError, match="--rbd-pool"):
+        RbdOptions(pool="a/b").check()

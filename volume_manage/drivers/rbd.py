@@ -1,0 +1,443 @@
+"""A backend over one Ceph RBD pool, with the semantics of Cinder's RBD driver
+(cinder/volume/drivers/rbd.py), reached through the librados/librbd Python bindings.
+
+Why the bindings and not `rbd --format json`: every `rbd` process connects to the cluster
+anew (monitor handshake, maps, then the operation), the bindings keep one connection for
+the worker's life. Measured per operation on the test cluster (bench/rbd_ops.py, figures in
+docs/benchmarks.md): a rename is several times dearer through a tool process, and listing
+with sizes opens every image either way. The cost: the bindings are Debian's
+`python3-rados`/`python3-rbd`, not on PyPI; scripts/setup.sh links them into `.venv`.
+
+Semantics:
+- A ref names an image by `source-name` (its name in the pool, or `pool/name` of this
+  pool) or `source-id` (its RBD image id). Another pool, a namespace (`pool/ns/name`) or a
+  snapshot (`name@snap`) is refused with the reason; so is an image with watchers (in use:
+  Cinder does not check, it adopts an image a client has open) and one in the trash.
+- Adopting renames the image to `volume-<id>` in its pool: RBD's rename is atomic and
+  refuses an existing name, so two adoptions of one image cannot both win and at any moment
+  the image has exactly one name. Size: the image's, in GiB rounded up; never resized.
+- Undo and unmanage give the image its name back (`unmanaged-<image id>` if that name was
+  taken meanwhile), as the file driver does; Cinder's RBD unmanage keeps `volume-<id>`.
+  So a `volume-<uuid>` image always means a live entry, which the audit relies on.
+- Listing: every image of the pool and of its trash; not safe when already managed
+  (`cinder_id` set), when it has watchers ("volume in use"), when it is in the trash or
+  named `*.deleted` ("volume marked as deleted"): Cinder's three reasons, in its order.
+- Capacity: the pool's (a quota if set, else the cluster's), and free space from the
+  monitor's `df`, as Cinder's `_update_volume_stats`.
+- Image data is never read or written: only names, sizes and watchers.
+- An unreachable cluster (connect or operation timeout) is a retryable DriverError, so the
+  step is retried; the connection is then made anew on the next call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from volume_manage.drivers.base import (
+    GIB,
+    AlreadyManaged,
+    Capabilities,
+    Driver,
+    DriverError,
+    InvalidReference,
+    ManageableListing,
+    size_in_gib,
+)
+from volume_manage.shared import naming
+from volume_manage.shared.types import Adopted, ManageableItem
+
+try:  # the Debian bindings; only this driver needs them
+    import rados as librados
+    import rbd as librbd
+except ImportError:  # pragma: no cover - checked when the driver is built
+    librados = librbd = None
+
+IN_USE = "volume in use"
+MARKED_DELETED = "volume marked as deleted"
+ALREADY_MANAGED = "already managed"
+TRASH_KEY = "trash"
+OPEN_WINDOW = 64  # images opened at once when listing
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RbdOptions:
+    """How to reach the cluster (Cinder's names: rbd_ceph_conf, rbd_user, rbd_pool,
+    rbd_cluster_name, rados_connect_timeout; the keyring as cinderlib's rbd_keyring_conf)."""
+
+    ceph_conf: str | None = None  # None: librados' default (/etc/ceph/<cluster>.conf)
+    user: str | None = None  # the client id, `admin` by default
+    keyring: str | None = None  # None: from the conf file
+    pool: str | None = None  # None: the `#pool` of the backend's host
+    cluster_name: str = "ceph"
+    connect_timeout_s: int = 10  # whole seconds, as librados takes them
+
+    def check(self) -> None:
+        """Configuration mistakes, one line each, before the worker starts."""
+        for flag, path in (("--rbd-ceph-conf", self.ceph_conf), ("--rbd-keyring", self.keyring)):
+            if path and not os.path.isfile(path):
+                raise ValueError(f"{flag}: no such file {path!r}")
+        if not (isinstance(self.connect_timeout_s, int) and self.connect_timeout_s >= 1):
+            raise ValueError("--rbd-connect-timeout: must be a whole number of seconds, at least 1")
+        if self.pool is not None and (not self.pool or "/" in self.pool or "@" in self.pool):
+            raise ValueError(f"--rbd-pool: not a pool name: {self.pool!r}")
+
+
+class ClusterUnreachable(DriverError):
+    """The cluster did not answer in time: it may come back, so the step is retried."""
+
+    retryable = True
+
+
+class ClusterRefused(DriverError):
+    """The cluster answered no for a reason retrying cannot change: no such pool, no rights
+    on it (an operator's configuration)."""
+
+    retryable = False
+
+
+class RbdDriver(Driver):
+    def __init__(self, pool: str, options: RbdOptions | None = None) -> None:
+        super().__init__(pool)
+        if librados is None or librbd is None:
+            raise ValueError("--driver rbd: the Ceph Python bindings are missing (Debian's "
+                             "python3-rados and python3-rbd; scripts/setup.sh links them "
+                             "into .venv)")
+        self.options = options or RbdOptions()
+        self.options.check()
+        self.ceph_pool = self.options.pool or pool
+        self._lock = threading.Lock()
+        self._cluster: Any = None
+        self._ioctx: Any = None
+        self._rbd = librbd.RBD()
+
+    # --- the connection -------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return (f"cluster {self.options.cluster_name!r} ({self.options.ceph_conf or 'default conf'}"
+                f", client {self.options.user or 'admin'}, pool {self.ceph_pool!r})")
+
+    def _connect(self) -> Any:
+        """One connection and pool context for the worker's life (made when first needed:
+        a worker can start while the cluster is down, and reports it down)."""
+        with self._lock:
+            if self._ioctx is not None:
+                return self._ioctx
+            opts = self.options
+            timeout = str(opts.connect_timeout_s)
+            conf = {"rados_osd_op_timeout": timeout, "rados_mon_op_timeout": timeout,
+                    "client_mount_timeout": timeout}
+            if opts.keyring:
+                conf["keyring"] = opts.keyring
+            cluster = librados.Rados(rados_id=opts.user, clustername=opts.cluster_name,
+                                     conffile=opts.ceph_conf or "", conf=conf)
+            try:
+                cluster.connect(timeout=opts.connect_timeout_s)
+                ioctx = cluster.open_ioctx(self.ceph_pool)
+            except librados.ObjectNotFound:
+                cluster.shutdown()
+                raise ClusterRefused(f"pool {self.ceph_pool!r} does not exist in "
+                                  f"{self._where()}") from None
+            except librados.Error as err:
+                cluster.shutdown()
+                raise ClusterUnreachable(f"cannot connect to the Ceph {self._where()}: "
+                                         f"{err}") from None
+            self._cluster, self._ioctx = cluster, ioctx
+            return ioctx
+
+    def _disconnect(self) -> None:
+        with self._lock:
+            cluster, self._cluster, self._ioctx = self._cluster, None, None
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.shutdown()
+
+    def close(self) -> None:
+        self._disconnect()
+
+    @contextlib.contextmanager
+    def _calls(self) -> Iterator[Any]:
+        """The pool's context, and the bindings' failures as DriverErrors: a timeout or a
+        lost connection is retryable (and the next call connects anew), missing rights are
+        not (they need an operator)."""
+        ioctx = self._connect()
+        try:
+            yield ioctx
+        except DriverError:
+            raise
+        except (librados.PermissionError, librbd.PermissionError) as err:
+            raise ClusterRefused(f"permission denied in the Ceph {self._where()}: {err}") from None
+        except (librados.TimedOut, librados.ConnectionShutdown, librbd.Timeout,
+                librbd.ConnectionShutdown) as err:
+            self._disconnect()
+            raise ClusterUnreachable(f"the Ceph {self._where()} did not answer: {err}") from None
+        except (librados.Error, librbd.Error) as err:
+            raise DriverError(f"Ceph {self._where()}: {err}") from None
+
+    # --- refs -----------------------------------------------------------------------------
+
+    def _image_name(self, ref: dict[str, str]) -> str:
+        """The image name a `source-name` ref gives, refusing another pool, namespaces,
+        snapshots and names RBD cannot hold."""
+        name = ref["source-name"]
+        if "/" in name:
+            parts = name.split("/")
+            if len(parts) > 2:
+                raise InvalidReference(ref, "RBD namespaces (pool/namespace/image) are not "
+                                            "supported; name an image of the pool.")
+            pool, name = parts
+            if pool != self.ceph_pool:
+                raise InvalidReference(ref, f"names pool {pool!r}; this backend serves pool "
+                                            f"{self.ceph_pool!r}.")
+        if "@" in name:
+            raise InvalidReference(ref, "names a snapshot (image@snapshot); only images are "
+                                        "adopted as volumes.")
+        if not name or "\x00" in name:
+            raise InvalidReference(ref, "source-name must name an RBD image.")
+        return name
+
+    def _resolve(self, ioctx: Any, ref: dict[str, str]) -> tuple[str, Any]:
+        """The current name of the image `ref` names, and the image opened read-only (a
+        read-only open registers no watcher). InvalidReference if there is none."""
+        if "source-name" in ref:
+            name = self._image_name(ref)
+            try:
+                return name, librbd.Image(ioctx, name, read_only=True)
+            except librbd.ImageNotFound:
+                raise InvalidReference(ref, self._missing(ioctx, name)) from None
+        if "source-id" in ref:
+            try:
+                image = librbd.Image(ioctx, image_id=ref["source-id"], read_only=True)
+            except (librbd.ImageNotFound, librbd.InvalidArgument):
+                raise InvalidReference(ref, "Specified RBD image does not exist.") from None
+            try:
+                name = image.get_name()
+            except librbd.Error:
+                image.close()
+                raise
+            if any(entry["id"] == ref["source-id"] for entry in self._rbd.trash_list(ioctx)):
+                image.close()
+                raise InvalidReference(ref, f"image {ref['source-id']} is in the pool's trash "
+                                            f"({MARKED_DELETED}); restore it first.")
+            return name, image
+        raise InvalidReference(ref, "Reference must contain source-name or source-id element.")
+
+    def _missing(self, ioctx: Any, name: str) -> str:
+        if any(entry["name"] == name for entry in self._rbd.trash_list(ioctx)):
+            return (f"image {name!r} is in the pool's trash ({MARKED_DELETED}); restore it "
+                    "first (rbd trash restore).")
+        return "Specified RBD image does not exist."
+
+    def _exists(self, ioctx: Any, name: str) -> bool:
+        try:
+            librbd.Image(ioctx, name, read_only=True).close()
+        except librbd.ImageNotFound:
+            return False
+        return True
+
+    def _adopted(self, ioctx: Any, volume_id: str) -> Any | None:
+        """The image already adopted as `volume_id` (a step re-run after a crash), opened."""
+        try:
+            return librbd.Image(ioctx, naming.managed_object_name(volume_id), read_only=True)
+        except librbd.ImageNotFound:
+            return None
+
+    # --- the driver interface ---------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """Cinder's `_get_pool_stats`: with a pool quota, total = the quota and free = what
+        is left of it (at most what the cluster has); else the cluster's total and the
+        pool's `max_avail`. GiB, two places."""
+        with self._calls():
+            df = self._mon_command("df")
+            quota = self._mon_command("osd pool get-quota", pool=self.ceph_pool)
+        pool = next((p["stats"] for p in df["pools"] if p["name"] == self.ceph_pool), None)
+        if pool is None:
+            raise DriverError(f"no statistics yet for pool {self.ceph_pool!r} in {self._where()}")
+        used = pool.get("stored", pool.get("bytes_used", 0))
+        limit = int(quota.get("quota_max_bytes") or 0)
+        if limit:
+            total, free = limit, max(min(limit - used, pool["max_avail"]), 0)
+        else:
+            total, free = df["stats"]["total_bytes"], pool["max_avail"]
+        return Capabilities(
+            pool_name=self.pool,
+            total_capacity_gb=round(total / GIB, 2),
+            free_capacity_gb=round(free / GIB, 2),
+            extra={"volume_backend_name": "rbd", "storage_protocol": "ceph",
+                   "vendor_name": "Open Source", "thin_provisioning_support": True,
+                   "multiattach": True},
+        )
+
+    def _mon_command(self, prefix: str, **args: Any) -> Any:
+        ret, out, err = self._cluster.mon_command(
+            json.dumps({"prefix": prefix, "format": "json", **args}), b"",
+            timeout=self.options.connect_timeout_s)
+        if ret != 0:
+            if ret == -110:
+                self._disconnect()
+                raise ClusterUnreachable(f"the Ceph {self._where()} did not answer `{prefix}`")
+            raise DriverError(f"ceph {prefix} in {self._where()}: {err or os.strerror(-ret)}")
+        return json.loads(out)
+
+    def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
+        with self._calls() as ioctx:
+            image = self._adopted(ioctx, volume_id)
+            if image is not None:
+                with image:
+                    return size_in_gib(image.size())
+            name, image = self._resolve(ioctx, ref)
+            with image:
+                managed_id = naming.managed_volume_id(name)
+                if managed_id:
+                    raise AlreadyManaged(ref, managed_id)
+                if name.endswith(".deleted"):
+                    raise InvalidReference(ref, f"image {name!r} is {MARKED_DELETED}.")
+                if list(image.watchers_list()):
+                    raise InvalidReference(ref, f"image {name!r} has watchers ({IN_USE}): a "
+                                                "client has it open.")
+                return size_in_gib(image.size())
+
+    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
+        target = naming.managed_object_name(volume_id)
+        with self._calls() as ioctx:
+            if "source-name" in ref:  # the rename itself looks the name up: no open first
+                name = self._image_name(ref)
+            else:
+                name, image = self._resolve(ioctx, ref)
+                image.close()
+            if naming.managed_volume_id(name):
+                raise AlreadyManaged(ref, naming.managed_volume_id(name))
+            try:
+                self._rbd.rename(ioctx, name, target)
+            except librbd.ImageExists:
+                pass  # a retry: renamed already, and a new image took the old name since
+            except librbd.ImageNotFound:
+                if not self._exists(ioctx, target):  # else a retry: renamed already
+                    raise InvalidReference(ref, self._missing(ioctx, name)) from None
+            with librbd.Image(ioctx, target, read_only=True) as image:
+                return Adopted(provider_id=image.id(), provider_location=self.ceph_pool)
+
+    def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
+        return self._rename_back(volume_id, ref) is not None
+
+    def unmanage(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        return self._rename_back(volume_id, ref)
+
+    def _rename_back(self, volume_id: str, ref: dict[str, str]) -> str | None:
+        target = naming.managed_object_name(volume_id)
+        with self._calls() as ioctx:
+            image = self._adopted(ioctx, volume_id)
+            if image is None:
+                return None
+            with image:
+                image_id = image.id()
+            try:
+                original = {"source-name": self._image_name(ref)} if "source-name" in ref else {}
+            except InvalidReference:
+                original = {}
+            name = naming.returned_name(original, image_id, lambda n: self._exists(ioctx, n))
+            try:
+                self._rbd.rename(ioctx, target, name)
+            except librbd.ImageExists:  # the name was taken between the check and the rename
+                name = naming.returned_name({}, image_id, lambda n: True)
+                self._rbd.rename(ioctx, target, name)
+            return name
+
+    # --- listing --------------------------------------------------------------------------
+
+    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
+        """One directory read and one trash read; sizes open every image (read-only)."""
+        with self._calls() as ioctx:
+            live = [entry["name"] for entry in self._rbd.list2(ioctx)]
+            references = [{"source-name": name} for name in live]
+            trashed = list(self._rbd.trash_list(ioctx))
+            references += [_trash_reference(entry) for entry in trashed]
+            if not sizes:
+                return ManageableListing(references)
+            which = [{"name": name} for name in live] + [{"image_id": e["id"]} for e in trashed]
+            found = self._opened(ioctx, which, lambda image: size_in_gib(image.size()))
+            return ManageableListing(references, [size or 0 for size in found])
+
+    def _opened(self, ioctx: Any, which: Sequence[dict[str, str]],
+                read: Callable[[Any], T]) -> list[T | None]:
+        """`read(image)` of each image `which` names (Image's name= or image_id=), None for
+        one gone or unopenable. Opened OPEN_WINDOW at a time with librbd's asynchronous
+        open: one by one, the opens' round trips were most of a listing's time (the `rbd`
+        tool's `ls -l` opens them concurrently too, bench/rbd_ops.py)."""
+        result: list[T | None] = [None] * len(which)
+        for start in range(0, len(which), OPEN_WINDOW):
+            for n, image in self._open_window(ioctx, which[start:start + OPEN_WINDOW]).items():
+                try:
+                    result[start + n] = read(image)
+                except (librbd.ImageNotFound, librbd.InvalidArgument):
+                    result[start + n] = None
+                finally:
+                    image.close()
+        return result
+
+    def _open_window(self, ioctx: Any, which: Sequence[dict[str, str]]) -> dict[int, Any]:
+        """Open the images at once (read-only); position -> image, for those that opened."""
+        images: dict[int, Any] = {}
+        finished = threading.Semaphore(0)
+
+        def opened(n: int) -> Callable[[Any, Any], None]:
+            def done(completion: Any, image: Any) -> None:
+                if completion.get_return_value() == 0:
+                    images[n] = image
+                finished.release()
+            return done
+
+        for n, spec in enumerate(which):
+            try:
+                self._rbd.aio_open_image(opened(n), ioctx, read_only=True, **spec)
+            except librbd.Error:
+                finished.release()
+        for _ in which:
+            finished.acquire()
+        return images
+
+    def describe_manageable_objects(
+        self, references: Sequence[dict[str, str]], managed: dict[str, str]
+    ) -> list[ManageableItem]:
+        result = []
+        with self._calls() as ioctx:
+            trashed = [ref for ref in references if ref.get(TRASH_KEY)]
+            trash = ({e["id"]: e["name"] for e in self._rbd.trash_list(ioctx)}
+                     if trashed else {})
+            which = [{"image_id": ref.get("source-id", "")} if ref.get(TRASH_KEY)
+                     else {"name": ref.get("source-name", "")} for ref in references]
+            read = self._opened(ioctx, which, lambda image: (
+                size_in_gib(image.size()), image.id(), bool(list(image.watchers_list()))))
+            for listed, seen in zip(references, read, strict=True):
+                if seen is None:
+                    continue  # renamed or gone since it was listed
+                size, image_id, watched = seen
+                name = listed.get("source-name", "")
+                if listed.get(TRASH_KEY):
+                    if trash.get(image_id) != name:
+                        continue  # restored or purged since it was listed
+                    result.append(ManageableItem(
+                        reference=dict(listed), size=size, safe_to_manage=False,
+                        reason_not_safe=MARKED_DELETED,
+                        extra_info={"id": image_id, "trash": "true"}))
+                    continue
+                cinder_id = managed.get(name) or naming.managed_volume_id(name)
+                reason = (ALREADY_MANAGED if cinder_id else IN_USE if watched
+                          else MARKED_DELETED if name.endswith(".deleted") else None)
+                result.append(ManageableItem(
+                    reference={"source-name": name}, size=size, safe_to_manage=reason is None,
+                    reason_not_safe=reason, cinder_id=cinder_id, extra_info={"id": image_id}))
+        return result
+
+
+def _trash_reference(entry: dict[str, Any]) -> dict[str, str]:
+    """A trashed image's reference: its name, its id (a live image may have the same name)
+    and the trash mark, so the listing's references stay unique."""
+    return {"source-name": entry["name"], "source-id": entry["id"], TRASH_KEY: "true"}
