@@ -3,7 +3,7 @@
 `bulk-manage --all` through the SDK, beside the same bulk adoption through the `fake`
 driver (as many objects), both in the same run.
 
-    .venv/bin/python -m bench.rbd_bulk [--images 1000] [--quick] [--batch-size 100]
+    .venv/bin/python -m bench.rbd_bulk [--images 1000] [--quick] [--batch-size 500]
                                        [--concurrency 4] [--database sqlite|postgresql|URL]
                                        [--no-write]
 
@@ -33,6 +33,7 @@ from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
 from volume_manage.operations.cephcluster import CephCluster, missing_binaries
 from volume_manage.shared import naming, statuses
+from volume_manage.shared.types import DEFAULT_BATCH_SIZE
 
 IMAGES, QUICK_IMAGES = 1_000, 200
 POOL = "volumes"
@@ -60,8 +61,9 @@ def adopted_once(database_url: str, project: str, backend: str, names: list[str]
     return problems
 
 
-async def run(images: int = IMAGES, database: str = "sqlite", *, batch_size: int = 100,
-              concurrency: int = 4, write: bool = True) -> dict[str, Any]:
+async def run(images: int = IMAGES, database: str = "sqlite", *,
+              batch_size: int = DEFAULT_BATCH_SIZE, concurrency: int = 4,
+              write: bool = True) -> dict[str, Any]:
     import rbd
 
     async with common.environment(database) as env:
@@ -144,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int,
                         help=f"default {IMAGES:,} (--quick: {QUICK_IMAGES:,})")
     parser.add_argument("--quick", action="store_true", help="a smaller default count")
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
     parser.add_argument("--no-write", action="store_true", help="print only; no result file")

@@ -103,6 +103,11 @@ class ClusterRefused(DriverError):
 
 
 class RbdDriver(Driver):
+    # A batch step's calls wait on the cluster (a rename is a few monitor and OSD round
+    # trips), and librbd takes calls from many threads over one connection: keep several
+    # in flight (bench.rbd_bulk).
+    concurrent_calls = 16
+
     def __init__(self, pool: str, options: RbdOptions | None = None) -> None:
         super().__init__(pool)
         if librados is None or librbd is None:
