@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
@@ -98,7 +98,9 @@ async def run(vm: VolumeManage, *, project_id: str | None = None,
     for volume in live:
         if volume.status in statuses.IN_PROGRESS:
             busy_projects.add(volume.project_id)
-            if not await _any_running(client, _workflows_of(volume)):
+            if (not await _any_running(client, _workflows_of(volume))
+                    and _still(settings.database_url, select(Volume.id).where(
+                        Volume.id == volume.id, Volume.status == volume.status))):
                 report.violations.append(Violation(
                     "stuck", volume.id,
                     f"{volume.status} but no workflow for it is running ({volume.workflow_id})"))
@@ -110,7 +112,9 @@ async def run(vm: VolumeManage, *, project_id: str | None = None,
                 "duplicate", f"{where}:{provider_id}", f"{count} live entries hold this object"))
 
     for reservation in reservations:
-        if not await _any_running(client, [reservation.workflow_id or ""]):
+        if (not await _any_running(client, [reservation.workflow_id or ""])
+                and _still(settings.database_url, select(Reservation.id).where(
+                    Reservation.id == reservation.id, Reservation.status == quota.RESERVED))):
             report.violations.append(Violation(
                 "open_reservation", reservation.volume_id,
                 f"{reservation.resource} {reservation.delta} reserved by "
@@ -184,6 +188,13 @@ def _owned_by(settings: Settings, volume_id: str, project_id: str) -> bool:
 def _workflows_of(volume: Volume) -> list[str]:
     return [volume.workflow_id or "", naming.manage_volume_workflow_id(volume.id),
             naming.unmanage_volume_workflow_id(volume.id)]
+
+
+def _still(database_url: str, query: Select[Any]) -> bool:
+    """Whether what the audit read is still so: the workflow it asked about may have
+    finished (and moved the row on) between the read and the question."""
+    with transaction(database_url, readonly=True) as session:
+        return session.execute(query).first() is not None
 
 
 async def _any_running(client: Client, workflow_ids: list[str]) -> bool:
