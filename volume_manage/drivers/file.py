@@ -2,9 +2,9 @@
 
 A ref names a file by `source-name` (its file name in the directory) or `source-id` (its
 inode number). Adopting renames the file to `volume-<id>` in the same directory (an atomic
-rename, so two adoptions of one file cannot both win); the undo renames it back. Unmanage
-keeps the `volume-<id>` name, as Cinder's NFS and LVM drivers do, so the object shows up as
-manageable again under that name.
+rename, so two adoptions of one file cannot both win); the undo renames it back, and so
+does unmanage (Cinder's NFS and LVM drivers keep `volume-<id>`; here a `volume-<uuid>` file
+always means a live entry, which the audit relies on).
 """
 
 from __future__ import annotations
