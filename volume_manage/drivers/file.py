@@ -22,6 +22,8 @@ from volume_manage.drivers.base import (
     DriverError,
     InvalidReference,
     ManageableListing,
+    Progress,
+    no_progress,
     size_in_gib,
 )
 from volume_manage.drivers.image_format import ImageVerdict, judge_image
@@ -162,13 +164,21 @@ class FileDriver(Driver):
         return [entry for entry in os.scandir(self.directory)
                 if not entry.is_symlink() and entry.is_file()]
 
-    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
-        # Without sizes this is one scandir: no qemu-img per file (a subprocess each), which
-        # the page's files alone then pay in describe_manageable_objects.
+    def list_manageable_objects(self, *, sizes: bool = True,
+                                progress: Progress = no_progress) -> ManageableListing:
+        # Without sizes this is one scandir: no header read per file, which the page's files
+        # alone then pay in describe_manageable_objects.
         files = self._listed_files()
-        return ManageableListing(
-            [{"source-name": entry.name} for entry in files],
-            [self._virtual_size(Path(entry.path)) for entry in files] if sizes else None)
+        progress(0)
+        found: list[int] | None = None
+        if sizes:
+            found = []
+            for done, entry in enumerate(files, 1):
+                found.append(self._virtual_size(Path(entry.path)))
+                progress(done)
+        else:
+            progress(len(files))
+        return ManageableListing([{"source-name": entry.name} for entry in files], found)
 
     def _virtual_size(self, path: Path) -> int:
         """Size in GiB of the image, 0 if it cannot be read (as the listing shows it)."""

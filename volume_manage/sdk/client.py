@@ -30,7 +30,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from volume_manage.sdk import connection, inventory, requests, results
+from volume_manage.sdk import connection, inventory, listing, requests, results
 from volume_manage.sdk.errors import (
     ManageError,
     inventory_unavailable,
@@ -53,9 +53,13 @@ if TYPE_CHECKING:
     from volume_manage.operations.audit import AuditReport
 
 # How long one page of the manageable listing may take, the backend's worker included:
-# listing the whole backend cheaply, then describing the page's objects (a qemu-img each
-# through the file driver); sorted by size, every object of the backend is sized first.
+# listing the whole backend cheaply, then describing the page's objects (an image header
+# read each through the file driver); sorted by size, every object of the backend is sized
+# first (≈ 0.3 s for 10,000 images through the file driver).
 LISTING_TIMEOUT_S = 60
+# The listing workflow's own timeout exceeds the caller's wait by this much, so that the
+# caller, not the server, ends it: it can still describe the listing and say how far it got.
+LISTING_GRACE_S = 30
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -244,19 +248,23 @@ class VolumeManage:
             id=f"manageable-{query.backend}-{uuid.uuid4()}",
             task_queue=naming.backend_task_queue(query.backend),
             result_type=ManageablePage,
-            execution_timeout=timedelta(seconds=timeout_s),
+            # a backstop: the wait below ends first, says how far it got, and terminates it
+            execution_timeout=timedelta(seconds=timeout_s + LISTING_GRACE_S),
             static_summary=f"List manageable objects on {host}",
         )
         try:
-            return await workflow_result(handle)
-        except ManageError as err:
-            if err.type != errors.TIMEOUT:
+            return await asyncio.wait_for(workflow_result(handle), timeout_s)
+        except (TimeoutError, ManageError) as err:
+            if isinstance(err, ManageError) and err.type != errors.TIMEOUT:
                 raise
             what = ("sizing every object to sort by size" if sort_key == "size" else
                     f"a page of {'every object' if limit is None else limit}")
+            far = await listing.how_far(handle)
+            with contextlib.suppress(Exception):  # a read: nothing to undo, only to stop
+                await handle.terminate(f"the caller stopped waiting after {timeout_s:g} s")
             raise ManageError(errors.TIMEOUT, (
                 f"listing backend {query.backend} did not finish in {timeout_s:g} s: {what} "
-                "(is its worker up?)")) from None
+                f"({far})")) from None
 
     @translated
     async def list_backends(self) -> list[results.BackendInfo]:
