@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -153,14 +154,14 @@ def test_progress_is_said_in_words() -> None:
         "its worker started it and reported no progress yet")
 
 
-async def activity_kinds(stack: Stack, sort: str, limit: int | None) -> tuple[list[str], ...]:
-    """The listing workflow's history for one listing: (local activities, regular
-    activities scheduled, patch markers)."""
-    await stack.vm.list_manageable(stack.host, sort=sort, limit=limit)
-    queue = naming.backend_task_queue(stack.backend)
-    runs = [w async for w in stack.client.list_workflows(
-        f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
-    handle = stack.client.get_workflow_handle(max(runs, key=lambda w: w.start_time).id)
+async def activity_kinds(stack: Stack, **fields: Any) -> tuple[list[str], ...]:
+    """The listing workflow's history for one listing of `fields`, started directly as any
+    client could: (local activities, regular activities scheduled, patch markers)."""
+    handle = await stack.client.start_workflow(
+        naming.LIST_MANAGEABLE_WORKFLOW, ManageableQuery(backend=stack.backend, **fields),
+        id=f"listing-{uuid.uuid4()}", task_queue=naming.backend_task_queue(stack.backend),
+        result_type=ManageablePage)
+    assert (await handle.result()).total == 3
     regular, patches = [], []
     async for event in handle.fetch_history_events():
         if event.HasField("activity_task_scheduled_event_attributes"):
@@ -180,12 +181,12 @@ async def test_only_a_listing_that_grows_with_the_backend_runs_as_a_regular_acti
     heartbeats, behind the patch."""
     for name in "abc":
         stack.fake.add_object(name)
-    patch = ["heartbeat-the-listing"]
-    assert await activity_kinds(stack, "reference:asc", 2) == (["list_manageable"], [], [])
-    assert await activity_kinds(stack, "reference:desc", 1000) == (["list_manageable"], [], [])
-    assert await activity_kinds(stack, "size:asc", 1) == ([], ["list_manageable"], patch)
-    assert await activity_kinds(stack, "reference:desc", None) == (
-        [], ["list_manageable"], patch)
+    local: tuple[list[str], ...] = (["list_manageable"], [], [])
+    regular: tuple[list[str], ...] = ([], ["list_manageable"], ["heartbeat-the-listing"])
+    assert await activity_kinds(stack, sort_dir="asc", limit=2) == local
+    assert await activity_kinds(stack, limit=1000, offset=1) == local
+    assert await activity_kinds(stack, sort_key="size", limit=1) == regular
+    assert await activity_kinds(stack) == regular  # no limit
     assert listing_is_bounded(ManageableQuery(backend="b", limit=0))
     assert not listing_is_bounded(ManageableQuery(backend="b", limit=1, sort_key="size"))
 
@@ -244,6 +245,28 @@ async def test_a_listing_longer_than_its_heartbeat_timeout_heartbeats_through(
             assert scheduled.task_queue.name == queue
         if event.HasField("activity_task_started_event_attributes"):
             assert event.activity_task_started_event_attributes.attempt == 1
+
+
+async def test_a_listing_with_no_limit_reads_a_page_of_1000_at_a_time(stack: Stack) -> None:
+    """No limit through the SDK (the CLI without --limit): every object, in order, read in
+    bounded pages (one answer for a whole backend would outgrow what Temporal carries),
+    also from a marker and an offset, and sorted by size."""
+    for n in range(2300):
+        stack.fake.add_object(f"o-{n:04}", size_gib=1 + n % 5)
+    everything = stack.fake.get_manageable_volumes({})
+    for sort, marker, offset in [("reference:desc", None, 0), ("reference:asc", "o-0100", 7),
+                                 ("size:asc", None, 0), ("size:desc", "o-0003", 10)]:
+        key, direction = paging.parse_sort(sort)
+        query = ManageableQuery(backend="b", sort_key=key, sort_dir=direction, offset=offset,
+                                marker=paging.parse_marker(marker))
+        page = await listing(stack, sort=sort, marker=marker, offset=offset)
+        assert names(page) == [i.reference["source-name"]
+                               for i in naive_page(everything, query)], sort
+        assert (page.total, page.more) == (2300, 0) and len(page.items) > 1000
+    queue = naming.backend_task_queue(stack.backend)
+    runs = [w async for w in stack.client.list_workflows(
+        f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
+    assert len(runs) == 3 + 3 + 3 + 2  # pages of 1,000: 2300, 2192, 2300, 1370 objects
 
 
 async def test_unknown_host_is_refused(stack: Stack) -> None:

@@ -233,7 +233,14 @@ class VolumeManage:
         a cluster name[@backend][#pool]), sorted and paged like Cinder's manageable_volumes;
         read by that backend's own worker, within `timeout_s`. `after` is a position (the
         `last` of the page before), for walking a whole backend page by page even while
-        objects are renamed; `marker` is Cinder's, an object that must still be listed."""
+        objects are renamed; `marker` is Cinder's, an object that must still be listed.
+
+        With no `limit`, every object from there on, read a page of 1,000 at a time (each
+        page within `timeout_s`): one listing of a whole backend would grow with it, and
+        its answer would outgrow what Temporal carries (2 MB: about 14,000 objects)."""
+        if limit is None:
+            return await self._every_page(host, marker=marker, offset=offset, sort=sort,
+                                          cluster=cluster, timeout_s=timeout_s, after=after)
         sort_key, sort_dir = paging.parse_sort(sort)
         query = ManageableQuery(backend="", marker=paging.parse_marker(marker), limit=limit,
                                 offset=offset, sort_key=sort_key, sort_dir=sort_dir,
@@ -265,6 +272,26 @@ class VolumeManage:
             raise ManageError(errors.TIMEOUT, (
                 f"listing backend {query.backend} did not finish in {timeout_s:g} s: {what} "
                 f"({far})")) from None
+
+    async def _every_page(self, host: str, *, marker: str | None, offset: int, sort: str,
+                          cluster: bool, timeout_s: float, after: dict[str, str] | None
+                          ) -> ManageablePage:
+        """list_manageable without a limit: pages of paging.MAX_LIMIT, each bounded by its
+        size when sorted by reference (the next starts after the last reference), each
+        sizing the backend again when sorted by size (the next skips what came before)."""
+        by_size = paging.parse_sort(sort)[0] == "size"
+        page = await self.list_manageable(
+            host, marker=marker, limit=paging.MAX_LIMIT, offset=offset, sort=sort,
+            cluster=cluster, timeout_s=timeout_s, after=after)
+        items, total, skipped = list(page.items), page.total, offset
+        while page.more and page.last is not None:
+            skipped += paging.MAX_LIMIT
+            page = await self.list_manageable(
+                host, limit=paging.MAX_LIMIT, sort=sort, cluster=cluster, timeout_s=timeout_s,
+                **({"marker": marker, "offset": skipped, "after": after} if by_size
+                   else {"after": page.last}))
+            items += page.items
+        return ManageablePage(items=items, total=total, more=0, last=page.last)
 
     @translated
     async def list_backends(self) -> list[results.BackendInfo]:
