@@ -89,12 +89,13 @@ BATCH_DRIVER = StepKind("batch driver step", attempt=timedelta(seconds=60),
 # progress (activities/listing.py: at most once a second, as objects are sized and
 # described). What bounds an attempt is the heartbeat timeout, reset by every heartbeat:
 # 30 s without progress and the worker is taken for dead (killed, hung on a stuck mount),
-# the attempt is cut and retried on a worker of the backend. 30 s is a thousand times what
-# the file driver takes to size an object, room for real storage that takes seconds, and
-# short enough that a listing cut by a dead worker is retried while its caller still
-# waits (the SDK gives a listing 60 s). The attempt's own timeout is only a ceiling on a
-# listing that keeps making progress: an hour is 100,000 objects at 36 ms each.
-# (Runs from before the patch ran it as a local activity with the same 1 h attempt.)
+# the attempt is cut and retried on a worker of the backend. 30 s is a million times what
+# the file driver takes to size an image (≈ 25 µs), room for real storage that takes
+# seconds an object, and short enough that a listing cut by a dead worker is retried
+# while its caller still waits (the SDK gives a listing 60 s). The attempt's own timeout
+# is only a ceiling on a listing that keeps making progress: an hour is 100,000 objects at
+# 36 ms each. (A run from before the patch still running goes on as a local activity,
+# under the same ceiling.)
 LISTING = StepKind("listing", attempt=timedelta(hours=1), deadline=timedelta(hours=2),
                    heartbeat=timedelta(seconds=30))
 # A page of `limit` sorted by reference is bounded by its page (bulk-manage --all pages so):
