@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -13,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities.faults import LISTING_PROGRESS
 from activities.listing import ListingActivities
 from tests.support.history import local_activity_steps
+from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.drivers.base import ManageableListing
@@ -469,3 +473,46 @@ def test_a_page_looks_up_only_its_objects_yet_answers_as_before(database_url: st
                  i.extra_info) for i in got.items] == [
             (v.reference, v.size, v.safe_to_manage, v.reason_not_safe, v.cinder_id,
              v.extra_info) for v in want], query
+
+
+async def test_a_backend_worker_killed_while_sizing_a_listing(
+    process_stack: tuple[Stack, BackendProcess]
+) -> None:
+    """The backend's worker (a real process) dies in the middle of sizing every image for a
+    listing sorted by size: its heartbeats stop, the heartbeat timeout (30 s) cuts that
+    attempt, and the worker that comes back lists again and answers the page."""
+    stack, backend = process_stack
+    os.remove(backend.directory / "disk.qcow2")
+    for n in range(100):
+        with open(backend.directory / f"img-{n:03}.raw", "wb") as image:
+            image.truncate((n % 4 + 1) << 30)  # sparse, 1-4 GiB
+    backend.start(f"{LISTING_PROGRESS}:delay=0.1")  # 10 s to size them all
+    await wait_for(lambda: service_registered(stack))
+    task = asyncio.ensure_future(stack.vm.list_manageable(
+        stack.host, sort="size:asc", limit=2, timeout_s=300))
+
+    queue = naming.backend_task_queue(stack.backend)
+
+    async def sizing() -> bool:
+        async for run in stack.client.list_workflows(
+                f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'"):
+            described = await stack.client.get_workflow_handle(run.id).describe()
+            return any(p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                       for p in described.raw_description.pending_activities)
+        return False
+
+    while not await sizing():
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+    backend.start()
+
+    page = await task
+    assert [(i.size, i.reference["source-name"]) for i in page.items] == [
+        (1, "img-000.raw"), (1, "img-004.raw")]
+    [run] = [w async for w in stack.client.list_workflows(
+        f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
+    async for event in stack.client.get_workflow_handle(run.id).fetch_history_events():
+        if event.HasField("activity_task_started_event_attributes"):
+            assert event.activity_task_started_event_attributes.attempt == 2
