@@ -265,7 +265,7 @@ class VolumeManage:
             if isinstance(err, ManageError) and err.type != errors.TIMEOUT:
                 raise
             what = ("sizing every object to sort by size" if sort_key == "size" else
-                    f"a page of {'every object' if limit is None else limit}")
+                    f"a page of {limit}")
             far = await listing.how_far(handle)
             with contextlib.suppress(Exception):  # a read: nothing to undo, only to stop
                 await handle.terminate(f"the caller stopped waiting after {timeout_s:g} s")
