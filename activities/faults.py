@@ -31,9 +31,14 @@ from volume_manage.drivers.base import (
     Capabilities,
     Driver,
     ManageableListing,
+    Progress,
+    no_progress,
 )
 from volume_manage.shared.faults import FaultPlan
 from volume_manage.shared.types import Adopted, ManageableItem
+
+# The fault step checked at each progress report of a listing (see list_manageable_objects).
+LISTING_PROGRESS = "listing_progress"
 
 
 class FaultInterceptor(Interceptor):
@@ -106,9 +111,17 @@ class FaultInjectingDriver(Driver):
         self.plan.check("unmanage")
         return self.driver.unmanage(volume_id, ref)
 
-    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
+    def list_manageable_objects(self, *, sizes: bool = True,
+                                progress: Progress = no_progress) -> ManageableListing:
+        """Also checks `listing_progress` each time the driver reports progress (after
+        each object sized), so a drill can slow a listing object by object."""
         self.plan.check("list_manageable_objects")
-        return self.driver.list_manageable_objects(sizes=sizes)
+
+        def checked(done: int) -> None:
+            self.plan.check(LISTING_PROGRESS)
+            progress(done)
+
+        return self.driver.list_manageable_objects(sizes=sizes, progress=checked)
 
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import math
+import time
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import or_, select
@@ -15,12 +17,43 @@ from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
 from volume_manage.shared import naming, statuses
 from volume_manage.shared.paging import page_window
-from volume_manage.shared.types import ManageablePage, ManageableQuery
+from volume_manage.shared.types import (
+    ListingProgress,
+    ManageableItem,
+    ManageablePage,
+    ManageableQuery,
+)
 
 # Up to this many objects on a page, the inventory is asked about the page's objects only
 # (one query, an IN over their volume ids); a bigger page (bulk-manage --all asks for every
 # object) reads every live entry of the backend, which is then cheaper than a long IN list.
 PAGE_LOOKUP_MAX = 1000
+# A listing that runs as a regular activity (workflows/steps.py: one that grows with the
+# backend) heartbeats its progress at most this often: each heartbeat is a trip to the
+# event loop and the payload converter, too dear to make after every object (the file
+# driver sizes one in ≈ 25 µs), and the SDK throttles what it sends to the server anyway.
+HEARTBEAT_EVERY_S = 1.0
+# Describing a whole backend (no limit) goes this many objects at a time, a heartbeat between.
+DESCRIBE_CHUNK = 1000
+
+
+class Heartbeat:
+    """Passes a listing's progress on as the activity's heartbeat, at most once every
+    HEARTBEAT_EVERY_S; silent in a local activity (which cannot heartbeat) or outside any
+    activity (tests call the activity's method directly)."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.live = activity.in_activity() and not activity.info().is_local
+        self.last = -math.inf
+
+    def __call__(self, done: int, of: int | None = None) -> None:
+        if not self.live:
+            return
+        now = time.monotonic()
+        if now - self.last >= HEARTBEAT_EVERY_S or done == of:
+            self.last = now
+            activity.heartbeat(ListingProgress(self.step, done, of))
 
 
 class ListingActivities:
@@ -60,16 +93,30 @@ class ListingActivities:
         # What one attempt costs: the cheap listing of the whole backend (a scandir, no
         # sizes unless sorted by size) and a sort of its references, then the describing
         # of at most `limit` objects: bounded by the page, not the backend, except when
-        # sorted by size (every object sized) or with no limit.
+        # sorted by size (every object sized) or with no limit. Those run as a regular
+        # activity (workflows/steps.py, `listing_is_bounded`) and heartbeat as they go.
+        sizes = query.sort_key == "size"
         with typed_errors(), driver_errors():
             listed = _filtered(self.driver.list_manageable_objects(
-                sizes=query.sort_key == "size"), query)
+                sizes=sizes, progress=Heartbeat("sizing" if sizes else "listing")), query)
             positions, more = page_window(listed.references, listed.sizes, query)
             chosen = [listed.references[i] for i in positions]
-            items = self.driver.describe_manageable_objects(
-                chosen, self.managed_objects(query.backend, self._names(chosen)))
+            items = self._described(chosen, self.managed_objects(query.backend,
+                                                                 self._names(chosen)))
             return ManageablePage(items=items, total=len(listed.references), more=more,
                                   last=chosen[-1] if chosen else None)
+
+    def _described(self, references: list[dict[str, str]], managed: dict[str, str]
+                   ) -> list[ManageableItem]:
+        """The driver's entries for `references`, a chunk at a time with a heartbeat
+        between: describing a whole backend grows with it as sizing does."""
+        beat = Heartbeat("describing")
+        items: list[ManageableItem] = []
+        for start in range(0, len(references), DESCRIBE_CHUNK):
+            items += self.driver.describe_manageable_objects(
+                references[start:start + DESCRIBE_CHUNK], managed)
+            beat(min(start + DESCRIBE_CHUNK, len(references)), len(references))
+        return items
 
     @staticmethod
     def _names(references: Sequence[dict[str, str]]) -> list[str] | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -86,6 +87,44 @@ def adopted_once(database_url: str, project: str, backend: str, directory: Path,
     return problems
 
 
+LISTING_REPEAT = 5
+
+
+async def listing_ms(env: common.Env, host: str, repeat: int = LISTING_REPEAT, **query: Any
+                     ) -> float | None:
+    """p50 milliseconds of `manageable HOST [query]` through the SDK (what the CLI runs),
+    the workflow and the backend's worker included; None if a listing failed."""
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        try:
+            await env.vm.list_manageable(host, **query)
+        except Exception as err:  # the SDK's ManageError: reported, the run goes on
+            print(f"listing {query} failed: {err}", file=sys.stderr)
+            return None
+        times.append(time.perf_counter() - began)
+    return round(common.percentile(times, 50) * 1000, 1)
+
+
+@dataclass
+class Listings:
+    """The manageable listing over the whole directory, before anything is adopted."""
+
+    by_size_ms: float | None = None  # --sort size:asc --limit 1: every image sized
+    by_reference_ms: float | None = None  # --sort reference:asc --limit 1: the baseline
+    everything_ms: float | None = None  # no --limit: every image described
+
+
+async def time_listings(env: common.Env, host: str) -> Listings:
+    """Issue 14's `manageable NODE --sort size:asc --limit 1`, against the same page sorted
+    by reference (no image sized) and the listing with no limit, on the same backend."""
+    await listing_ms(env, host, repeat=1, sort="reference:asc", limit=1)  # warm up
+    return Listings(
+        by_size_ms=await listing_ms(env, host, sort="size:asc", limit=1),
+        by_reference_ms=await listing_ms(env, host, sort="reference:asc", limit=1),
+        everything_ms=await listing_ms(env, host, repeat=3))
+
+
 @dataclass
 class FileRun:
     """The file driver's part of the run: its adoption (None if the bulk adoption failed),
@@ -99,6 +138,7 @@ class FileRun:
     audit_violations: list[str] = field(default_factory=list)
     audit_skipped: list[str] = field(default_factory=list)
     images_s: float = 0.0
+    listings: Listings = field(default_factory=Listings)
 
 
 async def adopt_images(env: common.Env, files: int, qcow2: int, *, batch_size: int,
@@ -113,6 +153,7 @@ async def adopt_images(env: common.Env, files: int, qcow2: int, *, batch_size: i
     project = f"{env.project}-file"
     common.unlimited_project(env.database_url, project)
     async with env.workers(floor=False, images=directory) as workers:
+        out.listings = await time_listings(env, workers.host)
         began = time.perf_counter()
         try:
             out.adoption = await adopt_all(env, workers, project=project,
@@ -183,6 +224,15 @@ async def run(files: int = FILES, qcow2: int = QCOW2, database: str = "sqlite", 
         common.row("file driver: audit checks skipped", len(file.audit_skipped), None,
                    target="<= 0", absolute=True,
                    note="a backend whose objects the audit could not list"),
+        common.row(f"manageable --sort size:asc --limit 1, {total:,} images (ms)",
+                   file.listings.by_size_ms, file.listings.by_reference_ms,
+                   baseline_name="the same page sorted by reference (no image sized)",
+                   target="<= 1000", absolute=True,
+                   note=f"p50 of {LISTING_REPEAT}, through the SDK and the file driver's worker"),
+        common.row(f"manageable, no --limit, {total:,} images (ms)",
+                   file.listings.everything_ms, file.listings.by_reference_ms,
+                   baseline_name="the same page sorted by reference (no image sized)",
+                   note="every image described, p50 of 3"),
         common.row("file driver: seconds until listed", _listed(file.adoption),
                    _listed(fake), baseline_name="the fake driver's",
                    note=f"the bulk workflow's progress, queried every {POLL_S:g} s"),
@@ -194,6 +244,7 @@ async def run(files: int = FILES, qcow2: int = QCOW2, database: str = "sqlite", 
         "file": _adoption_dict(file.adoption) | {
             "seconds_until_end": round(file.seconds, 2), "adopted": file.adopted,
             "making_images_s": file.images_s, "problems": file.problems,
+            "listings_ms": dataclasses.asdict(file.listings),
             "audit_violations": file.audit_violations[:20],
             "audit_skipped": file.audit_skipped},
         "fake": _adoption_dict(fake), "floor": common.rate_dict(floor)}, write=write)

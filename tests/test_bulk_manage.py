@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.history import retries_and_timeouts
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage import sdk
@@ -160,6 +161,52 @@ async def test_a_backend_worker_killed_while_listing(
     assert len(volumes) == 50 and all(v.status == statuses.AVAILABLE for v in volumes)
     assert sorted(os.listdir(backend.directory)) == sorted(f"volume-{v.id}" for v in volumes)
     assert stack.usage()["volumes"] == (50, 0)
+
+
+def managing(stack: Stack) -> int:
+    return by_status(stack).get(statuses.MANAGING, 0)
+
+
+async def test_a_backend_worker_killed_while_sizing(
+    process_stack: tuple[Stack, BackendProcess]
+) -> None:
+    """The worker dies in the middle of a batch's sizing (`get_batch_sizes`, each image's
+    size slowed to 0.25 s by a drill's delay, so a batch of 20 sizes for 5 s): the worker
+    that comes back runs the batch on from its last recorded step, and every image is
+    adopted once, none left `managing`."""
+    stack, backend = process_stack
+    stack.set_quota("volumes", -1)
+    os.remove(backend.directory / "disk.qcow2")
+    for n in range(40):
+        with open(backend.directory / f"img-{n:02}.raw", "wb") as image:
+            image.truncate(1 << 30)  # sparse
+    backend.start("manage_existing_get_size:delay=0.25")
+    await wait_for(lambda: service_registered(stack))
+    handle = await stack.vm.start_bulk_manage(BulkManageInput(
+        host=stack.host, all_safe=True, project_id=stack.project, batch_size=20,
+        max_concurrent_batches=1))
+
+    # The first batch's entries exist (its first step, milliseconds before the sizing):
+    # the sizing is under way; a second in, some images are sized and some not.
+    await wait_for(lambda: managing(stack) > 0)
+    await asyncio.sleep(1.0)
+    renamed = [name for name in os.listdir(backend.directory) if name.startswith("volume-")]
+    assert not renamed and by_status(stack) == {statuses.MANAGING: 20}
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+    backend.start()  # without the delay
+
+    report = await stack.vm.bulk_report(handle)
+    assert (report.total, report.done, report.failed) == (40, 40, 0)
+    volumes = stack.project_volumes(include_deleted=True)
+    assert len(volumes) == 40 and all(v.status == statuses.AVAILABLE for v in volumes)
+    assert sorted(os.listdir(backend.directory)) == sorted(f"volume-{v.id}" for v in volumes)
+    assert stack.usage()["volumes"] == (40, 0)
+    # the kill shows in the batch's history: its workflow task was lost and run again
+    batch = stack.client.get_workflow_handle(f"{handle.id}-batch-0")
+    assert "a workflow task timed out" in " ".join(await retries_and_timeouts(batch))
+    assert await retries_and_timeouts(stack.client.get_workflow_handle(
+        f"{handle.id}-batch-1")) == []
 
 
 def test_the_cli_bar_moves_while_listing() -> None:

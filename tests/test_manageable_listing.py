@@ -3,26 +3,43 @@ like Cinder's GET manageable_volumes."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import os
+import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client, WorkflowExecutionStatus
 
+from activities.faults import LISTING_PROGRESS
 from activities.listing import ListingActivities
+from tests.support.history import local_activity_steps
+from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.drivers.base import ManageableListing
 from volume_manage.drivers.fake import FakeDriver
+from volume_manage.drivers.file import FileDriver
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
+from volume_manage.sdk import listing as listing_words
 from volume_manage.shared import naming, paging, statuses
 from volume_manage.shared.errors import RequestError
-from volume_manage.shared.types import ManageableItem, ManageablePage, ManageableQuery
-from workflows.steps import LISTING, attempt_timeout
+from volume_manage.shared.types import (
+    ListingProgress,
+    ManageableItem,
+    ManageablePage,
+    ManageableQuery,
+)
+from workflows.steps import LISTING, attempt_timeout, listing_is_bounded
 
 
 async def listing(stack: Stack, **kwargs: object) -> ManageablePage:
@@ -105,9 +122,155 @@ async def test_a_slow_listing_says_what_it_waited_for(stack: Stack) -> None:
         await stack.vm.list_manageable(stack.host, sort="size:asc", limit=1, timeout_s=1)
 
     assert caught.value.type == "Timeout"
-    assert caught.value.message == (
+    message = caught.value.message
+    assert message.startswith(
         f"listing backend {stack.backend} did not finish in 1 s: sizing every object to "
-        "sort by size (is its worker up?)")
+        "sort by size (")
+    # how far it got: started and silent (the delay is before the listing), or not yet
+    # taken up by the worker on a loaded machine
+    assert ("reported no progress yet" in message or "is its worker up?" in message), message
+    assert "\n" not in message
+    # the caller stopped waiting, so the listing was stopped too: nothing is left running
+    [listed] = [w async for w in stack.client.list_workflows(
+        f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = "
+        f"'{naming.backend_task_queue(stack.backend)}'")]
+    assert listed.status == WorkflowExecutionStatus.TERMINATED
+
+
+async def test_a_slow_bounded_page_says_its_worker_did_not_answer(stack: Stack) -> None:
+    stack.fake.add_object("a")
+    stack.fail("list_manageable", times=0, delay_s=3.0)
+
+    with pytest.raises(sdk.ManageError) as caught:
+        await stack.vm.list_manageable(stack.host, sort="reference:asc", limit=5, timeout_s=1)
+
+    assert caught.value.message == (
+        f"listing backend {stack.backend} did not finish in 1 s: a page of 5 "
+        "(is its worker up?)")
+
+
+def test_progress_is_said_in_words() -> None:
+    assert listing_words.progress_words(ListingProgress("sizing", 4000)) == (
+        "sized 4000 objects so far: the backend is slow to list")
+    assert listing_words.progress_words(ListingProgress("describing", 2000, 9000)) == (
+        "described 2000 of 9000 objects so far: the backend is slow to list")
+    assert listing_words.progress_words(None) == (
+        "its worker started it and reported no progress yet")
+
+
+async def activity_kinds(stack: Stack, **fields: Any) -> tuple[list[str], ...]:
+    """The listing workflow's history for one listing of `fields`, started directly as any
+    client could: (local activities, regular activities scheduled, patch markers)."""
+    handle = await stack.client.start_workflow(
+        naming.LIST_MANAGEABLE_WORKFLOW, ManageableQuery(backend=stack.backend, **fields),
+        id=f"listing-{uuid.uuid4()}", task_queue=naming.backend_task_queue(stack.backend),
+        result_type=ManageablePage)
+    assert (await handle.result()).total == 3
+    regular, patches = [], []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            regular.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == (
+                "core_patch"):
+            patches.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+    return await local_activity_steps(handle), regular, patches
+
+
+async def test_only_a_listing_that_grows_with_the_backend_runs_as_a_regular_activity(
+    stack: Stack,
+) -> None:
+    """One rule (workflows/steps.py, listing_is_bounded): a page sorted by reference with a
+    limit is a local activity; sorted by size, or with no limit, a regular activity that
+    heartbeats, behind the patch."""
+    for name in "abc":
+        stack.fake.add_object(name)
+    local: tuple[list[str], ...] = (["list_manageable"], [], [])
+    regular: tuple[list[str], ...] = ([], ["list_manageable"], ["heartbeat-the-listing"])
+    assert await activity_kinds(stack, sort_dir="asc", limit=2) == local
+    assert await activity_kinds(stack, limit=1000, offset=1) == local
+    assert await activity_kinds(stack, sort_key="size", limit=1) == regular
+    assert await activity_kinds(stack) == regular  # no limit
+    assert listing_is_bounded(ManageableQuery(backend="b", limit=0))
+    assert not listing_is_bounded(ManageableQuery(backend="b", limit=1, sort_key="size"))
+
+
+@pytest.fixture
+async def file_stack(client: Client, database_url: str, tmp_path: Path
+                     ) -> AsyncIterator[Stack]:
+    """A stack whose backend is the real `file` driver over 200 sparse raw images."""
+    directory = tmp_path / "images"
+    directory.mkdir()
+    for n in range(200):
+        with open(directory / f"img-{n:03}.raw", "wb") as image:
+            image.truncate((n % 7 + 1) << 30)  # sparse, 1-7 GiB
+    async with Stack(client, database_url, driver=FileDriver(directory)) as stack:
+        yield stack
+
+
+async def test_a_listing_longer_than_its_heartbeat_timeout_heartbeats_through(
+    file_stack: Stack,
+) -> None:
+    """Sorted by size through the file driver, every image sized before the page, slowed
+    to 0.2 s an image (a drill's delay at each progress report): 40 s, longer than the
+    listing's 30 s heartbeat timeout. Heartbeats keep the one attempt alive, they carry
+    how far it is, and the page is right."""
+    stack = file_stack
+    assert LISTING.heartbeat == timedelta(seconds=30)
+    stack.fail(LISTING_PROGRESS, times=0, delay_s=0.2)
+    task = asyncio.ensure_future(stack.vm.list_manageable(
+        stack.host, sort="size:desc", limit=3, timeout_s=600))
+    queue = naming.backend_task_queue(stack.backend)
+    seen: list[ListingProgress] = []
+    while not task.done():
+        await asyncio.sleep(1)
+        async for run in stack.client.list_workflows(
+                f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'"):
+            described = await stack.client.get_workflow_handle(run.id).describe()
+            for pending in described.raw_description.pending_activities:
+                assert pending.attempt == 1
+                if pending.heartbeat_details.payloads:
+                    [progress] = await described.data_converter.decode(
+                        list(pending.heartbeat_details.payloads), [ListingProgress])
+                    seen.append(progress)
+    page = await task
+
+    assert [(i.size, i.reference["source-name"]) for i in page.items] == [
+        (7, "img-195.raw"), (7, "img-188.raw"), (7, "img-181.raw")]
+    assert page.total == 200
+    assert seen and {p.step for p in seen} == {"sizing"}
+    assert max(p.objects for p in seen) > 0  # a heartbeat after the first one arrived
+    [run] = [w async for w in stack.client.list_workflows(
+        f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
+    async for event in stack.client.get_workflow_handle(run.id).fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled = event.activity_task_scheduled_event_attributes
+            assert scheduled.heartbeat_timeout.ToTimedelta() == timedelta(seconds=30)
+            assert scheduled.task_queue.name == queue
+        if event.HasField("activity_task_started_event_attributes"):
+            assert event.activity_task_started_event_attributes.attempt == 1
+
+
+async def test_a_listing_with_no_limit_reads_a_page_of_1000_at_a_time(stack: Stack) -> None:
+    """No limit through the SDK (the CLI without --limit): every object, in order, read in
+    bounded pages (one answer for a whole backend would outgrow what Temporal carries),
+    also from a marker and an offset, and sorted by size."""
+    for n in range(2300):
+        stack.fake.add_object(f"o-{n:04}", size_gib=1 + n % 5)
+    everything = stack.fake.get_manageable_volumes({})
+    for sort, marker, offset in [("reference:desc", None, 0), ("reference:asc", "o-0100", 7),
+                                 ("size:asc", None, 0), ("size:desc", "o-0003", 10)]:
+        key, direction = paging.parse_sort(sort)
+        query = ManageableQuery(backend="b", sort_key=key, sort_dir=direction, offset=offset,
+                                marker=paging.parse_marker(marker))
+        page = await listing(stack, sort=sort, marker=marker, offset=offset)
+        assert names(page) == [i.reference["source-name"]
+                               for i in naive_page(everything, query)], sort
+        assert (page.total, page.more) == (2300, 0) and len(page.items) > 1000
+    queue = naming.backend_task_queue(stack.backend)
+    runs = [w async for w in stack.client.list_workflows(
+        f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
+    assert len(runs) == 3 + 3 + 3 + 2  # pages of 1,000: 2300, 2192, 2300, 1370 objects
 
 
 async def test_unknown_host_is_refused(stack: Stack) -> None:
@@ -310,3 +473,46 @@ def test_a_page_looks_up_only_its_objects_yet_answers_as_before(database_url: st
                  i.extra_info) for i in got.items] == [
             (v.reference, v.size, v.safe_to_manage, v.reason_not_safe, v.cinder_id,
              v.extra_info) for v in want], query
+
+
+async def test_a_backend_worker_killed_while_sizing_a_listing(
+    process_stack: tuple[Stack, BackendProcess]
+) -> None:
+    """The backend's worker (a real process) dies in the middle of sizing every image for a
+    listing sorted by size: its heartbeats stop, the heartbeat timeout (30 s) cuts that
+    attempt, and the worker that comes back lists again and answers the page."""
+    stack, backend = process_stack
+    os.remove(backend.directory / "disk.qcow2")
+    for n in range(100):
+        with open(backend.directory / f"img-{n:03}.raw", "wb") as image:
+            image.truncate((n % 4 + 1) << 30)  # sparse, 1-4 GiB
+    backend.start(f"{LISTING_PROGRESS}:delay=0.1")  # 10 s to size them all
+    await wait_for(lambda: service_registered(stack))
+    task = asyncio.ensure_future(stack.vm.list_manageable(
+        stack.host, sort="size:asc", limit=2, timeout_s=300))
+
+    queue = naming.backend_task_queue(stack.backend)
+
+    async def sizing() -> bool:
+        async for run in stack.client.list_workflows(
+                f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'"):
+            described = await stack.client.get_workflow_handle(run.id).describe()
+            return any(p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                       for p in described.raw_description.pending_activities)
+        return False
+
+    while not await sizing():
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+    backend.start()
+
+    page = await task
+    assert [(i.size, i.reference["source-name"]) for i in page.items] == [
+        (1, "img-000.raw"), (1, "img-004.raw")]
+    [run] = [w async for w in stack.client.list_workflows(
+        f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
+    async for event in stack.client.get_workflow_handle(run.id).fetch_history_events():
+        if event.HasField("activity_task_started_event_attributes"):
+            assert event.activity_task_started_event_attributes.attempt == 2

@@ -119,8 +119,10 @@ def test_listing_gives_cinders_three_reasons(rbd_pool: RbdPool) -> None:
     rbd_pool.trash("trashed")
     rbd_pool.create("trashed")  # a live image with a trashed one's name: both listed
     driver = rbd_pool.driver
-    listing = driver.list_manageable_objects(sizes=True)
+    told: list[int] = []
+    listing = driver.list_manageable_objects(sizes=True, progress=told.append)
     assert len(listing.references) == 8
+    assert told[0] == 0 and told[-1] == 8  # a listing sized for sorting says how far it is
     assert dict(zip([r["source-name"] + ("*" if "trash" in r else "")
                      for r in listing.references], listing.sizes or [], strict=True)) == {
         "free": 2, "watched": 1, "opened": 1, "old.deleted": 1, "trashed": 1, "trashed*": 1,

@@ -22,6 +22,7 @@ from temporalio.worker import Replayer
 from activities.manager import ManagerActivities
 from tests.support.stack import Stack
 from volume_manage import sdk
+from volume_manage.shared import naming
 from volume_manage.shared.converter import DATA_CONVERTER
 from volume_manage.shared.types import BulkManageInput, ManageVolumeInput, QuotaInput
 from workflows.registry import ALL_WORKFLOWS
@@ -178,6 +179,23 @@ async def test_record_reports_finished_histories(stack: Stack) -> None:
     report = await stack.vm.bulk_report(handle)
     assert report.done == 1
     await save(stack, f"{handle.id}-batch-0", "cancelled-too-late")
+
+
+@record_only
+async def test_record_heartbeating_listing_history(stack: Stack) -> None:
+    """Since 2026-12 a listing that grows with the backend (sorted by size, or no limit) runs
+    as a regular activity that heartbeats, behind the patch `heartbeat-the-listing`;
+    ListManageableWorkflow--all.json keeps the older shape (a local activity over the whole
+    backend), this one the newer (the patch marker, then a scheduled activity). Record only
+    this: `-k heartbeating`."""
+    for n in range(5):
+        stack.fake.add_object(f"s-{n}", size_gib=n + 1)
+    page = await stack.vm.list_manageable(stack.host, sort="size:asc", limit=2)
+    assert [item.size for item in page.items] == [1, 2]
+    queue = naming.backend_task_queue(stack.backend)
+    [run] = [w async for w in stack.client.list_workflows(
+        f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
+    await save(stack, run.id, "sized-heartbeating")
 
 
 @workflow.defn(name="ManageVolumeWorkflow", sandboxed=False)

@@ -43,6 +43,9 @@ class StepKind:
     attempt: timedelta
     deadline: timedelta
     per_object: timedelta = timedelta(0)
+    # For a step run as a regular activity that heartbeats: the longest it may go without
+    # one before its attempt is cut (and retried).
+    heartbeat: timedelta | None = None
 
     def attempt_for(self, objects: int) -> timedelta:
         return self.attempt + self.per_object * objects
@@ -77,14 +80,28 @@ BATCH_DRIVER = StepKind("batch driver step", attempt=timedelta(seconds=60),
 # A listing (ListManageableWorkflow's one step): the cheap listing of the whole backend (one
 # scandir for the file driver, ≈ 0.1 s for 100,000 files) and its sort, then the describing
 # of the page's objects (an image header read each through the file driver, ≈ 25 µs;
-# more on real storage). A listing with no limit, or sorted by size (every object sized
-# before the page is known), grows with the backend and cannot heartbeat as a local
-# activity: its attempt covers ≈ 100,000 objects (the fixed 30 s attempt starved it:
-# issue 14).
-LISTING = StepKind("listing", attempt=timedelta(minutes=20), deadline=timedelta(hours=1))
+# more on real storage). Which of the two ways below a listing runs is one rule,
+# `listing_is_bounded`.
+#
+# A listing with no limit, or sorted by size (every object sized before the page is known),
+# grows with the backend: since the patch `heartbeat-the-listing` it runs as a REGULAR
+# activity on the backend's queue (a local one cannot heartbeat) and heartbeats its
+# progress (activities/listing.py: at most once a second, as objects are sized and
+# described). What bounds an attempt is the heartbeat timeout, reset by every heartbeat:
+# 30 s without progress and the worker is taken for dead (killed, hung on a stuck mount),
+# the attempt is cut and retried on a worker of the backend. 30 s is a million times what
+# the file driver takes to size an image (≈ 25 µs), room for real storage that takes
+# seconds an object, and short enough that a listing cut by a dead worker is retried
+# while its caller still waits (the SDK gives a listing 60 s). The attempt's own timeout
+# is only a ceiling on a listing that keeps making progress: an hour is 100,000 objects at
+# 36 ms each. (A run from before the patch still running goes on as a local activity,
+# under the same ceiling.)
+LISTING = StepKind("listing", attempt=timedelta(hours=1), deadline=timedelta(hours=2),
+                   heartbeat=timedelta(seconds=30))
 # A page of `limit` sorted by reference is bounded by its page (bulk-manage --all pages so):
 # one minute plus 100 ms an object of the page, ≈ 3 minutes for the 1,000 of a bulk page,
-# far more than the file driver needs (real storage describes an object more slowly).
+# far more than the file driver needs (real storage describes an object more slowly). It
+# stays a local activity: no task-queue round trip (≈ 60 ms) for a page of 100.
 LISTING_PAGE = StepKind("listing a page", attempt=timedelta(minutes=1),
                         per_object=timedelta(milliseconds=100), deadline=timedelta(hours=1))
 
@@ -156,11 +173,20 @@ def attempt_timeout(activity: Callable[..., Any], arg: Any) -> timedelta:
     return kind.attempt_for(len(_objects(arg) or ()))
 
 
+def listing_is_bounded(query: Any) -> bool:
+    """The one rule of how a listing runs. A page sorted by reference with a limit is bounded
+    by its page (the backend is listed without sizes, cheaply, and only the page's objects
+    are described): a local activity, its attempt sized by the page. Anything else (no
+    limit: every object described; sorted by size: every object sized first) grows with
+    the backend: a regular activity that heartbeats (LISTING)."""
+    return (isinstance(getattr(query, "limit", None), int)
+            and getattr(query, "sort_key", None) == "reference")
+
+
 def listing_attempt(query: Any) -> timedelta:
     """One attempt of a listing: sized by its page when the page bounds the work."""
-    limit = getattr(query, "limit", None)
-    if isinstance(limit, int) and getattr(query, "sort_key", None) == "reference":
-        return LISTING_PAGE.attempt_for(limit)
+    if listing_is_bounded(query):
+        return LISTING_PAGE.attempt_for(query.limit)
     return LISTING.attempt
 
 
@@ -177,6 +203,23 @@ def step_summary(name: str, arg: Any) -> str:
     if many is not None:
         return f"{name} · {len(many)} volumes"
     return name
+
+
+async def run_heartbeating_step(activity: Callable[..., Any], arg: Any) -> Any:
+    """Run a step whose work grows with the backend as a regular activity on the workflow's
+    own task queue (the backend's), cut when it stops heartbeating (its kind's `heartbeat`)
+    and retried like any step."""
+    kind = step_kind(activity)
+    assert kind.heartbeat is not None, f"{step_name(activity)} does not heartbeat"
+    return await workflow.execute_activity(
+        activity,
+        args=[arg],
+        start_to_close_timeout=kind.attempt,
+        heartbeat_timeout=kind.heartbeat,
+        schedule_to_close_timeout=kind.deadline,
+        retry_policy=STEP_RETRY,
+        summary=step_summary(step_name(activity), arg),
+    )
 
 
 async def run_step(activity: Callable[..., Any], arg: Any) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,17 @@ class ManageableListing:
     sizes: list[int] | None = None  # GiB, rounded up, in the same order; None if not read
 
 
+# How a listing tells its caller how far it is, without the driver knowing who listens (the
+# listing activity heartbeats with it): called with how many objects have been listed (and,
+# when asked, sized) so far, after each object or each chunk the backend answers at once.
+# Cheap to call: the listener decides how often to pass it on.
+Progress = Callable[[int], None]
+
+
+def no_progress(done: int) -> None:
+    """The listener of a listing nobody follows."""
+
+
 VOLUME, SNAPSHOT = "volume", "snapshot"
 
 
@@ -140,10 +151,13 @@ class ManageableVolumes(ABC):
     # sorting them most of the rest (pyinstrument on bench/listing.py).
 
     @abstractmethod
-    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
+    def list_manageable_objects(self, *, sizes: bool = True,
+                                progress: Progress = no_progress) -> ManageableListing:
         """Every object get_manageable_volumes would list, cheaply: its reference and, with
         `sizes`, its size (a listing sorted by reference need not read sizes, which some
-        backends read dearly). References are unique on a backend."""
+        backends read dearly). References are unique on a backend. `progress` is told how
+        many objects are listed so far, at least after every object sized: the work grows
+        with the backend, and whoever waits for it must be able to tell slow from stuck."""
 
     @abstractmethod
     def describe_manageable_objects(

@@ -19,6 +19,8 @@ from volume_manage.drivers.base import (
     Driver,
     InvalidReference,
     ManageableListing,
+    Progress,
+    no_progress,
     size_in_gib,
 )
 from volume_manage.shared import naming
@@ -111,10 +113,13 @@ class FakeDriver(Driver):
             self.renames.append((target, name))
             return name
 
-    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
+    def list_manageable_objects(self, *, sizes: bool = True,
+                                progress: Progress = no_progress) -> ManageableListing:
         with self._lock:
             names = list(self.objects)
             found = [size_in_gib(o.size_bytes) for o in self.objects.values()] if sizes else None
+        for done in range(1, len(names) + 1):  # in memory: told after the fact, still per
+            progress(done)                     # object, so a drill can slow each one
         return ManageableListing([{"source-name": name} for name in names], found)
 
     def describe_manageable_objects(

@@ -65,22 +65,33 @@ def judge_image(path: str | Path) -> ImageVerdict:
     """The verdict on the file at `path` (opened and read, never written). Whatever the file
     holds is a verdict; only failing to read it (OSError: gone, no permission, an I/O error)
     raises."""
-    with open(path, "rb") as image:
-        size = os.fstat(image.fileno()).st_size
-        head = image.read(PROBE_BYTES)
+    # A bare descriptor and pread, not a buffered file object: the object's making and
+    # closing were half of a raw image's verdict (cProfile over 10,200 images); a refused
+    # format, whose size may need more of the file, gets one.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, PROBE_BYTES, 0)
         fmt = probe_format(head, os.fspath(path))
         if fmt == "raw":
             return ImageVerdict("raw", -(-size // SECTOR) * SECTOR)  # qemu counts sectors
         if fmt == "qcow2":
             return _judge_qcow2(head)
-        return ImageVerdict(fmt, _foreign_size(fmt, head, image),
-                            refusal=f"Unsupported image format: '{fmt}'.")
+        with os.fdopen(fd, "rb", closefd=False) as image:
+            image.seek(len(head))
+            return ImageVerdict(fmt, _foreign_size(fmt, head, image),
+                                refusal=f"Unsupported image format: '{fmt}'.")
+    finally:
+        os.close(fd)
 
 
 def probe_format(head: bytes, filename: str = "") -> str:
     """qemu-img's name for the format whose magic `head` (the file's first 2 KiB) starts
     with, "raw" if none. Each rule is qemu's probe for that format, made looser where qemu
     also checks a version field: a file carrying a format's magic is never taken for raw."""
+    if (head[:1] not in _FIRST_BYTES and head[0x40:0x44] != _VDI_MAGIC
+            and not filename.endswith(".dmg")):
+        return "raw"  # no probe below can match: the common case, without twelve calls
     for name, matches in _PROBES:
         if matches(head, filename):
             return name
@@ -102,6 +113,7 @@ def _vmdk_descriptor(head: bytes) -> bool:
     return False
 
 
+_VDI_MAGIC = b"\x7f\x10\xda\xbe"
 _PROBES: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("qcow", lambda h, _: h.startswith(b"QFI\xfb") and _qcow_version(h) == 1),
     ("qcow2", lambda h, _: h.startswith(b"QFI\xfb")),
@@ -109,7 +121,7 @@ _PROBES: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("vpc", lambda h, _: h.startswith(b"conectix")),
     ("vhdx", lambda h, _: h.startswith(b"vhdxfile")),
     ("vmdk", lambda h, _: h.startswith((b"KDMV", b"COWD")) or _vmdk_descriptor(h)),
-    ("vdi", lambda h, _: h[0x40:0x44] == b"\x7f\x10\xda\xbe"),
+    ("vdi", lambda h, _: h[0x40:0x44] == _VDI_MAGIC),
     ("luks", lambda h, _: h.startswith(b"LUKS\xba\xbe")),
     ("parallels", lambda h, _: h[:16] in (b"WithoutFreeSpace", b"WithouFreSpacExt")),
     ("bochs", lambda h, _: h.startswith(b"Bochs Virtual HD Image")),
@@ -117,6 +129,10 @@ _PROBES: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     # qemu probes dmg by the file name alone, above raw: such a file never opens as raw.
     ("dmg", lambda _, name: len(name) > 4 and name.endswith(".dmg")),
 )
+# Every first byte a probe above can match on: each magic's first byte, and for a vmdk text
+# descriptor (past comment and blank lines, `version=`) '#', ' ', '\n' and 'v'. A file
+# starting with any other byte, with no vdi magic at 0x40 and no .dmg name, is raw.
+_FIRST_BYTES = frozenset(bytes([b]) for b in b"QcvKCLWB# \n")
 
 
 def _judge_qcow2(head: bytes) -> ImageVerdict:

@@ -47,6 +47,8 @@ from volume_manage.drivers.base import (
     DriverError,
     InvalidReference,
     ManageableListing,
+    Progress,
+    no_progress,
     size_in_gib,
 )
 from volume_manage.shared import naming
@@ -357,8 +359,10 @@ class RbdDriver(Driver):
 
     # --- listing --------------------------------------------------------------------------
 
-    def list_manageable_objects(self, *, sizes: bool = True) -> ManageableListing:
-        """One directory read and one trash read; sizes open every image (read-only)."""
+    def list_manageable_objects(self, *, sizes: bool = True,
+                                progress: Progress = no_progress) -> ManageableListing:
+        """One directory read and one trash read; sizes open every image (read-only),
+        `progress` told how many are sized after each window of opens."""
         with self._calls() as ioctx:
             live = [entry["name"] for entry in self._rbd.list2(ioctx)]
             references = [{"source-name": name} for name in live]
@@ -367,11 +371,14 @@ class RbdDriver(Driver):
             if not sizes:
                 return ManageableListing(references)
             which = [{"name": name} for name in live] + [{"image_id": e["id"]} for e in trashed]
-            found = self._opened(ioctx, which, lambda image: size_in_gib(image.size()))
+            progress(0)
+            found = self._opened(ioctx, which, lambda image: size_in_gib(image.size()),
+                                 progress)
             return ManageableListing(references, [size or 0 for size in found])
 
     def _opened(self, ioctx: Any, which: Sequence[dict[str, str]],
-                read: Callable[[Any], T]) -> list[T | None]:
+                read: Callable[[Any], T], progress: Progress = no_progress
+                ) -> list[T | None]:
         """`read(image)` of each image `which` names (Image's name= or image_id=), None for
         one gone or unopenable. Opened OPEN_WINDOW at a time with librbd's asynchronous
         open: one by one, the opens' round trips were most of a listing's time (the `rbd`
@@ -385,6 +392,7 @@ class RbdDriver(Driver):
                     result[start + n] = None
                 finally:
                     image.close()
+            progress(min(start + OPEN_WINDOW, len(which)))
         return result
 
     def _open_window(self, ioctx: Any, which: Sequence[dict[str, str]]) -> dict[int, Any]:

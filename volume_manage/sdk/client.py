@@ -30,7 +30,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from volume_manage.sdk import connection, inventory, requests, results
+from volume_manage.sdk import connection, inventory, listing, requests, results
 from volume_manage.sdk.errors import (
     ManageError,
     inventory_unavailable,
@@ -53,9 +53,13 @@ if TYPE_CHECKING:
     from volume_manage.operations.audit import AuditReport
 
 # How long one page of the manageable listing may take, the backend's worker included:
-# listing the whole backend cheaply, then describing the page's objects (a qemu-img each
-# through the file driver); sorted by size, every object of the backend is sized first.
+# listing the whole backend cheaply, then describing the page's objects (an image header
+# read each through the file driver); sorted by size, every object of the backend is sized
+# first (≈ 0.3 s for 10,000 images through the file driver).
 LISTING_TIMEOUT_S = 60
+# The listing workflow's own timeout exceeds the caller's wait by this much, so that the
+# caller, not the server, ends it: it can still describe the listing and say how far it got.
+LISTING_GRACE_S = 30
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -229,7 +233,14 @@ class VolumeManage:
         a cluster name[@backend][#pool]), sorted and paged like Cinder's manageable_volumes;
         read by that backend's own worker, within `timeout_s`. `after` is a position (the
         `last` of the page before), for walking a whole backend page by page even while
-        objects are renamed; `marker` is Cinder's, an object that must still be listed."""
+        objects are renamed; `marker` is Cinder's, an object that must still be listed.
+
+        With no `limit`, every object from there on, read a page of 1,000 at a time (each
+        page within `timeout_s`): one listing of a whole backend would grow with it, and
+        its answer would outgrow what Temporal carries (2 MB: about 14,000 objects)."""
+        if limit is None:
+            return await self._every_page(host, marker=marker, offset=offset, sort=sort,
+                                          cluster=cluster, timeout_s=timeout_s, after=after)
         sort_key, sort_dir = paging.parse_sort(sort)
         query = ManageableQuery(backend="", marker=paging.parse_marker(marker), limit=limit,
                                 offset=offset, sort_key=sort_key, sort_dir=sort_dir,
@@ -244,19 +255,43 @@ class VolumeManage:
             id=f"manageable-{query.backend}-{uuid.uuid4()}",
             task_queue=naming.backend_task_queue(query.backend),
             result_type=ManageablePage,
-            execution_timeout=timedelta(seconds=timeout_s),
+            # a backstop: the wait below ends first, says how far it got, and terminates it
+            execution_timeout=timedelta(seconds=timeout_s + LISTING_GRACE_S),
             static_summary=f"List manageable objects on {host}",
         )
         try:
-            return await workflow_result(handle)
-        except ManageError as err:
-            if err.type != errors.TIMEOUT:
+            return await asyncio.wait_for(workflow_result(handle), timeout_s)
+        except (TimeoutError, ManageError) as err:
+            if isinstance(err, ManageError) and err.type != errors.TIMEOUT:
                 raise
             what = ("sizing every object to sort by size" if sort_key == "size" else
-                    f"a page of {'every object' if limit is None else limit}")
+                    f"a page of {limit}")
+            far = await listing.how_far(handle)
+            with contextlib.suppress(Exception):  # a read: nothing to undo, only to stop
+                await handle.terminate(f"the caller stopped waiting after {timeout_s:g} s")
             raise ManageError(errors.TIMEOUT, (
                 f"listing backend {query.backend} did not finish in {timeout_s:g} s: {what} "
-                "(is its worker up?)")) from None
+                f"({far})")) from None
+
+    async def _every_page(self, host: str, *, marker: str | None, offset: int, sort: str,
+                          cluster: bool, timeout_s: float, after: dict[str, str] | None
+                          ) -> ManageablePage:
+        """list_manageable without a limit: pages of paging.MAX_LIMIT, each bounded by its
+        size when sorted by reference (the next starts after the last reference), each
+        sizing the backend again when sorted by size (the next skips what came before)."""
+        by_size = paging.parse_sort(sort)[0] == "size"
+        page = await self.list_manageable(
+            host, marker=marker, limit=paging.MAX_LIMIT, offset=offset, sort=sort,
+            cluster=cluster, timeout_s=timeout_s, after=after)
+        items, total, skipped = list(page.items), page.total, offset
+        while page.more and page.last is not None:
+            skipped += paging.MAX_LIMIT
+            page = await self.list_manageable(
+                host, limit=paging.MAX_LIMIT, sort=sort, cluster=cluster, timeout_s=timeout_s,
+                **({"marker": marker, "offset": skipped, "after": after} if by_size
+                   else {"after": page.last}))
+            items += page.items
+        return ManageablePage(items=items, total=total, more=0, last=page.last)
 
     @translated
     async def list_backends(self) -> list[results.BackendInfo]:

@@ -165,6 +165,18 @@ class ManageableQuery:
 
 
 @dataclass
+class ListingProgress:
+    """How far a listing that grows with the backend is: its heartbeat's details, read by
+    whoever waits for it (the SDK names them when the listing does not finish in time).
+    `step` is `sizing` (every object listed and sized, to sort by size), `listing` (listed
+    without sizes) or `describing` (the page's objects, `of` of them)."""
+
+    step: str
+    objects: int
+    of: int | None = None
+
+
+@dataclass
 class ManageableItem:
     reference: dict[str, str]
     size: int
