@@ -148,7 +148,7 @@ async def test_bulk_adoption_with_the_backend_worker_killed_mid_batch(
     backend.start()
 
     report = await stack.vm.bulk_report(handle)
-    assert (report.total, report.done, report.failed) == (200, 200, 0)
+    assert (report.total, report.done, report.failed) == (200, 200, 0), report.errors[:3]
     volumes = stack.project_volumes(include_deleted=True)
     assert len(volumes) == 200 and {v.status for v in volumes} == {statuses.AVAILABLE}
     assert pool.names() == sorted(f"volume-{v.id}" for v in volumes)

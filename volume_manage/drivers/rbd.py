@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -65,6 +66,7 @@ MARKED_DELETED = "volume marked as deleted"
 ALREADY_MANAGED = "already managed"
 TRASH_KEY = "trash"
 OPEN_WINDOW = 64  # images opened at once when listing
+WATCH_TIMEOUT_S = 30.0  # Ceph's default osd_client_watch_timeout
 T = TypeVar("T")
 
 
@@ -306,10 +308,31 @@ class RbdDriver(Driver):
                     raise AlreadyManaged(ref, managed_id)
                 if name.endswith(".deleted"):
                     raise InvalidReference(ref, f"image {name!r} is {MARKED_DELETED}.")
-                if list(image.watchers_list()):
+                if not self._unwatched(image):
                     raise InvalidReference(ref, f"image {name!r} has watchers ({IN_USE}): a "
                                                 "client has it open.")
                 return size_in_gib(image.size())
+
+    def _unwatched(self, image: Any) -> bool:
+        """Whether no client has the image open, allowing for a client that died with it
+        open: its watch stays until the OSDs' watch timeout (`osd_client_watch_timeout`,
+        30 s by default). A worker killed in the middle of a batch's renames leaves one on
+        each image it was renaming, and the resumed batch sizes those images again; without
+        the wait they were refused as in use. So only an image still watched after the
+        timeout is in use (a real client renews its watch well within it)."""
+        if not list(image.watchers_list()):
+            return True
+        assert self._cluster is not None
+        try:
+            timeout = float(self._cluster.conf_get("osd_client_watch_timeout"))
+        except (librados.Error, ValueError, TypeError):
+            timeout = WATCH_TIMEOUT_S
+        deadline = time.monotonic() + timeout + 1
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            if not list(image.watchers_list()):
+                return True
+        return False
 
     def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
         target = naming.managed_object_name(volume_id)

@@ -72,6 +72,9 @@ osd objectstore = memstore
 memstore device bytes = {self.capacity_bytes}
 mon allow pool size one = true
 paxos propose interval = 0.01
+# A watch left by a killed client expires after this (default 30 s): the driver waits it
+# out before calling an image in use, so a short one keeps the tests' waits short.
+osd client watch timeout = 5
 paxos min wait = 0.01
 mon allow pool delete = true
 mon data avail crit = 0
