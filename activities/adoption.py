@@ -247,9 +247,10 @@ def finish(resource: Resource, session: Session, rows: Mapping[str, Entry],
     """The entries become `available` with where the driver put them, launched now, any
     earlier error cleared; each gets its `manage_existing.end` event."""
     now = utcnow()
+    where = {oid: adopted.get(oid, Adopted()) for oid in rows}
     update_each(resource, session, {oid: {
-        "status": statuses.AVAILABLE, "provider_id": adopted.get(oid, Adopted()).provider_id,
-        "provider_location": adopted.get(oid, Adopted()).provider_location,
+        "status": statuses.AVAILABLE, "provider_id": where[oid].provider_id,
+        "provider_location": where[oid].provider_location,
         "launched_at": now, "error": None} for oid in rows})
     repo.add_events(session, [(oid, events.MANAGE_END, workflow_id, {"size": row.size})
                               for oid, row in rows.items()])

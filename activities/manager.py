@@ -44,7 +44,7 @@ class ManagerActivities:
     def check_backend(self, entry: VolumeEntry) -> VolumeEntry:
         """The scheduler's check: the backend is up, has room, and suits the volume type."""
         with typed_errors(), transaction(self.database_url) as session:
-            if self._in_play(session, entry.id):
+            if self._in_play(session, entry.id) is not None:
                 adoption.begin(VOLUMES, session, [entry.id], activity.info().workflow_id,
                                lambda: place(session, backend=entry.backend,
                                              host=entry.host,
@@ -62,7 +62,7 @@ class ManagerActivities:
                 self._in_play(session, entry.id)
             size = VOLUMES.get_size(self.driver, entry.id, entry.ref)
             with transaction(self.database_url) as session:
-                if self._in_play(session, entry.id):
+                if self._in_play(session, entry.id) is not None:
                     adoption.record_sizes(VOLUMES, session, {entry.id: size})
             return size
 
@@ -111,9 +111,9 @@ class ManagerActivities:
     def finish(self, data: FinishInput) -> VolumeEntry:
         """The entry becomes `available` with its provider fields; audit manage_existing.end."""
         with typed_errors(), transaction(self.database_url) as session:
-            if self._in_play(session, data.volume_id):  # else finished before a crash
-                adoption.finish(VOLUMES, session,
-                                adoption.entries(VOLUMES, session, [data.volume_id]),
+            adopting = self._in_play(session, data.volume_id)
+            if adopting is not None:  # else finished before a crash
+                adoption.finish(VOLUMES, session, {data.volume_id: adopting},
                                 {data.volume_id: data.adopted}, data.workflow_id)
             return self._entry(session, data.volume_id)
 
@@ -127,16 +127,16 @@ class ManagerActivities:
             return self._entry(session, data.volume_id)
 
     @staticmethod
-    def _in_play(session: Session, volume_id: str) -> bool:
-        """Whether the entry (locked) is still being adopted (False: this very saga
-        finished it before a crash, and the step is a no-op). Raises when the entry must
+    def _in_play(session: Session, volume_id: str) -> adoption.Entry | None:
+        """The entry (locked) while it is still being adopted; None when this very saga
+        finished it before a crash, and the step is a no-op. Raises when the entry must
         not be adopted any further (gone, unwound, or being unwound)."""
         state = adoption.in_play(VOLUMES, session, [volume_id])
         if volume_id in state.refused:
             error = (errors.VOLUME_NOT_FOUND if volume_id in state.missing
                      else errors.MANAGE_FAILED)
             raise rejected(error, state.refused[volume_id])
-        return volume_id in state.adopting
+        return state.adopting.get(volume_id)
 
     @staticmethod
     def _entry(session: Session, volume_id: str) -> VolumeEntry:

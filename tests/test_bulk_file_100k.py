@@ -15,16 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from temporalio.client import Client
 
+from tests.support.adopted import assert_every_image_adopted_once
 from tests.support.history import retries_and_timeouts
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
-from volume_manage.inventory.db import transaction
-from volume_manage.inventory.models import Volume
 from volume_manage.operations.devserver import DevServer
-from volume_manage.shared import naming, statuses
+from volume_manage.shared import naming
 from volume_manage.shared.types import DEFAULT_BATCH_SIZE, BulkManageInput
 
 IMAGES = int(os.environ.get("BULK_100K_IMAGES", "100000"))
@@ -71,16 +69,7 @@ async def test_100000_images_adopted_once_without_a_retried_step(
             assert (report.total, report.done, report.failed) == (IMAGES, IMAGES, 0), (
                 report.errors[:3])
 
-            with transaction(stack.database_url, readonly=True) as session:
-                live = {volume_id: status for volume_id, status in session.execute(
-                    select(Volume.id, Volume.status).where(Volume.project_id == stack.project))}
-                assert session.scalar(select(func.count()).select_from(Volume).where(
-                    Volume.project_id == stack.project, Volume.deleted.is_(True))) == 0
-            assert len(live) == IMAGES
-            assert set(live.values()) == {statuses.AVAILABLE}
-            assert sorted(os.listdir(directory)) == sorted(
-                naming.managed_object_name(volume_id) for volume_id in live)
-            assert stack.usage()["volumes"] == (IMAGES, 0)
+            assert_every_image_adopted_once(stack, directory, IMAGES)
 
             # Every run of the bulk workflow (it continues as new), every listing page and
             # every batch (all on the backend's queue): no attempt timed out or retried.

@@ -14,15 +14,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from temporalio.client import Client
 
+from tests.support.adopted import assert_every_image_adopted_once
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
-from volume_manage.inventory.db import transaction
-from volume_manage.inventory.models import Volume
 from volume_manage.operations.devserver import DevServer
-from volume_manage.shared import naming, statuses
 from volume_manage.shared.types import BulkManageInput
 
 RAW, QCOW2 = 10_000, 200
@@ -59,16 +56,7 @@ async def test_10000_raw_and_200_qcow2_images_adopted_once(
             assert (report.total, report.done, report.failed) == (total, total, 0), (
                 report.errors[:3])
 
-            with transaction(stack.database_url, readonly=True) as session:
-                live = {volume_id: status for volume_id, status in session.execute(
-                    select(Volume.id, Volume.status).where(Volume.project_id == stack.project))}
-                assert session.scalar(select(func.count()).select_from(Volume).where(
-                    Volume.project_id == stack.project, Volume.deleted.is_(True))) == 0
-            assert len(live) == total
-            assert set(live.values()) == {statuses.AVAILABLE}
-            assert sorted(os.listdir(directory)) == sorted(
-                naming.managed_object_name(volume_id) for volume_id in live)
-            assert stack.usage()["volumes"] == (total, 0)
+            assert_every_image_adopted_once(stack, directory, total)
             audit = await stack.vm.audit(project_id=stack.project, backend=stack.backend)
             assert audit.clean, audit.violations[:5]
             assert not audit.skipped, audit.skipped  # the backend's objects were checked too
