@@ -161,6 +161,36 @@ def test_undo_gives_the_name_back_or_a_free_one(rbd_pool: RbdPool) -> None:
     assert rbd_pool.names() == sorted(["disk", f"unmanaged-{adopted.provider_id}"])
 
 
+@pytest.mark.parametrize("directory_moved", [False, True])
+def test_a_rename_cut_halfway_is_finished_by_the_retry(
+        rbd_pool: RbdPool, directory_moved: bool) -> None:
+    """A worker killed inside librbd's rename leaves two id objects for one image; the
+    retried step must end with one name, never take the cut rename for done."""
+    rbd_pool.create("disk")
+    driver, volume_id, ref = rbd_pool.driver, vid(), {"source-name": "disk"}
+    target = f"volume-{volume_id}"
+    rbd_pool.cut_rename("disk", target, directory_moved=directory_moved)
+
+    adopted = driver.manage_existing(volume_id, ref)
+    assert rbd_pool.names() == [target] and rbd_pool.id_objects() == [target]
+    assert driver.manage_existing(volume_id, ref) == adopted  # and again: done
+
+    rbd_pool.cut_rename(target, "disk", directory_moved=directory_moved)  # unmanage cut
+    assert driver.unmanage(volume_id, ref) == "disk"
+    assert rbd_pool.names() == ["disk"] and rbd_pool.id_objects() == ["disk"]
+
+
+def test_a_retried_adoption_by_image_id_finds_it_done(rbd_pool: RbdPool) -> None:
+    rbd_pool.create("disk")
+    image_id = rbd_pool.driver.describe_manageable_objects(
+        [{"source-name": "disk"}], {})[0].extra_info["id"]  # type: ignore[index]
+    driver, volume_id, ref = rbd_pool.driver, vid(), {"source-id": image_id}
+    adopted = driver.manage_existing(volume_id, ref)
+    assert driver.manage_existing(volume_id, ref) == adopted
+    with pytest.raises(AlreadyManaged):  # but another volume may not have it
+        driver.manage_existing(vid(), ref)
+
+
 def test_capacity_comes_from_the_cluster_and_a_pool_quota(rbd_pool: RbdPool) -> None:
     rbd_pool.cluster.wait_for_pool_statistics(rbd_pool.name)
     caps = rbd_pool.driver.capabilities()

@@ -87,6 +87,27 @@ class RbdPool:
                 "RBD_KEYRING": options.keyring or "", "RBD_POOL": self.name,
                 "RBD_CONNECT_TIMEOUT": "5"}
 
+    def cut_rename(self, source: str, dest: str, *, directory_moved: bool) -> None:
+        """Leave the pool as a rename killed halfway leaves it (librbd's RenameRequest:
+        the id object under `dest`, the directory, then removing `source`'s id object):
+        both id objects, and the directory on `source` or, if moved, on `dest`."""
+        with self.cluster.admin().open_ioctx(self.name) as ioctx:
+            id_object = ioctx.read(f"rbd_id.{source}")
+            if directory_moved:
+                import rbd
+
+                rbd.RBD().rename(ioctx, source, dest)
+                ioctx.write_full(f"rbd_id.{source}", id_object)
+            else:
+                ioctx.write_full(f"rbd_id.{dest}", id_object)
+
+    def id_objects(self) -> list[str]:
+        """The names that have an id object (`rbd_id.<name>`): a name opens an image
+        while it has one, listed or not."""
+        with self.cluster.admin().open_ioctx(self.name) as ioctx:
+            return sorted(o.key.removeprefix("rbd_id.") for o in ioctx.list_objects()
+                          if o.key.startswith("rbd_id."))
+
     def trash(self, name: str) -> None:
         self.cluster.rbd("trash", "mv", f"{self.name}/{name}")
 

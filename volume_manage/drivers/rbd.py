@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -67,7 +68,9 @@ ALREADY_MANAGED = "already managed"
 TRASH_KEY = "trash"
 OPEN_WINDOW = 64  # images opened at once when listing
 WATCH_TIMEOUT_S = 30.0  # Ceph's default osd_client_watch_timeout
+RBD_ID_PREFIX = "rbd_id."  # librbd's object naming an image: rbd_id.<name> holds its id
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,9 @@ class ClusterRefused(DriverError):
 
 
 class RbdDriver(Driver):
-    # A batch step's calls wait on the cluster, and librbd takes calls from many threads,
-    # but more renames in flight mean more of them cut by a killed worker, and a cut rename
-    # can be mistaken for a finished one (tests/test_rbd_backend.py, the kill test): one at
-    # a time until the driver tells the two apart (bench.rbd_bulk saw no gain from 16 yet).
-    concurrent_calls = 1
+    # A batch step's calls wait on the cluster and librbd takes calls from many threads;
+    # a kill cuts as many renames as are in flight, and `_rename` finishes each on retry.
+    concurrent_calls = 16
 
     def __init__(self, pool: str, options: RbdOptions | None = None) -> None:
         super().__init__(pool)
@@ -343,15 +344,12 @@ class RbdDriver(Driver):
             else:
                 name, image = self._resolve(ioctx, ref)
                 image.close()
-            if naming.managed_volume_id(name):
-                raise AlreadyManaged(ref, naming.managed_volume_id(name))
-            try:
-                self._rbd.rename(ioctx, name, target)
-            except librbd.ImageExists:
-                pass  # a retry: renamed already, and a new image took the old name since
-            except librbd.ImageNotFound:
-                if not self._exists(ioctx, target):  # else a retry: renamed already
-                    raise InvalidReference(ref, self._missing(ioctx, name)) from None
+            managed_id = naming.managed_volume_id(name)
+            if managed_id and managed_id != volume_id:  # else a retry: renamed already
+                raise AlreadyManaged(ref, managed_id)
+            if not managed_id:
+                self._rename(ioctx, name, target, lambda: InvalidReference(
+                    ref, self._missing(ioctx, name)))
             with librbd.Image(ioctx, target, read_only=True) as image:
                 return Adopted(provider_id=image.id(), provider_location=self.ceph_pool)
 
@@ -373,6 +371,10 @@ class RbdDriver(Driver):
                 original = {"source-name": self._image_name(ref)} if "source-name" in ref else {}
             except InvalidReference:
                 original = {}
+            for earlier in (original.get("source-name"), naming.returned_name({}, image_id,
+                                                                               lambda n: True)):
+                if earlier and self._cut_rename(ioctx, target, earlier) == earlier:
+                    return earlier  # a retry: an earlier attempt got through the directory
             name = naming.returned_name(original, image_id, lambda n: self._exists(ioctx, n))
             try:
                 self._rbd.rename(ioctx, target, name)
@@ -380,6 +382,51 @@ class RbdDriver(Driver):
                 name = naming.returned_name({}, image_id, lambda n: True)
                 self._rbd.rename(ioctx, target, name)
             return name
+
+    def _rename(self, ioctx: Any, source: str, dest: str,
+                missing: Callable[[], Exception]) -> None:
+        """Rename `source` to `dest`, where a retry may find the work done, or half done.
+
+        A retry: `source` is gone and `dest` exists (renamed already), or both exist as two
+        images (renamed already, and a new image took the old name since). Half done: librbd
+        renames in three writes (librbd/operation/RenameRequest.cc): an id object under the
+        new name, the pool's directory, then removing the old name's id object. A worker
+        killed between them leaves both names opening one image, and the directory on either
+        name; `_cut_rename` clears the stray id object, and a cut before the directory is
+        renamed again. Without this the cut rename was taken for done: the entry said
+        `volume-<id>` while the pool still listed the old name."""
+        try:
+            self._rbd.rename(ioctx, source, dest)
+        except librbd.ImageExists:
+            listed = self._cut_rename(ioctx, source, dest)
+            if listed is not None:
+                log.warning("rbd: finishing the rename of %r to %r a killed worker cut short",
+                            source, dest)
+            if listed == source:
+                self._rbd.rename(ioctx, source, dest)
+        except librbd.ImageNotFound:
+            if not self._exists(ioctx, dest):
+                raise missing() from None
+
+    def _cut_rename(self, ioctx: Any, one: str, other: str) -> str | None:
+        """If names `one` and `other` open the same image (a rename between them was cut
+        short), remove the id object of the name the directory does not list, and return
+        the name it lists. None if they are not one image."""
+        ids = []
+        for name in (other, one):  # `other` first: the one more often missing
+            try:
+                with librbd.Image(ioctx, name, read_only=True) as image:
+                    ids.append(image.id())
+            except librbd.ImageNotFound:
+                return None
+        if ids[0] != ids[1]:
+            return None
+        with librbd.Image(ioctx, image_id=ids[0], read_only=True) as image:
+            listed: str = image.get_name()  # opened by id, the name comes from the directory
+        if listed not in (one, other):
+            return None
+        ioctx.remove_object(RBD_ID_PREFIX + (other if listed == one else one))
+        return listed
 
     # --- listing --------------------------------------------------------------------------
 
