@@ -110,8 +110,10 @@ async def test_record_bulk_histories(stack: Stack) -> None:
     """Since 2026-12 bulk-manage --all lists the backend a page at a time, behind the patch
     `page-the-listing`: BulkManageWorkflow--all-safe-one-failure.json and
     ListManageableWorkflow--all.json keep the older shape (one listing of the whole backend
-    first), these the newer (three pages of 5, the patch marker first). Record only these:
-    `-k record_bulk`."""
+    first), BulkManageWorkflow--all-safe-paged-one-failure.json the paged one (each page
+    adopted before the next is read), and this records the newest, behind the patch
+    `pipeline-the-pages` (three pages of 5, batches flowing across pages). Record only
+    these: `-k record_bulk`."""
     stack.set_quota("volumes", -1)
     for n in range(12):
         stack.fake.add_object(f"b-{n:02}")
@@ -121,7 +123,7 @@ async def test_record_bulk_histories(stack: Stack) -> None:
     handle = await stack.vm.start_bulk_manage(data, bulk_id=f"{stack.project}-paged")
     report = await stack.vm.bulk_report(handle)
     assert (report.pages, report.done, report.failed) == (3, 11, 1)
-    await save(stack, handle.id, "all-safe-paged-one-failure")
+    await save(stack, handle.id, "all-safe-pipelined-one-failure")
     await save(stack, f"{handle.id}-listing-1", "page")
 
 

@@ -7,9 +7,11 @@ continue-as-new after each window of batches so the history stays small. Ends wi
 
 With `all_safe` (bulk-manage --all) the backend is listed a page at a time (since the patch
 `page-the-listing`): a ListManageableWorkflow child per page, sorted by reference, starting
-after the last reference of the page before; the page's safe objects are adopted, then the
-next page is read. Each page is bounded work, so no step grows with the backend. Runs
-started before the patch list the whole backend in one child first (`_prepare`).
+after the last reference of the page before. Each page is bounded work, so no step grows
+with the backend. Since the patch `pipeline-the-pages` the pages' safe objects queue up and
+batches take them as slots free, while the next page is listed (`_run_pipelined`); before
+it each page was adopted before the one after it was read (`_run_paged`). Runs started
+before both list the whole backend in one child first (`_prepare`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ BATCHES_PER_RUN = 20
 MAX_REPORTED_ERRORS = 1000
 # bulk-manage --all lists the backend page by page (see the module's docstring).
 PAGED_LISTING_PATCH = "page-the-listing"
+# Since 2026-12-02: the pages' batches flow on without waiting at each page's end (runs
+# from before it list a page, adopt it, then list the next: `_run_paged`).
+PIPELINED_PAGES_PATCH = "pipeline-the-pages"
 # The whole-backend listing of runs from before the patch.
 WHOLE_LISTING_TIMEOUT = timedelta(minutes=5)
 
@@ -63,6 +68,8 @@ class BulkManageWorkflow:
         if data.progress is not None:
             self.progress = data.progress
         # Asked first, before any local activity ran in this workflow task (docs/upgrading.md).
+        if data.all_safe and workflow.patched(PIPELINED_PAGES_PATCH):
+            return await self._run_pipelined(data)
         if data.all_safe and workflow.patched(PAGED_LISTING_PATCH):
             return await self._run_paged(data)
         if data.next_index < 0:
@@ -93,6 +100,55 @@ class BulkManageWorkflow:
         return dataclasses.replace(data, refs=good, all_safe=False, next_index=0, spec=spec)
 
     # --- bulk-manage --all, page by page ----------------------------------------------------
+
+    async def _run_pipelined(self, data: BulkManageInput) -> BulkProgress:
+        """Keep up to `max_concurrent_batches` batches adopting while the backend is listed
+        one page ahead: `data.refs[data.next_index:]` are the refs listed and not yet in a
+        batch, whichever page they came from. A batch starts when a full one is queued (or
+        the rest, once the listing is done). After a window of batches, or of pages, the
+        batches in flight finish and the run continues as new with the queue."""
+        if data.spec is None:
+            data = dataclasses.replace(data, spec=await self._validate(data), next_index=0,
+                                       refs=[])
+        size, slots = max(1, data.batch_size), max(1, data.max_concurrent_batches)
+        running: list[asyncio.Task[None]] = []
+        listing: asyncio.Task[tuple[list[dict[str, str]], dict[str, str] | None]] | None = None
+        batches = pages = 0
+        while True:
+            queued = len(data.refs) - data.next_index
+            while (batches < BATCHES_PER_RUN and len(running) < slots and queued > 0
+                   and (queued >= size or (self.progress.listing_finished and not listing))):
+                end = data.next_index + min(size, queued)
+                running.append(asyncio.ensure_future(self._run_batch(
+                    data, data.refs[data.next_index:end], data.next_batch)))
+                data = dataclasses.replace(data, next_index=end, next_batch=data.next_batch + 1)
+                batches, queued = batches + 1, len(data.refs) - end
+            if (listing is None and not self.progress.listing_finished
+                    and pages < BATCHES_PER_RUN and queued < size * slots):
+                listing, pages = asyncio.ensure_future(self._next_page(data)), pages + 1
+            if not running and listing is None:
+                if self.progress.listing_finished and not queued:
+                    break
+                workflow.continue_as_new(dataclasses.replace(
+                    data, refs=data.refs[data.next_index:], next_index=0,
+                    progress=self.progress))
+            waiting = running + ([listing] if listing is not None else [])
+            await workflow.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in running:
+                if task.done():
+                    task.result()  # (a batch's failures are in its outcome: this is a bug's)
+            running = [task for task in running if not task.done()]
+            if listing is not None and listing.done():
+                if listing.exception() is not None:
+                    # (the batches in flight finish first: they are this run's children)
+                    await asyncio.gather(*running)
+                refs, after = listing.result()
+                data = dataclasses.replace(data, refs=data.refs[data.next_index:] + refs,
+                                           next_index=0, list_after=after)
+                listing = None
+        self.progress.finished = True
+        workflow.set_current_details(self._details())
+        return self.progress
 
     async def _run_paged(self, data: BulkManageInput) -> BulkProgress:
         """List a page, adopt its safe objects in batches while the next page is listed,
