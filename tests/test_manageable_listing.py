@@ -348,6 +348,26 @@ def test_after_positions_page_through_everything_once() -> None:
     assert paging.page_window(refs, None, query) == ([], 0)
 
 
+def test_a_page_after_a_position_is_the_full_sorts_slice() -> None:
+    """A page after a position orders only what follows it (heapq, not a sort of the whole
+    backend per page): the same objects, in the same order, ties and offsets included."""
+    names = ["a", "b", "a", "c", "b", "", "é", "d", "c"]  # repeated references: ties
+    refs = [{"source-name": n} for n in names] + [{"source-id": "1"}]
+    for sort_dir, offset, limit, after in itertools.product(
+            ("asc", "desc"), (0, 1, 4), (None, 0, 1, 3, 20), ("", "a", "b", "bb", "~")):
+        ordered = paging.page_positions(refs, None, ManageableQuery(backend="b",
+                                                                    sort_dir=sort_dir))
+        key = paging.reference_key({"source-name": after})
+        past = [i for i in ordered if (paging.reference_key(refs[i]) < key
+                                       if sort_dir == "desc"
+                                       else paging.reference_key(refs[i]) > key)]
+        expected = past[offset:] if limit is None else past[offset:offset + limit]
+        query = ManageableQuery(backend="b", after={"source-name": after}, offset=offset,
+                                limit=limit, sort_dir=sort_dir)
+        assert paging.page_window(refs, None, query) == (
+            expected, len(past) - offset - len(expected) if len(past) > offset else 0)
+
+
 @pytest.mark.parametrize(
     ("fields", "words"),
     [({"sort_key": "size"}, "sorted by reference"),

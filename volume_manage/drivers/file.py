@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,15 +66,17 @@ class FileDriver(Driver):
         return path
 
     def _check_regular_file(self, ref: dict[str, str], path: Path) -> None:
-        if path.is_symlink():
+        try:
+            found = os.lstat(path)  # one call answers symlink, exists and regular file
+        except (FileNotFoundError, NotADirectoryError):
+            raise InvalidReference(ref, f"file {path.name!r} does not exist.") from None
+        if stat.S_ISLNK(found.st_mode):
             target = path.resolve()
             where = "inside" if target.parent == self.directory else "outside"
             raise InvalidReference(
                 ref, f"{path.name} is a symlink to a file {where} the backend directory; "
                      "only regular files are adopted.")
-        if not path.exists():
-            raise InvalidReference(ref, f"file {path.name!r} does not exist.")
-        if not path.is_file():
+        if not stat.S_ISREG(found.st_mode):
             raise InvalidReference(ref, f"{path.name!r} is not a regular file.")
 
     def _by_inode(self, ref: dict[str, str]) -> Path:
@@ -105,11 +108,11 @@ class FileDriver(Driver):
     # --- the driver interface ---------------------------------------------------------------
 
     def capabilities(self) -> Capabilities:
-        stat = os.statvfs(self.directory)
+        fs = os.statvfs(self.directory)
         return Capabilities(
             pool_name=self.pool,
-            total_capacity_gb=round(stat.f_blocks * stat.f_frsize / 1024**3, 2),
-            free_capacity_gb=round(stat.f_bavail * stat.f_frsize / 1024**3, 2),
+            total_capacity_gb=round(fs.f_blocks * fs.f_frsize / 1024**3, 2),
+            free_capacity_gb=round(fs.f_bavail * fs.f_frsize / 1024**3, 2),
             extra={"volume_backend_name": "file", "storage_protocol": "file",
                    "vendor_name": "volume-manage", "thin_provisioning_support": True},
         )
@@ -163,7 +166,7 @@ class FileDriver(Driver):
     def _listed_files(self) -> list[os.DirEntry[str]]:
         """The directory's regular files (symlinks and directories are never listed)."""
         return [entry for entry in os.scandir(self.directory)
-                if not entry.is_symlink() and entry.is_file()]
+                if entry.is_file(follow_symlinks=False)]
 
     def list_manageable_objects(self, *, sizes: bool = True,
                                 progress: Progress = no_progress) -> ManageableListing:
@@ -194,15 +197,20 @@ class FileDriver(Driver):
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
     ) -> list[ManageableItem]:
         result = []
+        directory = os.fspath(self.directory)
         for listed in references:
             name = listed.get("source-name", "")
-            path = self.directory / name
+            if not name or "/" in name:
+                continue
+            path = os.path.join(directory, name)
             try:
-                if "/" in name or path.is_symlink() or not path.is_file():
-                    continue  # renamed or gone since it was listed
-                inode = path.stat().st_ino
+                # one lstat, not a Path with three stats (a third of describing a page)
+                found = os.lstat(path)
             except OSError:
                 continue
+            if not stat.S_ISREG(found.st_mode):
+                continue  # renamed or gone since it was listed, or a symlink now
+            inode = found.st_ino
             ref = {"source-name": name}
             cinder_id = managed.get(name) or naming.managed_volume_id(name)
             reason: str | None = "already managed" if cinder_id else None

@@ -66,6 +66,8 @@ def ref_key(ref: dict[str, str]) -> str:
 
 def managed_volume_id(object_name: str) -> str | None:
     """The volume id in a backend object named `volume-<uuid>`, else None."""
+    if not object_name.startswith("volume-"):  # most names: no regex (run per listed name)
+        return None
     match = MANAGED_NAME.match(object_name)
     return match.group(1) if match else None
 

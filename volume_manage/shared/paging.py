@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import json
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
@@ -110,6 +110,8 @@ def page_window(references: Sequence[dict[str, str]], sizes: Sequence[int] | Non
     else:
         keys = list(map(reference_key, references))
     descending = query.sort_dir == "desc"
+    if query.after is not None and query.marker is None:
+        return _window_after(keys, reference_key(query.after), descending, query)
     ordered = sorted(range(len(keys)), key=keys.__getitem__, reverse=descending)
     start = 0
     if query.marker is not None:
@@ -119,17 +121,21 @@ def page_window(references: Sequence[dict[str, str]], sizes: Sequence[int] | Non
             raise RequestError(
                 "marker", f"no object with reference {query.marker} on the backend") from None
         start = ordered.index(at) + 1
-    elif query.after is not None:
-        in_order = [keys[i] for i in ordered]
-        start = _position_after(in_order[::-1] if descending else in_order,
-                                reference_key(query.after), descending)
     start += query.offset
     end = len(ordered) if query.limit is None else min(len(ordered), start + query.limit)
     return ordered[start:end], max(0, len(ordered) - end)
 
 
-def _position_after(ascending_keys: list[Any], key: Any, descending: bool) -> int:
-    """How many of the sorted keys come at or before `key` in the listing's order."""
-    if descending:
-        return len(ascending_keys) - bisect.bisect_left(ascending_keys, key)
-    return bisect.bisect_right(ascending_keys, key)
+def _window_after(keys: list[Any], after: Any, descending: bool, query: ManageableQuery
+                  ) -> tuple[list[int], int]:
+    """The page after a position: only the keys past it are ordered, and with a limit only
+    the first `offset + limit` of them (a bulk adoption reads a whole backend this way, a
+    page at a time: sorting the whole backend for every page made the pages quadratic).
+    Same order as the full sort: heapq's n-smallest/largest are stable as `sorted` is."""
+    rest = [i for i, key in enumerate(keys) if (key < after if descending else key > after)]
+    if query.limit is None:
+        ordered = sorted(rest, key=keys.__getitem__, reverse=descending)[query.offset:]
+    else:
+        pick = heapq.nlargest if descending else heapq.nsmallest
+        ordered = pick(query.offset + query.limit, rest, key=keys.__getitem__)[query.offset:]
+    return ordered, max(0, len(rest) - query.offset - len(ordered))
