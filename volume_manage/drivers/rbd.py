@@ -350,8 +350,22 @@ class RbdDriver(Driver):
             if not managed_id:
                 self._rename(ioctx, name, target, lambda: InvalidReference(
                     ref, self._missing(ioctx, name)))
-            with librbd.Image(ioctx, target, read_only=True) as image:
-                return Adopted(provider_id=image.id(), provider_location=self.ceph_pool)
+            return Adopted(provider_id=self._image_id(ioctx, target),
+                           provider_location=self.ceph_pool)
+
+    @staticmethod
+    def _image_id(ioctx: Any, name: str) -> str:
+        """The id of the image named `name`, from its id object: one OSD call (the `rbd`
+        class's `get_id`, as librbd's own open asks it), not an open of the image, which
+        costs several (a quarter of an adoption's time on the test cluster)."""
+        try:
+            ret, out = ioctx.execute(RBD_ID_PREFIX + name, "rbd", "get_id", b"")
+        except librados.ObjectNotFound:
+            raise librbd.ImageNotFound(f"no image {name!r}") from None
+        if ret < 0 or len(out) < 4:
+            raise DriverError(f"Ceph {name}: get_id answered {ret}")
+        length = int.from_bytes(out[:4], "little")  # a Ceph-encoded string: length, bytes
+        return bytes(out[4:4 + length]).decode()
 
     def revert_manage_existing(self, volume_id: str, ref: dict[str, str]) -> bool:
         return self._rename_back(volume_id, ref) is not None
