@@ -65,6 +65,27 @@ async def test_source_id_names_a_file_by_inode(file_stack: Stack) -> None:
     assert (directory(file_stack) / f"volume-{done.id}").exists()
 
 
+async def test_unmanaged_file_comes_back_by_its_old_volume_name_or_its_inode(
+        file_stack: Stack) -> None:
+    """Cinder's round trip on real files: unmanage (the file gets its name back), then
+    manage `source-name=volume-<old id>`, or `source-id=<inode>`: the same file, untouched."""
+    where = directory(file_stack)
+    make_image(where / "disk.qcow2", "1G")
+    content = (where / "disk.qcow2").read_bytes()
+    first = await file_stack.manage_and_wait("disk.qcow2")
+    await file_stack.vm.unmanage(first.id)
+    assert os.listdir(where) == ["disk.qcow2"]
+
+    again = await file_stack.manage_and_wait(f"volume-{first.id}")
+    assert (again.status, again.size, again.provider_id) == (
+        statuses.AVAILABLE, first.size, first.provider_id)
+    await file_stack.vm.unmanage(again.id)
+    by_inode = await file_stack.manage_and_wait({"source-id": first.provider_id or ""})
+    assert by_inode.status == statuses.AVAILABLE
+    assert (where / f"volume-{by_inode.id}").read_bytes() == content
+    assert os.listdir(where) == [f"volume-{by_inode.id}"]
+
+
 async def test_failed_adoption_renames_the_file_back(file_stack: Stack) -> None:
     make_image(directory(file_stack) / "disk.qcow2", "1G")
     file_stack.fail("finish", retryable=False)

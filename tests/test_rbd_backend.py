@@ -93,8 +93,11 @@ async def test_manage_list_and_unmanage_one_image(
     assert code == 0, out
     assert pool.names() == sorted(["busy", "data", f"volume-{odd.id}"])
     assert pool.export("data", tmp_path / "after") == before
-    again = await stack.manage_and_wait("data")  # and it can be adopted again
+    # Cinder's round trip: the old volume name finds the image under its name now
+    again = await stack.manage_and_wait(f"volume-{data.id}")
     assert again.status == statuses.AVAILABLE and again.id != data.id
+    assert (again.size, again.provider_id) == (data.size, data.provider_id)
+    assert pool.export(f"volume-{again.id}", tmp_path / "again") == before
     await stack.vm.delete_failed_volume(refused.id)
 
 

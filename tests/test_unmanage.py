@@ -123,3 +123,33 @@ async def test_unmanage_when_the_original_name_was_taken_again(stack: Stack) -> 
     object_id = stack.fake.objects[f"unmanaged-{adopted.provider_id}"].object_id
     assert object_id == adopted.provider_id
     assert "vol-1" in stack.fake.objects
+
+
+async def test_cinders_round_trip_adopts_the_object_by_its_old_volume_name(
+        stack: Stack) -> None:
+    """Cinder's way out and back in: unmanage, then manage `source-name=volume-<old id>`.
+    Unmanage gave the object its name back (or `unmanaged-<object id>` when the name was
+    taken); the deleted entry does not make it "already managed": the same object comes back
+    as a new entry with the same size, type, zone and host, and goes back to that name."""
+    stack.fake.add_object("vol-1", size_gib=2)
+    stack.fake.add_object("vol-2")
+    first = await stack.manage_and_wait("vol-1")
+    second = await stack.manage_and_wait("vol-2")
+    await unmanage(stack, first.id)
+    stack.fake.add_object("vol-2")  # vol-2's name is taken again meanwhile
+    await unmanage(stack, second.id)
+
+    again = await stack.manage_and_wait(f"volume-{first.id}")
+    other = await stack.manage_and_wait(f"volume-{second.id}")
+
+    assert again.status == other.status == statuses.AVAILABLE and again.id != first.id
+    assert (again.size, again.volume_type, again.availability_zone, again.host) == (
+        first.size, first.volume_type, first.availability_zone, first.host)
+    assert again.provider_id == first.provider_id and other.provider_id == second.provider_id
+    assert again.ref == {"source-name": "vol-1"}
+    assert other.ref == {"source-name": f"unmanaged-{second.provider_id}"}
+    with pytest.raises(sdk.ManageError, match=f"already managed as volume {again.id}"):
+        await stack.manage(f"volume-{again.id}")  # a live entry's object is managed
+    await unmanage(stack, again.id)
+    assert "vol-1" in stack.fake.objects and f"volume-{again.id}" not in stack.fake.objects
+    await unmanage(stack, other.id)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.models import Service
-from volume_manage.shared import errors, naming, validation
+from volume_manage.shared import errors, events, naming, validation
 from volume_manage.shared.errors import RequestError
 from volume_manage.shared.types import ManageRequest, ManageSpec
 
@@ -68,13 +68,10 @@ def resolve_manage_request(
     if volume_type is None:
         raise RequestError("volume_type", f"Cannot find requested '{type_name}' volume type",
                            errors.VOLUME_TYPE_NOT_FOUND)
-    managed_id = naming.managed_volume_id(request.ref.get("source-name", ""))
-    if managed_id and repo.get_volume(session, managed_id) is not None:
-        raise RequestError("ref", f"the object is already managed as volume {managed_id}",
-                           errors.ALREADY_MANAGED)
+    ref = current_ref(session, request.ref, backend)
     return ManageSpec(
-        ref=request.ref,
-        ref_key=naming.ref_key(request.ref),
+        ref=ref,
+        ref_key=naming.ref_key(ref),
         backend=backend,
         host=request.host if request.cluster is None else None,
         cluster=request.cluster or service.cluster,
@@ -88,3 +85,29 @@ def resolve_manage_request(
         project_id=request.project_id,
         user_id=request.user_id,
     )
+
+
+def current_ref(session: Session, ref: dict[str, str], backend: str) -> dict[str, str]:
+    """The ref to adopt by: `ref`, unless it names an object `volume-<id>` of an entry.
+
+    A live entry's object is refused, already managed. A deleted entry never makes an object
+    managed (Cinder's `check_already_managed_volume` ignores them): Cinder's way of moving a
+    volume out and back in is to unmanage it, then manage `source-name=volume-<old id>`.
+    Unmanage here gives the object its original name back (or `unmanaged-<object id>`), and
+    records which (`unmanage.renamed`): the request is for the object under that name, so
+    the new entry, and a later unmanage, know it by it. (Only on the entry's own backend:
+    another backend's object of that name is another object.)
+    """
+    managed_id = naming.managed_volume_id(ref.get("source-name", ""))
+    if not managed_id:
+        return ref
+    volume = repo.get_volume(session, managed_id)
+    if volume is None:
+        return ref
+    if not volume.deleted:
+        raise RequestError("ref", f"the object is already managed as volume {managed_id}",
+                           errors.ALREADY_MANAGED)
+    if volume.backend != backend:
+        return ref
+    given_back = repo.last_event_details(session, managed_id, events.UNMANAGE_RENAMED)
+    return {"source-name": str(given_back["name"])} if given_back.get("name") else ref
