@@ -233,12 +233,15 @@ class Env:
     @asynccontextmanager
     async def workers(self, *, ours: bool = True, floor: bool = True, objects: int = 0,
                       images: Path | None = None, extra: Sequence[str] = (),
-                      driver: str | None = None) -> AsyncIterator[WorkerProcess]:
+                      driver: str | None = None, backend_processes: int = 1
+                      ) -> AsyncIterator[WorkerProcess]:
         """Start worker processes and stop them after: ours as deployed (the API worker and
         a new backend's worker, a process each: a fake backend with `objects` objects, or
         with `images` the `file` driver over that directory, or the `driver` named, its
         options in `extra`), and/or the floor's. Their peak RSS and CPU can be read before
-        the block ends."""
+        the block ends. `backend_processes` workers serve the backend (docs/operations.md:
+        a worker's Python runs on one core; a real backend takes several on one queue; the
+        fake one cannot, its objects live in one process)."""
         driver = driver or ("fake" if images is None else "file")
         backend = f"bench-{self.tag}-{len(self.started)}@{driver}"
         common = [sys.executable, "-m", "bench.workers", "--address", self.server.address,
@@ -246,7 +249,7 @@ class Env:
                   "--api-queue", self.settings.api_task_queue, "--backend", backend,
                   "--objects", str(objects), "--driver", driver,
                   *(["--path", str(images)] if images is not None else []), *extra]
-        roles = [["--ours", "api"], ["--ours", "backend"]] if ours else []
+        roles = [["--ours", "api"]] + [["--ours", "backend"]] * backend_processes if ours else []
         roles += [["--ours", "none", "--floor-queue", self.floor_queue]] if floor else []
         group = WorkerProcess([], backend, objects)
         self.started.append(group)

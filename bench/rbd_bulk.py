@@ -4,11 +4,12 @@
 driver (as many objects), both in the same run.
 
     .venv/bin/python -m bench.rbd_bulk [--images 1000] [--quick] [--batch-size 500]
-                                       [--concurrency 4] [--database sqlite|postgresql|URL]
-                                       [--no-write]
+                                       [--concurrency 4] [--backend-workers 2]
+                                       [--database sqlite|postgresql|URL] [--no-write]
 
-The workers run as deployed (`bench.workers`, a process each); the rbd backend's worker
-connects as a client with only `profile rbd` rights. At the end every image must be
+The workers run as deployed (`bench.workers`, a process each); the rbd backend is served by
+`--backend-workers` processes on its queue (librbd's work runs in the client: a worker per
+core), each connecting as a client with only `profile rbd` rights. At the end every image must be
 adopted once (the pool holds only `volume-<id>` images, each an `available` entry) and the
 audit of the project and backend, its check of the pool's images included, must be clean;
 otherwise the table is still printed and written and the run ends with `FAILED: ...`,
@@ -63,7 +64,7 @@ def adopted_once(database_url: str, project: str, backend: str, names: list[str]
 
 async def run(images: int = IMAGES, database: str = "sqlite", *,
               batch_size: int = DEFAULT_BATCH_SIZE, concurrency: int = 4,
-              write: bool = True) -> dict[str, Any]:
+              backend_workers: int = 2, write: bool = True) -> dict[str, Any]:
     import rbd
 
     async with common.environment(database) as env:
@@ -85,7 +86,8 @@ async def run(images: int = IMAGES, database: str = "sqlite", *,
             options = ["--rbd-conf", str(cluster.conf), "--rbd-user", "bench",
                        "--rbd-keyring", str(keyring), "--rbd-pool", POOL]
             failure, adoption = "", None
-            async with env.workers(floor=False, driver="rbd", extra=options) as rbd_workers:
+            async with env.workers(floor=False, driver="rbd", extra=options,
+                                   backend_processes=backend_workers) as rbd_workers:
                 try:
                     adoption = await adopt_all(env, rbd_workers, project=project,
                                                batch_size=batch_size, concurrency=concurrency,
@@ -127,6 +129,7 @@ async def run(images: int = IMAGES, database: str = "sqlite", *,
     ]
     return common.report("rbd_bulk", rows, {
         "database": kind, "images": images, "batch_size": batch_size,
+        "backend_workers": backend_workers,
         "concurrency": concurrency, "making_images_s": making_s,
         "failure": ("FAILED: rbd driver: " + "; ".join(parts)) if parts else None,
         "rbd": _adoption_dict(adoption), "fake": _adoption_dict(fake)}, write=write)
@@ -148,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller default count")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--backend-workers", type=int, default=2,
+                        help="rbd worker processes on the backend's queue (the fake: one)")
     parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
     parser.add_argument("--no-write", action="store_true", help="print only; no result file")
     args = parser.parse_args(argv)
@@ -157,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     count = args.images or (QUICK_IMAGES if args.quick else IMAGES)
     result = asyncio.run(run(count, args.database, batch_size=args.batch_size,
-                             concurrency=args.concurrency, write=not args.no_write))
+                             concurrency=args.concurrency,
+                             backend_workers=args.backend_workers, write=not args.no_write))
     failure = result["details"]["failure"]
     if failure:
         print(failure, file=sys.stderr)
