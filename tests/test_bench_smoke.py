@@ -43,6 +43,7 @@ async def test_file_driver_bulk_runs(database_url: str) -> None:
     details = result["details"]
     assert details["failure"] is None
     assert (details["file"]["adopted"], details["fake"]["adopted"]) == (8, 8)
+    assert details["file_scaled"]["adopted"] == 8  # and again with two backend workers
     assert {r["metric"]: r["ours"] for r in result["rows"]}[
         "file driver: images not adopted"] == 0
 
@@ -56,6 +57,8 @@ def test_file_bulk_names_what_failed(database_url: str, tmp_path: Path) -> None:
     run = file_bulk.FileRun(failure="bulk-manage --all raised ManageError: timed out",
                             seconds=301, problems=problems)
     line = file_bulk.failure_line(3, run)
-    assert line.startswith("FAILED: file driver, 3 images, after 301 s: bulk-manage --all "
-                           "raised ManageError: timed out; 3 of 3 images not adopted")
+    assert line.startswith("FAILED: file driver (1 backend worker), 3 images, after 301 s: "
+                           "bulk-manage --all raised ManageError: timed out; 3 of 3 images "
+                           "not adopted")
+    assert file_bulk.failure_line(3, run, 2).startswith("FAILED: file driver (2 backend workers)")
     assert file_bulk.failure_line(3, file_bulk.FileRun()) == ""
