@@ -1,9 +1,12 @@
 # The project's image: workers, starter.py and the REST API (docker-compose.yml runs each
-# with its own command). qemu-img sizes the file backend's raw/qcow2 images.
-FROM python:3.11-slim
+# with its own command). qemu-img sizes the file backend's raw/qcow2 images; Debian's
+# python3-rados and python3-rbd are the rbd driver's librados/librbd bindings (not on PyPI,
+# built for Debian's python3: bookworm's is 3.11, as this image's, hence the pinned Debian;
+# they are linked into it below by the rule scripts/setup.sh uses for .venv).
+FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends qemu-utils \
+    && apt-get install -y --no-install-recommends qemu-utils python3-rados python3-rbd \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONUNBUFFERED=1 \
@@ -13,6 +16,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY . .
 RUN pip install . \
+    && python -m volume_manage.operations.cephbindings --require \
     && useradd --system --uid 10001 --home-dir /app volume-manage \
     && mkdir -p /srv/volumes /app/data \
     && chown volume-manage /srv/volumes /app/data

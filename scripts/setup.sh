@@ -34,8 +34,8 @@ fi
 
 # Ceph, for the rbd driver and its tests: the daemons of a one-node test cluster and the
 # librados/librbd Python bindings. Debian builds the bindings for its own python3 only (they
-# are not on PyPI): when this venv's Python is the same version, link their two extension
-# modules into it (all of dist-packages would drag in Debian's other Python packages).
+# are not on PyPI): volume_manage/operations/cephbindings.py links their two extension
+# modules into the venv when its Python is the same version.
 ceph_missing=()
 for pkg in ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd; do
     dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || ceph_missing+=("$pkg")
@@ -49,13 +49,5 @@ if [ ${#ceph_missing[@]} -gt 0 ]; then
         echo "note: the rbd driver and its tests need ${ceph_missing[*]} (sudo apt-get install ${ceph_missing[*]}); they are skipped without" >&2
     fi
 fi
-site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-tag=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-for module in rados rbd; do
-    so=/usr/lib/python3/dist-packages/$module$tag
-    if [ -f "$so" ]; then
-        ln -sf "$so" "$site/$module$tag"
-    elif command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W "python3-$module" >/dev/null 2>&1; then
-        echo "note: python3-$module is built for another Python than .venv's ($tag); the rbd driver needs a venv of Debian's python3 (PYTHON=/usr/bin/python3 scripts/setup.sh)" >&2
-    fi
-done
+# The bindings' rule (link them when the venv's Python matches) is shared with the Dockerfile.
+.venv/bin/python -m volume_manage.operations.cephbindings

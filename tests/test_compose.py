@@ -31,21 +31,29 @@ from volume_manage.workers import build, cli
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 SERVICES = {"postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui",
-            "inventory-migrate", "api-worker", "backend-file", "rest-api"}
-APP_SERVICES = {"inventory-migrate", "api-worker", "backend-file", "rest-api"}
+            "inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api"}
+APP_SERVICES = {"inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api"}
+LONG_RUNNING = ("api-worker", "backend-file", "backend-rbd", "rest-api")
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None,
                                 reason="docker-compose is not installed (scripts/setup.sh)")
 
 
-@pytest.fixture(scope="module")
-def config() -> dict[str, Any]:
-    """The file as docker-compose resolves it (anchors merged, defaults filled in)."""
+def resolve(**variables: str) -> dict[str, Any]:
+    """The file as docker-compose resolves it (anchors merged, variables and defaults
+    filled in; every profile's services included)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RBD_")}
     result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+                            capture_output=True, text=True, timeout=60, cwd=ROOT,
+                            env={**env, **variables})
     assert result.returncode == 0, result.stderr
     resolved: dict[str, Any] = yaml.safe_load(result.stdout)
     return resolved
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    return resolve()
 
 
 def mounts(service: dict[str, Any]) -> dict[str, str]:
@@ -80,7 +88,7 @@ def test_every_part_of_the_stack_is_there(config: dict[str, Any]) -> None:
         assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert services["inventory-migrate"]["command"] == ["python", "starter.py", "migrate"]
-    for name in ("api-worker", "backend-file", "rest-api"):
+    for name in LONG_RUNNING:
         port = next(iter(published(services[name]).values()))
         assert f"'127.0.0.1', {port}" in " ".join(services[name]["healthcheck"]["test"])
     assert mounts(services["backend-file"]) == {"/srv/volumes": "backend-volumes"}
@@ -95,7 +103,7 @@ def test_one_shot_steps_run_in_order(config: dict[str, Any]) -> None:
 
     assert waits_for("temporal") == {"temporal-schema": "service_completed_successfully"}
     assert waits_for("temporal-setup") == {"temporal": "service_healthy"}
-    for name in ("api-worker", "backend-file", "rest-api"):
+    for name in LONG_RUNNING:
         assert waits_for(name) == {"temporal-setup": "service_completed_successfully",
                                    "inventory-migrate": "service_completed_successfully"}
 
@@ -111,12 +119,13 @@ def test_ports(config: dict[str, Any]) -> None:
     assert published(services["rest-api"]) == {8776: 8776}
     assert published(services["api-worker"]) == {9464: 9464}
     assert published(services["backend-file"]) == {9465: 9464}
+    assert published(services["backend-rbd"]) == {9466: 9464}
     assert "ports" not in services["postgresql"]
     everything = [port for s in services.values() for port in published(s)]
     assert len(everything) == len(set(everything)), "two services publish one port"
 
 
-@pytest.mark.parametrize("name", ["api-worker", "backend-file"])
+@pytest.mark.parametrize("name", ["api-worker", "backend-file", "backend-rbd"])
 def test_worker_commands_parse_with_worker_py_flags(config: dict[str, Any], name: str) -> None:
     """Parse the service's command with worker.py's own (click) command: an unknown or
     misspelt flag, a bad value type or a missing required option fails here."""
@@ -128,10 +137,19 @@ def test_worker_commands_parse_with_worker_py_flags(config: dict[str, Any], name
     params = ctx.params
     assert params["metrics_port"] == 9464
     assert params["log_format"] == "json"
+    service = config["services"][name]
     if command[2] == "backend":
         assert HOST_PATTERN.match(params["backend_host"])
-        assert params["driver"] == "file"
-        assert params["path"] in mounts(config["services"][name])
+        if params["driver"] == "file":
+            assert params["path"] in mounts(service)
+        else:
+            assert params["driver"] == "rbd"
+            # the driver's options come from the environment, under the names it reads
+            rbd_env = {k: v for k, v in service["environment"].items() if k.startswith("RBD_")}
+            readable = {p.envvar for p in sub.params if isinstance(p.envvar, str)}
+            assert set(rbd_env) <= readable
+            assert {rbd_env["RBD_CEPH_CONF"], rbd_env["RBD_KEYRING"]} <= set(mounts(service))
+            assert rbd_env["RBD_POOL"] == params["backend_host"].split("#")[1]
     grace = config["services"][name]["stop_grace_period"]
     assert int(grace.rstrip("s")) > build.DRAIN_TIMEOUT.total_seconds()
 
@@ -232,3 +250,30 @@ def test_image_context_holds_what_pip_install_needs() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert "qemu-utils" in dockerfile and "pip install ." in dockerfile
+    # the rbd worker's bindings: Debian's, linked in by setup.sh's rule, the build failing
+    # if they do not import
+    assert "python3-rados python3-rbd" in dockerfile
+    assert "python -m volume_manage.operations.cephbindings --require" in dockerfile
+    assert "volume_manage.operations.cephbindings" in (ROOT / "scripts/setup.sh").read_text()
+
+
+def test_the_rbd_worker_is_optional_and_mounts_the_hosts_ceph_files(
+        config: dict[str, Any]) -> None:
+    """Only `--profile rbd` starts it; the conf and keyring come read-only from the host,
+    from /etc/ceph by default or where the variables say."""
+    services = config["services"]
+    assert services["backend-rbd"]["profiles"] == ["rbd"]
+    assert not [name for name, s in services.items() if name != "backend-rbd"
+                and "profiles" in s]
+    assert mounts(services["backend-rbd"]) == {
+        "/etc/ceph/ceph.conf": "/etc/ceph/ceph.conf",
+        "/etc/ceph/keyring": "/etc/ceph/ceph.client.cinder.keyring"}
+    assert all(str(v).endswith(":ro") for v in services["backend-rbd"]["volumes"])
+    moved = resolve(RBD_CONF_ON_HOST="/srv/ceph/prod.conf", RBD_USER="vm",
+                    RBD_KEYRING_ON_HOST="/srv/ceph/client.vm.keyring", RBD_POOL="pool2",
+                    RBD_BACKEND_HOST="node4@rbd#pool2")["services"]["backend-rbd"]
+    assert mounts(moved) == {"/etc/ceph/ceph.conf": "/srv/ceph/prod.conf",
+                             "/etc/ceph/keyring": "/srv/ceph/client.vm.keyring"}
+    assert (moved["environment"]["RBD_USER"], moved["environment"]["RBD_POOL"]) == (
+        "vm", "pool2")
+    assert "node4@rbd#pool2" in moved["command"]

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -253,3 +254,137 @@ admin socket = {d}/run/osd.0.asok
         if done.returncode != 0:
             raise CephError(f"rbd {' '.join(args)}: {done.stderr.decode().strip()}")
         return done.stdout.decode()
+
+
+# --- `python -m volume_manage.operations.cephcluster start|stop|status DIR` --------------------
+# For scripts/demo.sh and for trying the rbd driver by hand: the daemons outlive the command
+# that starts them, so their pids are kept in DIR/daemons.json for `stop` and `status`.
+
+PIDS_FILE = "daemons.json"
+# What a cluster of this module leaves in its directory; a fresh start removes these only.
+CLUSTER_FILES = ("run", "log", "mon.a", "mgr.x", "osd.0", "ceph.conf", "mon.keyring",
+                 "client.admin.keyring", "mgr.x.keyring", "osd.0.keyring", PIDS_FILE)
+DAEMON_ORDER = ("osd.0", "mgr.x", "mon.a")  # stopping order: the monitor last
+
+
+def _alive(pid: int, name: str) -> bool:
+    """`pid` is still the daemon `name` (not a zombie, nor a reused pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    kind, ident = name.split(".")
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return (state != "Z" and Path(cmdline[0].decode()).name == f"ceph-{kind}"
+            and ident.encode() in cmdline)
+
+
+def running_daemons(directory: Path) -> dict[str, int]:
+    """The daemons of the cluster in `directory` that are running, by name."""
+    try:
+        pids: dict[str, int] = json.loads((directory / PIDS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name: pid for name, pid in pids.items() if _alive(pid, name)}
+
+
+def stop_directory(directory: Path, timeout_s: float = 20.0) -> list[str]:
+    """Stop the daemons `start_directory` left running (SIGTERM, then SIGKILL after
+    `timeout_s`); returns the names stopped. Memstore keeps the data in the OSD's memory:
+    it is gone with the OSD."""
+    running = running_daemons(directory)
+    for name in DAEMON_ORDER:
+        if name not in running:
+            continue
+        os.kill(running[name], signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(running[name], name):
+            if time.monotonic() > deadline:
+                os.kill(running[name], signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.1)
+    (directory / PIDS_FILE).unlink(missing_ok=True)
+    return [name for name in DAEMON_ORDER if name in running]
+
+
+def start_directory(directory: Path, pools: list[str], clients: list[str]) -> bool:
+    """A running cluster in `directory` with `pools` and `profile rbd` `clients` (keyrings
+    `client.<name>.keyring` there): the one already running is reused, else a fresh one
+    is started. Returns whether it was reused."""
+    directory.mkdir(parents=True, exist_ok=True)
+    running = running_daemons(directory)
+    reused = set(running) == set(DAEMON_ORDER)
+    if not reused:
+        stop_directory(directory)  # what is left of a cluster cut short: memstore lost it
+        for name in CLUSTER_FILES:
+            path = directory / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    cluster = CephCluster(directory)
+    try:
+        if not reused:
+            try:
+                cluster.start()
+            finally:  # recorded even if it failed halfway, so that `stop` can end them
+                (directory / PIDS_FILE).write_text(json.dumps(
+                    {name: p.pid for name, p in cluster.processes.items()}))
+            cluster.wait_for_statistics()
+        existing = set(cluster.command("osd pool ls", format="json"))
+        for pool in pools:
+            if pool not in existing:
+                cluster.create_pool(pool)
+        for client in clients:
+            cluster.add_client(client, pools or None)
+    except BaseException:
+        if not reused:
+            cluster.processes.clear()
+            stop_directory(directory)
+        raise
+    finally:
+        if cluster._rados is not None:
+            cluster._rados.shutdown()
+    return reused
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A one-node cluster in a directory that outlives this command; errors are one line."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m volume_manage.operations.cephcluster",
+        description="A one-node Ceph cluster (memstore: its data lives in the OSD's memory "
+                    "and goes with it) in DIR, on 127.0.0.1, cephx on.")
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("directory", metavar="DIR", type=Path)
+    parser.add_argument("--pool", action="append", default=[],
+                        help="start: an RBD pool to have (again for more)")
+    parser.add_argument("--client", action="append", default=[],
+                        help="start: a client with only `profile rbd` rights on the pools; "
+                             "its keyring is DIR/client.<name>.keyring")
+    args = parser.parse_args(argv)
+    directory: Path = args.directory.resolve()
+    try:
+        if args.action == "start":
+            reused = start_directory(directory, args.pool, args.client)
+            print(f"ceph cluster {'reused' if reused else 'started'} in {directory} "
+                  f"(conf {directory / 'ceph.conf'})")
+        elif args.action == "stop":
+            stopped = stop_directory(directory)
+            print(f"ceph cluster in {directory}: "
+                  + (f"stopped {', '.join(stopped)}" if stopped else "not running"))
+        else:
+            running = running_daemons(directory)
+            print(f"ceph cluster in {directory}: "
+                  + (", ".join(f"{n} (pid {p})" for n, p in running.items()) or "not running"))
+            return 0 if set(running) == set(DAEMON_ORDER) else 3
+    except (CephError, OSError, ImportError, subprocess.CalledProcessError) as err:
+        print(f"cephcluster {args.action}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
