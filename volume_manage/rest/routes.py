@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from volume_manage.rest import views
+from volume_manage.rest import versions, views
 from volume_manage.rest.context import CallContext, call_context
 from volume_manage.rest.faults import CinderFault, from_manage_error, volume_not_found
 from volume_manage.rest.schemas import ManageBody, VolumeAction
@@ -91,7 +91,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
     async def manage(request: Request, body: ManageBody, ctx: CallContext = Ctx) -> JSONResponse:
         ctx.require_admin(MANAGE_POLICY)
         volume = body.volume
-        if ctx.version.at_least("3.16"):
+        if ctx.version.at_least(versions.VOLUME_MIGRATE_CLUSTER):
             if (volume.host is None) == (volume.cluster is None):
                 raise CinderFault(400, "Invalid input received: One and only one of cluster "
                                        "and host must be set.")
@@ -128,14 +128,17 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
     async def manageable(request: Request, ctx: CallContext, detail: bool,
                          host: str | None, cluster: str | None, marker: str | None,
                          limit: int | None, offset: int, sort: str | None,
-                         sort_key: str | None, sort_dir: str | None) -> dict[str, Any]:
+                         sort_key: str | None, sort_dir: str | None) -> JSONResponse:
+        """One page; past it, an HTTP `Link: <...>; rel="next"` header (see
+        views.manageable_next_link) and a body exactly Cinder's."""
         ctx.require_admin(LIST_MANAGEABLE_POLICY)
-        if not ctx.version.at_least("3.17"):
+        if not ctx.version.at_least(versions.MANAGE_EXISTING_CLUSTER):
             cluster = None  # Cinder ignores it before 3.17
         if bool(host) == bool(cluster):
             raise CinderFault(400, "Invalid input received: " + (
                 "One and only one of cluster and host must be set."
-                if ctx.version.at_least("3.17") else "Host field is missing."))
+                if ctx.version.at_least(versions.MANAGE_EXISTING_CLUSTER)
+                else "Host field is missing."))
         try:
             page = await _vm(request).list_manageable(
                 host or cluster or "",
@@ -144,7 +147,11 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                 cluster=bool(cluster))
         except ManageError as err:
             raise from_manage_error(err, host_not_found=404) from None
-        return views.manageable_list(page.items, detail=detail)
+        headers = {}
+        if page.items and (limit is not None or page.more):
+            headers["Link"] = views.manageable_next_link(request, page.items[-1])
+        return JSONResponse(views.manageable_list(page.items, detail=detail),
+                            headers=headers)
 
     def manageable_route(detail: bool, min_version: str | None) -> Callable[..., Any]:
         async def handler(
@@ -155,7 +162,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             limit: int | None = Query(None), offset: int = Query(0),
             sort: str | None = Query(None, description="reference|size[:asc|desc]"),
             sort_key: str | None = Query(None), sort_dir: str | None = Query(None),
-        ) -> dict[str, Any]:
+        ) -> JSONResponse:
             if min_version:
                 ctx.require_version(min_version)
             return await manageable(request, ctx, detail, host, cluster, marker, limit,
@@ -164,7 +171,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
 
     async def manage_v38(request: Request, body: ManageBody,
                          ctx: CallContext = Ctx) -> JSONResponse:
-        ctx.require_version("3.8")
+        ctx.require_version(versions.MANAGE_EXISTING_LIST)
         return await manage(request, body, ctx)
 
     def volumes_route(detail: bool) -> Callable[..., Any]:
@@ -221,7 +228,8 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                          responses=ok)
     for path, detail, min_version in (
             ("/os-volume-manage", False, None), ("/os-volume-manage/detail", True, None),
-            ("/manageable_volumes", False, "3.8"), ("/manageable_volumes/detail", True, "3.8")):
+            ("/manageable_volumes", False, versions.MANAGE_EXISTING_LIST),
+            ("/manageable_volumes/detail", True, versions.MANAGE_EXISTING_LIST)):
         router.add_api_route(path, manageable_route(detail, min_version), methods=["GET"],
                              summary="List manageable volumes" + (" (detail)" if detail
                                                                    else ""))
