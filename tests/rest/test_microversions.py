@@ -126,3 +126,17 @@ async def test_versions_outside_the_range_and_below_an_endpoint(
     listed = await api.get("/v3/manageable_volumes", params={"host": stack.host},
                            headers=at("3.8"))
     assert listed.status_code == 200
+    # Past a page asked with a limit, a Link header (for openstacksdk; the body is Cinder's).
+    paged = await api.get("/v3/manageable_volumes", params={"host": stack.host, "limit": 1},
+                          headers=at("3.8"))
+    assert list(paged.json()) == ["manageable-volumes"]
+    target, rel, uri = paged.headers["Link"].split("; ")
+    assert rel == 'rel="next"' and "marker=%7B%22source-name%22%3A%22vol-1%22%7D" in target
+    page_path = uri.removeprefix('uri="').removesuffix('"')
+    after = await api.get(page_path, params={"host": stack.host}, headers=at("3.8"))
+    assert after.json() == {"manageable-volumes": []} and "Link" not in after.headers
+    below = await api.get(page_path, params={"host": stack.host}, headers=at("3.7"))
+    assert below.status_code == 404
+    bad = await api.get("/v3/manageable_volumes/page/1/%FF", params={"host": stack.host},
+                        headers=at("3.8"))
+    assert bad.status_code == 400 and "marker" in fault(bad)

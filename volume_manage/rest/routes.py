@@ -14,7 +14,12 @@ from fastapi.responses import JSONResponse, Response
 
 from volume_manage.rest import versions, views
 from volume_manage.rest.context import CallContext, call_context
-from volume_manage.rest.faults import CinderFault, from_manage_error, volume_not_found
+from volume_manage.rest.faults import (
+    CinderFault,
+    from_manage_error,
+    manage_target_fault,
+    volume_not_found,
+)
 from volume_manage.rest.schemas import ManageBody, VolumeAction
 from volume_manage.sdk import ManageError, VolumeEntry, VolumeManage
 from volume_manage.shared import validation
@@ -115,7 +120,10 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             user_id=ctx.identity.user_id,
         ))
         # An unknown or dead host or cluster, or an unknown type, starts nothing.
-        await vm.check_against_inventory(request_)
+        try:
+            await vm.check_against_inventory(request_)
+        except ManageError as err:
+            raise manage_target_fault(err, volume.host, volume.cluster) from None
         try:
             entry = await asyncio.wait_for(vm.manage(request_), MANAGE_TIMEOUT_S)
         except TimeoutError:
@@ -149,7 +157,8 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             raise from_manage_error(err, host_not_found=404) from None
         headers = {}
         if page.items and (limit is not None or page.more):
-            headers["Link"] = views.manageable_next_link(request, page.items[-1])
+            headers["Link"] = views.manageable_next_link(request, page.items[-1],
+                                                         _limit(limit))
         return JSONResponse(views.manageable_list(page.items, detail=detail),
                             headers=headers)
 
@@ -167,6 +176,24 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                 ctx.require_version(min_version)
             return await manageable(request, ctx, detail, host, cluster, marker, limit,
                                     offset, sort, sort_key, sort_dir)
+        return handler
+
+    def manageable_page_route(detail: bool, min_version: str | None) -> Callable[..., Any]:
+        """The page after `after` (views.manageable_next_link's `uri`): marker and limit
+        in the path, the rest of the listing's query as given; an offset, which openstacksdk
+        repeats on every page, is ignored (the marker places the page)."""
+        async def handler(
+            request: Request, page_limit: int = Path(ge=0), after: str = Path(),
+            ctx: CallContext = Ctx,
+            host: str | None = Query(None), cluster: str | None = Query(None),
+            sort: str | None = Query(None), sort_key: str | None = Query(None),
+            sort_dir: str | None = Query(None),
+        ) -> JSONResponse:
+            if min_version:
+                ctx.require_version(min_version)
+            return await manageable(request, ctx, detail, host, cluster,
+                                    views.page_marker(after), page_limit, 0, sort,
+                                    sort_key, sort_dir)
         return handler
 
     async def manage_v38(request: Request, body: ManageBody,
@@ -233,6 +260,8 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
         router.add_api_route(path, manageable_route(detail, min_version), methods=["GET"],
                              summary="List manageable volumes" + (" (detail)" if detail
                                                                    else ""))
+        router.add_api_route(path + views.PAGE_PATH, manageable_page_route(detail, min_version),
+                             methods=["GET"], include_in_schema=False)
     router.add_api_route("/volumes", volumes_route(False), methods=["GET"],
                          summary="List volumes")
     router.add_api_route("/volumes/detail", volumes_route(True), methods=["GET"],

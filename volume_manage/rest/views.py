@@ -14,6 +14,7 @@ replicated or encrypted) carries Cinder's value for a volume without it.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from typing import Any
 
 from volume_manage.rest import versions
 from volume_manage.rest.context import CallContext
+from volume_manage.rest.faults import CinderFault
 from volume_manage.shared import statuses
 from volume_manage.shared.types import ManageableItem, VolumeEntry
 
@@ -169,21 +171,42 @@ def manageable_list(items: list[ManageableItem], *, detail: bool) -> dict[str, A
     return {"manageable-volumes": rows}
 
 
-def manageable_next_link(request: Any, last: ManageableItem) -> str:
+# A page of a manageable listing by path (see manageable_next_link).
+PAGE_PATH = "/page/{page_limit}/{after}"
+
+
+def manageable_next_link(request: Any, last: ManageableItem, limit: int) -> str:
     """The next page of a manageable listing, as an RFC 8288 `Link` header.
 
     Cinder's listing has no `manageable-volumes_links`, and openstacksdk, given a `limit`,
     then asks again with the last item's id as marker: a manageable item has none, so the
-    SDK stops with "Endless pagination loop detected" (and would walk the first pages for
-    ever if the body had links only while pages are full). It reads a `Link` header when
-    the body has none, and python-cinderclient, which follows body links and would then
-    return more than its `--limit`, reads no headers. So: a link after every non-empty page
-    asked with a limit (the SDK's last request gets an empty page and stops), and after a
-    full page asked without one. The marker is the last item's reference; the offset, which
-    the marker replaces, is dropped.
+    SDK stops with "Endless pagination loop detected". Links in the body would not do:
+    python-cinderclient follows them and would return more than its `--limit`. The SDK
+    reads a `Link` header when the body has none, but takes its `uri` parameter (not the
+    link's target), and requests' parser drops a parameter whose value has a `=`: so the
+    target is the listing's URL with `marker` and `limit`, for any client, and `uri` the
+    same page with both in the path (PAGE_PATH), the rest of the query kept by the SDK.
+
+    Given after every non-empty page asked with a limit (the SDK's last request gets an
+    empty page and stops) and after a full page asked without one. The marker is the last
+    item's reference; the offset, which the marker replaces, is dropped.
     """
+    marker = json.dumps(last.reference, separators=(",", ":"))
     params = [(key, value) for key, value in request.query_params.multi_items()
-              if key not in ("marker", "offset")]
-    params.append(("marker", json.dumps(last.reference, separators=(",", ":"))))
-    url = request.url.replace(query=urllib.parse.urlencode(params))
-    return f'<{url}>; rel="next"'
+              if key not in ("marker", "offset", "limit")]
+    listing = request.url.path.split("/page/")[0]
+    target = request.url.replace(path=listing, query=urllib.parse.urlencode(
+        [*params, ("limit", str(limit)), ("marker", marker)]))
+    after = base64.urlsafe_b64encode(marker.encode()).rstrip(b"=").decode()
+    page = request.url.replace(path=listing + PAGE_PATH.format(page_limit=limit, after=after),
+                               query="")
+    return f'<{target}>; rel="next"; uri="{page}"'
+
+
+def page_marker(after: str) -> str:
+    """The marker a PAGE_PATH carries (base64url of the reference's JSON, unpadded)."""
+    try:
+        return base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
+    except ValueError:
+        raise CinderFault(400, "Invalid input received: marker: not a page of this "
+                               "listing") from None
