@@ -120,9 +120,10 @@ async def test_openstack_cli_without_keystone(stack: Stack, served: str, tmp_pat
         assert (in_cluster.status, in_cluster.cluster, in_cluster.size) == (
             statuses.AVAILABLE, cluster, 1)
 
-        show, listing, paged, after_marker, of_cluster = await asyncio.gather(
+        show, listing, by_property, paged, after_marker, of_cluster = await asyncio.gather(
             cli("volume", "show", volume_id, "-f", "json"),  # negotiates 3.71
             cli("volume", "list", "--all-projects", "--long", "-f", "json"),
+            cli("volume", "list", "--property", "team=storage", "-f", "json"),
             cli("block", "storage", "volume", "manageable", "list", stack.host, "--long",
                 "--sort", "reference:asc", "--limit", "1", "-f", "json", version="3.8"),
             cli("block", "storage", "volume", "manageable", "list", stack.host,
@@ -142,6 +143,7 @@ async def test_openstack_cli_without_keystone(stack: Stack, served: str, tmp_pat
                                    "Size": 2, "Type": gold, "Bootable": True,
                                    "Attached to": [], "Properties": {"team": "storage"}}
         assert rows[clustered_id]["Name"] == "clustered"
+        assert [row["ID"] for row in shown(by_property)] == [volume_id]  # metadata filter
         # --limit 1: the SDK walks every page of one (the Link header of each page).
         assert shown(paged) == [
             {"reference": {"source-name": "vol-b"}, "size": 1, "safe_to_manage": True,

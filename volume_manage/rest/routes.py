@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from volume_manage.rest import versions, views
+from volume_manage.rest import filters, versions, views
 from volume_manage.rest.context import CallContext, call_context
 from volume_manage.rest.faults import (
     CinderFault,
@@ -217,14 +217,19 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             all_projects = _bool_param("all_tenants", all_tenants) and ctx.is_admin
             project = (tenant or None) if all_projects else ctx.project_id
             page_limit = _limit(limit)
-            entries = await _vm(request).list_volumes(
-                status=views.FILTER_STATUS.get(status or "", status),
-                host=host if ctx.is_admin else None, project_id=project,
-                limit=page_limit, name=name, marker=marker, offset=_offset(offset),
-                sort=_sort(sort, sort_key, sort_dir, "created_at:desc"))
+            listed = filters.parse(ctx, request.query_params)
+            selection: dict[str, Any] = {
+                "status": views.FILTER_STATUS.get(status or "", status),
+                "host": host if ctx.is_admin else None, "project_id": project, "name": name,
+                "filters": listed.filters}
+            vm = _vm(request)
+            entries = await vm.list_volumes(
+                limit=page_limit, marker=marker, offset=_offset(offset),
+                sort=_sort(sort, sort_key, sort_dir, "created_at:desc"), **selection)
             query = {k: v for k, v in request.query_params.items() if k != "marker"}
+            count = await vm.count_volumes(**selection) if listed.with_count else None
             return views.volume_list(ctx, entries, detail=detail, limit=page_limit,
-                                     query=query)
+                                     query=query, count=count)
         return handler
 
     async def show(request: Request, volume_id: str = Path(),

@@ -144,8 +144,9 @@ def volume_detail(ctx: CallContext, entry: VolumeEntry) -> dict[str, Any]:
 
 
 def volume_list(ctx: CallContext, entries: list[VolumeEntry], *, detail: bool, limit: int,
-                query: Mapping[str, str]) -> dict[str, Any]:
-    """`{"volumes": [...]}` plus `volumes_links` with a `next` link when the page is full."""
+                query: Mapping[str, str], count: int | None = None) -> dict[str, Any]:
+    """`{"volumes": [...]}` plus `volumes_links` with a `next` link when the page is full,
+    and `count` (every page's) when asked with `with_count` (from 3.45)."""
     build = volume_detail if detail else volume_summary
     body: dict[str, Any] = {"volumes": [build(ctx, entry) for entry in entries]}
     if entries and len(entries) >= limit:
@@ -156,6 +157,8 @@ def volume_list(ctx: CallContext, entries: list[VolumeEntry], *, detail: bool, l
             "rel": "next",
             "href": f"{ctx.base_url}/v3{project}/{path}?{urllib.parse.urlencode(params)}",
         }]
+    if count is not None:
+        body["count"] = count
     return body
 
 
