@@ -86,8 +86,8 @@ def volume_legacy_detail(ctx: CallContext, entry: VolumeEntry) -> dict[str, Any]
     return view
 
 
-# The backends here (files, RBD) have no shared iSCSI targets: os-brick takes no lock to
-# attach their volumes, as Cinder's RBD and NFS drivers report.
+# Cinder's volume manager sets shared_targets true only for iSCSI backends (null for
+# NVMe-oF, _driver_shares_targets); for the protocols here (files, RBD) it is false.
 SHARED_TARGETS: bool | None = False
 
 
