@@ -222,7 +222,7 @@ async def test_rejected_requests_name_the_field_and_leave_nothing(
     await rejected("metadata", json=manage_body(stack, metadata={"k": "v" * 300}))
     await rejected("Host field is missing", json=manage_body(stack, host=None))
     await rejected("host", json=manage_body(stack, host="no-backend-part"))
-    await rejected("Host 'elsewhere@fake' not found", json=manage_body(
+    await rejected("Host 'elsewhere@fake#pool' not found", json=manage_body(  # as Cinder's
         stack, host="elsewhere@fake#pool"))
     await rejected("cluster", json=manage_body(stack, cluster="c1"))
     await rejected("volume type", json=manage_body(stack, volume_type="gold"))

@@ -10,7 +10,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Exists, Row, and_, exists, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    Row,
+    and_,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +37,7 @@ from volume_manage.inventory.models import (
     utcnow,
 )
 from volume_manage.shared import events, statuses
-from volume_manage.shared.types import ManageSpec, VolumeEntry
+from volume_manage.shared.types import ManageSpec, VolumeEntry, VolumeFilters
 
 BACKEND_BINARY = "volume-backend"
 
@@ -232,6 +243,56 @@ class MarkerNotFound(LookupError):
     """The paging marker names no volume in the listing."""
 
 
+# Cinder's volume columns a listing filters on, as the REST API names them (VolumeFilters).
+FILTER_COLUMNS: dict[str, Any] = {
+    "id": Volume.id, "display_name": Volume.name, "display_description": Volume.description,
+    "status": Volume.status, "availability_zone": Volume.availability_zone,
+    "size": Volume.size, "bootable": Volume.bootable, "user_id": Volume.user_id,
+    "project_id": Volume.project_id, "host": Volume.host, "cluster_name": Volume.cluster,
+    "volume_type_id": Volume.volume_type_id, "provider_id": Volume.provider_id,
+}
+TIME_OPERATORS = {"gt": "__gt__", "gte": "__ge__", "eq": "__eq__", "neq": "__ne__",
+                  "lt": "__lt__", "lte": "__le__"}
+
+
+def _filtered(query: Any, filters: VolumeFilters | None) -> Any:
+    if filters is None:
+        return query
+    if filters.nothing or not set(filters.exact) | set(filters.like) <= set(FILTER_COLUMNS):
+        return query.where(false())
+    for key, value in filters.exact.items():
+        query = query.where(FILTER_COLUMNS[key].is_(None) if value is None
+                            else FILTER_COLUMNS[key] == value)
+    for key, part in filters.like.items():
+        escaped = part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(FILTER_COLUMNS[key].like(f"%{escaped}%", escape="\\"))
+    for key, value in filters.metadata.items():
+        query = query.where(Volume.meta[key].as_string() == value)
+    for column, comparisons in ((Volume.created_at, filters.created_at),
+                                (Volume.updated_at, filters.updated_at)):
+        for operator, moment in comparisons:
+            query = query.where(getattr(column, TIME_OPERATORS[operator])(
+                datetime.fromisoformat(moment)))
+    return query
+
+
+def _volumes_query(*, status: str | None, host: str | None, project_id: str | None,
+                   include_deleted: bool, name: str | None,
+                   filters: VolumeFilters | None) -> Any:
+    query = select(Volume)
+    if not include_deleted:
+        query = query.where(Volume.deleted.is_(False))
+    if status:
+        query = query.where(Volume.status == status)
+    if host:
+        query = query.where(Volume.host.startswith(host))
+    if project_id:
+        query = query.where(Volume.project_id == project_id)
+    if name is not None:
+        query = query.where(Volume.name == name)
+    return _filtered(query, filters)
+
+
 def list_volumes(
     session: Session,
     *,
@@ -245,6 +306,7 @@ def list_volumes(
     offset: int = 0,
     sort_key: str = "created_at",
     sort_dir: str = "desc",
+    filters: VolumeFilters | None = None,
 ) -> Sequence[Volume]:
     """Newest first by default; `sort_key` (one of VOLUME_SORT_KEYS) with ties broken by id.
     `marker` is the id of the last volume of the previous page (MarkerNotFound if it is not
@@ -253,17 +315,8 @@ def list_volumes(
                    "id": Volume.id, "name": func.coalesce(Volume.name, ""),
                    "status": Volume.status, "size": Volume.size}[sort_key]
     descending = sort_dir == "desc"
-    query = select(Volume)
-    if not include_deleted:
-        query = query.where(Volume.deleted.is_(False))
-    if status:
-        query = query.where(Volume.status == status)
-    if host:
-        query = query.where(Volume.host.startswith(host))
-    if project_id:
-        query = query.where(Volume.project_id == project_id)
-    if name is not None:
-        query = query.where(Volume.name == name)
+    query = _volumes_query(status=status, host=host, project_id=project_id,
+                           include_deleted=include_deleted, name=name, filters=filters)
     if marker is not None:
         last = session.execute(query.with_only_columns(column, Volume.id)
                                .where(Volume.id == marker)).first()
@@ -275,6 +328,15 @@ def list_volumes(
         query = query.where(or_(after, same))
     order = (column.desc(), Volume.id.desc()) if descending else (column.asc(), Volume.id.asc())
     return session.scalars(query.order_by(*order).offset(offset).limit(limit)).all()
+
+
+def count_volumes(session: Session, *, status: str | None = None, host: str | None = None,
+                  project_id: str | None = None, name: str | None = None,
+                  filters: VolumeFilters | None = None) -> int:
+    """How many live volumes a listing with these filters has, all pages together."""
+    query = _volumes_query(status=status, host=host, project_id=project_id,
+                           include_deleted=False, name=name, filters=filters)
+    return int(session.scalar(query.with_only_columns(func.count(Volume.id))) or 0)
 
 
 def to_entry(session: Session, volume: Volume) -> VolumeEntry:

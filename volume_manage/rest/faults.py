@@ -95,6 +95,18 @@ def from_manage_error(err: ManageError, *, host_not_found: int = 400) -> CinderF
     return CinderFault(status, prefix + err.message)
 
 
+def manage_target_fault(err: ManageError, host: str | None, cluster: str | None
+                        ) -> CinderFault:
+    """A manage request's unknown or unavailable host or cluster, worded as Cinder's
+    (cinder/api/contrib/volume_manage.py, volume/api.py _get_service_by_host_cluster)."""
+    if err.kind == errors.HOST_NOT_FOUND:
+        return CinderFault(400, f"{'Host' if host else 'Cluster'} '{host or cluster}' "
+                                "not found")
+    if err.kind == errors.SERVICE_UNAVAILABLE:
+        return CinderFault(400, "Service is unavailable at this time.")
+    return from_manage_error(err)
+
+
 def _location(loc: Sequence[int | str]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):

@@ -12,9 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from volume_manage.rest import views
+from volume_manage.rest import filters, versions, views
 from volume_manage.rest.context import CallContext, call_context
-from volume_manage.rest.faults import CinderFault, from_manage_error, volume_not_found
+from volume_manage.rest.faults import (
+    CinderFault,
+    from_manage_error,
+    manage_target_fault,
+    volume_not_found,
+)
 from volume_manage.rest.schemas import ManageBody, VolumeAction
 from volume_manage.sdk import ManageError, VolumeEntry, VolumeManage
 from volume_manage.shared import validation
@@ -91,7 +96,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
     async def manage(request: Request, body: ManageBody, ctx: CallContext = Ctx) -> JSONResponse:
         ctx.require_admin(MANAGE_POLICY)
         volume = body.volume
-        if ctx.version.at_least("3.16"):
+        if ctx.version.at_least(versions.VOLUME_MIGRATE_CLUSTER):
             if (volume.host is None) == (volume.cluster is None):
                 raise CinderFault(400, "Invalid input received: One and only one of cluster "
                                        "and host must be set.")
@@ -115,7 +120,10 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             user_id=ctx.identity.user_id,
         ))
         # An unknown or dead host or cluster, or an unknown type, starts nothing.
-        await vm.check_against_inventory(request_)
+        try:
+            await vm.check_against_inventory(request_)
+        except ManageError as err:
+            raise manage_target_fault(err, volume.host, volume.cluster) from None
         try:
             entry = await asyncio.wait_for(vm.manage(request_), MANAGE_TIMEOUT_S)
         except TimeoutError:
@@ -128,14 +136,17 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
     async def manageable(request: Request, ctx: CallContext, detail: bool,
                          host: str | None, cluster: str | None, marker: str | None,
                          limit: int | None, offset: int, sort: str | None,
-                         sort_key: str | None, sort_dir: str | None) -> dict[str, Any]:
+                         sort_key: str | None, sort_dir: str | None) -> JSONResponse:
+        """One page; past it, an HTTP `Link: <...>; rel="next"` header (see
+        views.manageable_next_link) and a body exactly Cinder's."""
         ctx.require_admin(LIST_MANAGEABLE_POLICY)
-        if not ctx.version.at_least("3.17"):
+        if not ctx.version.at_least(versions.MANAGE_EXISTING_CLUSTER):
             cluster = None  # Cinder ignores it before 3.17
         if bool(host) == bool(cluster):
             raise CinderFault(400, "Invalid input received: " + (
                 "One and only one of cluster and host must be set."
-                if ctx.version.at_least("3.17") else "Host field is missing."))
+                if ctx.version.at_least(versions.MANAGE_EXISTING_CLUSTER)
+                else "Host field is missing."))
         try:
             page = await _vm(request).list_manageable(
                 host or cluster or "",
@@ -144,7 +155,12 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                 cluster=bool(cluster))
         except ManageError as err:
             raise from_manage_error(err, host_not_found=404) from None
-        return views.manageable_list(page.items, detail=detail)
+        headers = {}
+        if page.items and (limit is not None or page.more):
+            headers["Link"] = views.manageable_next_link(request, page.items[-1],
+                                                         _limit(limit))
+        return JSONResponse(views.manageable_list(page.items, detail=detail),
+                            headers=headers)
 
     def manageable_route(detail: bool, min_version: str | None) -> Callable[..., Any]:
         async def handler(
@@ -155,16 +171,34 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             limit: int | None = Query(None), offset: int = Query(0),
             sort: str | None = Query(None, description="reference|size[:asc|desc]"),
             sort_key: str | None = Query(None), sort_dir: str | None = Query(None),
-        ) -> dict[str, Any]:
+        ) -> JSONResponse:
             if min_version:
                 ctx.require_version(min_version)
             return await manageable(request, ctx, detail, host, cluster, marker, limit,
                                     offset, sort, sort_key, sort_dir)
         return handler
 
+    def manageable_page_route(detail: bool, min_version: str | None) -> Callable[..., Any]:
+        """The page after `after` (views.manageable_next_link's `uri`): marker and limit
+        in the path, the rest of the listing's query as given; an offset, which openstacksdk
+        repeats on every page, is ignored (the marker places the page)."""
+        async def handler(
+            request: Request, page_limit: int = Path(ge=0), after: str = Path(),
+            ctx: CallContext = Ctx,
+            host: str | None = Query(None), cluster: str | None = Query(None),
+            sort: str | None = Query(None), sort_key: str | None = Query(None),
+            sort_dir: str | None = Query(None),
+        ) -> JSONResponse:
+            if min_version:
+                ctx.require_version(min_version)
+            return await manageable(request, ctx, detail, host, cluster,
+                                    views.page_marker(after), page_limit, 0, sort,
+                                    sort_key, sort_dir)
+        return handler
+
     async def manage_v38(request: Request, body: ManageBody,
                          ctx: CallContext = Ctx) -> JSONResponse:
-        ctx.require_version("3.8")
+        ctx.require_version(versions.MANAGE_EXISTING_LIST)
         return await manage(request, body, ctx)
 
     def volumes_route(detail: bool) -> Callable[..., Any]:
@@ -183,14 +217,19 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             all_projects = _bool_param("all_tenants", all_tenants) and ctx.is_admin
             project = (tenant or None) if all_projects else ctx.project_id
             page_limit = _limit(limit)
-            entries = await _vm(request).list_volumes(
-                status=views.FILTER_STATUS.get(status or "", status),
-                host=host if ctx.is_admin else None, project_id=project,
-                limit=page_limit, name=name, marker=marker, offset=_offset(offset),
-                sort=_sort(sort, sort_key, sort_dir, "created_at:desc"))
+            listed = filters.parse(ctx, request.query_params)
+            selection: dict[str, Any] = {
+                "status": views.FILTER_STATUS.get(status or "", status),
+                "host": host if ctx.is_admin else None, "project_id": project, "name": name,
+                "filters": listed.filters}
+            vm = _vm(request)
+            entries = await vm.list_volumes(
+                limit=page_limit, marker=marker, offset=_offset(offset),
+                sort=_sort(sort, sort_key, sort_dir, "created_at:desc"), **selection)
             query = {k: v for k, v in request.query_params.items() if k != "marker"}
+            count = await vm.count_volumes(**selection) if listed.with_count else None
             return views.volume_list(ctx, entries, detail=detail, limit=page_limit,
-                                     query=query)
+                                     query=query, count=count)
         return handler
 
     async def show(request: Request, volume_id: str = Path(),
@@ -221,10 +260,13 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                          responses=ok)
     for path, detail, min_version in (
             ("/os-volume-manage", False, None), ("/os-volume-manage/detail", True, None),
-            ("/manageable_volumes", False, "3.8"), ("/manageable_volumes/detail", True, "3.8")):
+            ("/manageable_volumes", False, versions.MANAGE_EXISTING_LIST),
+            ("/manageable_volumes/detail", True, versions.MANAGE_EXISTING_LIST)):
         router.add_api_route(path, manageable_route(detail, min_version), methods=["GET"],
                              summary="List manageable volumes" + (" (detail)" if detail
                                                                    else ""))
+        router.add_api_route(path + views.PAGE_PATH, manageable_page_route(detail, min_version),
+                             methods=["GET"], include_in_schema=False)
     router.add_api_route("/volumes", volumes_route(False), methods=["GET"],
                          summary="List volumes")
     router.add_api_route("/volumes/detail", volumes_route(True), methods=["GET"],

@@ -16,10 +16,31 @@ from volume_manage.rest.faults import CinderFault
 HEADER = "OpenStack-API-Version"
 SERVICE = "volume"
 MIN_VERSION = "3.0"
-# 3.8: manageable listing under /manageable_volumes; 3.13: group_id in the volume detail;
-# 3.16: cluster in a manage request. Nothing above 3.17 changes the endpoints served here.
-MAX_VERSION = "3.17"
-UPDATED = "2026-11-25T00:00:00Z"
+# Cinder's whole range (cinder/api/openstack/api_version_request.py).
+MAX_VERSION = "3.71"
+UPDATED = "2023-08-31T00:00:00Z"  # Cinder's, for 3.71
+
+# The microversions that change what the endpoints served here accept or answer, named as
+# in cinder/api/microversions.py. The fields each adds to a view are in views.DETAIL_FIELDS,
+# the volume list's versioned query parameters in routes.VERSIONED_FILTERS; every other
+# version of 3.0-3.71 changes only endpoints this API does not serve.
+VOLUME_LIST_BOOTABLE = "3.2"  # the list's bootable filter parsed strictly
+VOLUME_LIST_GLANCE_METADATA = "3.4"  # glance_metadata filter
+MANAGE_EXISTING_LIST = "3.8"  # /manageable_volumes (POST and GET); 404 below
+VOLUME_LIST_GROUP = "3.10"  # group_id filter
+GROUP_VOLUME = "3.13"  # detail: group_id
+VOLUME_MIGRATE_CLUSTER = "3.16"  # a manage request may name a cluster instead of a host
+MANAGE_EXISTING_CLUSTER = "3.17"  # manageable listings take cluster=
+VOLUME_DETAIL_PROVIDER_ID = "3.21"  # detail: provider_id (admins)
+LIKE_FILTER = "3.34"  # name~ / status~ filters match a part
+SUPPORT_COUNT_INFO = "3.45"  # list: with_count=true adds count
+VOLUME_SHARED_TARGETS_AND_SERVICE_FIELDS = "3.48"  # detail: shared_targets, service_uuid
+VOLUME_TIME_COMPARISON_FILTER = "3.60"  # created_at= / updated_at= comparisons
+VOLUME_CLUSTER_NAME = "3.61"  # detail: cluster_name (admins)
+VOLUME_TYPE_ID_IN_VOLUME_DETAIL = "3.63"  # detail: volume_type_id
+ENCRYPTION_KEY_ID_IN_DETAILS = "3.64"  # detail: encryption_key_id, encrypted volumes only
+USE_QUOTA = "3.65"  # detail: consumes_quota; consumes_quota filter
+SHARED_TARGETS_TRISTATE = "3.69"  # shared_targets may be null (before: null shown true)
 _VERSION = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 
 

@@ -4,16 +4,27 @@ Shapes follow cinder/api/v3/views/volumes.py and cinder/api/views/manageable_vol
 with the admin-only attributes of Cinder's default policy (`os-vol-host-attr:host`,
 `os-vol-mig-status-attr:*`, `migration_status`); `os-vol-tenant-attr:tenant_id` is shown to
 admins and the volume's own project (Cinder's default: project readers).
+
+What each microversion adds to the detail view is one row of DETAIL_FIELDS. The summary
+view, the manage request's 202 (Cinder's `legacy_detail`, which ignores microversions: a
+FIXME in cinder/api/contrib/volume_manage.py) and the manageable listings are the same at
+every version. A field the inventory cannot know (nothing here is attached, grouped,
+replicated or encrypted) carries Cinder's value for a volume without it.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from volume_manage.rest import versions
 from volume_manage.rest.context import CallContext
+from volume_manage.rest.faults import CinderFault
 from volume_manage.shared import statuses
 from volume_manage.shared.types import ManageableItem, VolumeEntry
 
@@ -75,11 +86,54 @@ def volume_legacy_detail(ctx: CallContext, entry: VolumeEntry) -> dict[str, Any]
     return view
 
 
+# Cinder's volume manager sets shared_targets true only for iSCSI backends (null for
+# NVMe-oF, _driver_shares_targets); for the protocols here (files, RBD) it is false.
+SHARED_TARGETS: bool | None = False
+
+
+def _shared_targets(ctx: CallContext, _: VolumeEntry) -> bool | None:
+    """Before 3.69 Cinder shows a null shared_targets as true."""
+    if SHARED_TARGETS is None and not ctx.version.at_least(versions.SHARED_TARGETS_TRISTATE):
+        return True
+    return SHARED_TARGETS
+
+
+@dataclass(frozen=True)
+class VersionedField:
+    """A field of the detail view from microversion `since` on (admins only if `admin`)."""
+
+    name: str
+    since: str
+    value: Callable[[CallContext, VolumeEntry], Any]
+    admin: bool = False
+
+
+DETAIL_FIELDS: tuple[VersionedField, ...] = (
+    VersionedField("group_id", versions.GROUP_VOLUME, lambda _c, _e: None),
+    VersionedField("provider_id", versions.VOLUME_DETAIL_PROVIDER_ID,
+                   lambda _c, e: e.provider_id, admin=True),
+    VersionedField("shared_targets", versions.VOLUME_SHARED_TARGETS_AND_SERVICE_FIELDS,
+                   _shared_targets),
+    # The id of the volume service serving it; the workers here have none to give.
+    VersionedField("service_uuid", versions.VOLUME_SHARED_TARGETS_AND_SERVICE_FIELDS,
+                   lambda _c, _e: None),
+    VersionedField("cluster_name", versions.VOLUME_CLUSTER_NAME,
+                   lambda _c, e: e.cluster, admin=True),
+    VersionedField("volume_type_id", versions.VOLUME_TYPE_ID_IN_VOLUME_DETAIL,
+                   lambda _c, e: e.volume_type_id),
+    # 3.64 (ENCRYPTION_KEY_ID_IN_DETAILS) adds encryption_key_id only to encrypted volumes:
+    # none here, so it never appears.
+    VersionedField("consumes_quota", versions.USE_QUOTA, lambda _c, _e: True),
+)
+
+
 def volume_detail(ctx: CallContext, entry: VolumeEntry) -> dict[str, Any]:
-    """Cinder's detail view with the attribute extensions a GET adds."""
+    """Cinder's detail view at the request's microversion, with the attribute extensions
+    a GET adds."""
     view = volume_legacy_detail(ctx, entry)
-    if ctx.version.at_least("3.13"):
-        view["group_id"] = None
+    for field in DETAIL_FIELDS:
+        if ctx.version.at_least(field.since) and (ctx.is_admin or not field.admin):
+            view[field.name] = field.value(ctx, entry)
     if ctx.is_admin:
         view["os-vol-host-attr:host"] = entry.host or entry.cluster
         view["os-vol-mig-status-attr:migstat"] = None
@@ -90,8 +144,9 @@ def volume_detail(ctx: CallContext, entry: VolumeEntry) -> dict[str, Any]:
 
 
 def volume_list(ctx: CallContext, entries: list[VolumeEntry], *, detail: bool, limit: int,
-                query: Mapping[str, str]) -> dict[str, Any]:
-    """`{"volumes": [...]}` plus `volumes_links` with a `next` link when the page is full."""
+                query: Mapping[str, str], count: int | None = None) -> dict[str, Any]:
+    """`{"volumes": [...]}` plus `volumes_links` with a `next` link when the page is full,
+    and `count` (every page's) when asked with `with_count` (from 3.45)."""
     build = volume_detail if detail else volume_summary
     body: dict[str, Any] = {"volumes": [build(ctx, entry) for entry in entries]}
     if entries and len(entries) >= limit:
@@ -102,6 +157,8 @@ def volume_list(ctx: CallContext, entries: list[VolumeEntry], *, detail: bool, l
             "rel": "next",
             "href": f"{ctx.base_url}/v3{project}/{path}?{urllib.parse.urlencode(params)}",
         }]
+    if count is not None:
+        body["count"] = count
     return body
 
 
@@ -115,3 +172,44 @@ def manageable_list(items: list[ManageableItem], *, detail: bool) -> dict[str, A
                     "extra_info": item.extra_info}
         rows.append(row)
     return {"manageable-volumes": rows}
+
+
+# A page of a manageable listing by path (see manageable_next_link).
+PAGE_PATH = "/page/{page_limit}/{after}"
+
+
+def manageable_next_link(request: Any, last: ManageableItem, limit: int) -> str:
+    """The next page of a manageable listing, as an RFC 8288 `Link` header.
+
+    Cinder's listing has no `manageable-volumes_links`, and openstacksdk, given a `limit`,
+    then asks again with the last item's id as marker: a manageable item has none, so the
+    SDK stops with "Endless pagination loop detected". Links in the body would not do:
+    python-cinderclient follows them and would return more than its `--limit`. The SDK
+    reads a `Link` header when the body has none, but takes its `uri` parameter (not the
+    link's target), and requests' parser drops a parameter whose value has a `=`: so the
+    target is the listing's URL with `marker` and `limit`, for any client, and `uri` the
+    same page with both in the path (PAGE_PATH), the rest of the query kept by the SDK.
+
+    Given after every non-empty page asked with a limit (the SDK's last request gets an
+    empty page and stops) and after a full page asked without one. The marker is the last
+    item's reference; the offset, which the marker replaces, is dropped.
+    """
+    marker = json.dumps(last.reference, separators=(",", ":"))
+    params = [(key, value) for key, value in request.query_params.multi_items()
+              if key not in ("marker", "offset", "limit")]
+    listing = request.url.path.split("/page/")[0]
+    target = request.url.replace(path=listing, query=urllib.parse.urlencode(
+        [*params, ("limit", str(limit)), ("marker", marker)]))
+    after = base64.urlsafe_b64encode(marker.encode()).rstrip(b"=").decode()
+    page = request.url.replace(path=listing + PAGE_PATH.format(page_limit=limit, after=after),
+                               query="")
+    return f'<{target}>; rel="next"; uri="{page}"'
+
+
+def page_marker(after: str) -> str:
+    """The marker a PAGE_PATH carries (base64url of the reference's JSON, unpadded)."""
+    try:
+        return base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
+    except ValueError:
+        raise CinderFault(400, "Invalid input received: marker: not a page of this "
+                               "listing") from None

@@ -47,6 +47,7 @@ from volume_manage.shared.types import (
     ManageRequest,
     UnmanageInput,
     VolumeEntry,
+    VolumeFilters,
 )
 
 if TYPE_CHECKING:
@@ -166,15 +167,30 @@ class VolumeManage:
         self, *, status: str | None = None, host: str | None = None,
         project_id: str | None = None, limit: int = 100, name: str | None = None,
         marker: str | None = None, offset: int = 0, sort: str = "created_at:desc",
+        filters: VolumeFilters | None = None,
     ) -> list[VolumeEntry]:
         """Live entries, newest first; paged like Cinder's volume list (`marker` is the id
-        of the last volume seen, `sort` is key[:asc|desc])."""
+        of the last volume seen, `sort` is key[:asc|desc]); `filters` are the rest of
+        Cinder's list filters."""
         requests.check_filters(status=status, host=host, project_id=project_id, name=name,
                                marker=marker)
         requests.check_page(limit, offset)
         return await self._db(inventory.list_volumes, self.settings.database_url,
                               status=status, host=host, project_id=project_id, limit=limit,
-                              name=name, marker=marker, offset=offset, sort=sort)
+                              name=name, marker=marker, offset=offset, sort=sort,
+                              filters=filters)
+
+    @translated
+    async def count_volumes(
+        self, *, status: str | None = None, host: str | None = None,
+        project_id: str | None = None, name: str | None = None,
+        filters: VolumeFilters | None = None,
+    ) -> int:
+        """How many live entries list_volumes with these filters finds, every page."""
+        requests.check_filters(status=status, host=host, project_id=project_id, name=name)
+        return await self._db(inventory.count_volumes, self.settings.database_url,
+                              status=status, host=host, project_id=project_id, name=name,
+                              filters=filters)
 
     @translated
     async def unmanage(self, volume_id: str) -> VolumeEntry:

@@ -24,7 +24,7 @@ from volume_manage.sdk.errors import ManageError
 from volume_manage.sdk.results import BackendInfo, QuotaRow, VolumeTypeInfo
 from volume_manage.shared import errors, events, paging, statuses
 from volume_manage.shared.config import Settings
-from volume_manage.shared.types import ManageRequest, VolumeEntry
+from volume_manage.shared.types import ManageRequest, VolumeEntry, VolumeFilters
 
 DEFAULT_RESOURCES = ("volumes", "gigabytes")
 
@@ -41,17 +41,26 @@ def get_volume(database_url: str, volume_id: str, *, include_deleted: bool = Fal
 def list_volumes(
     database_url: str, *, status: str | None, host: str | None, project_id: str | None,
     limit: int, name: str | None, marker: str | None, offset: int, sort: str,
+    filters: VolumeFilters | None = None,
 ) -> list[VolumeEntry]:
     key, direction = paging.parse_sort(sort, keys=repo.VOLUME_SORT_KEYS)
     with transaction(database_url, readonly=True) as session:
         try:
             rows = repo.list_volumes(session, status=status, host=host, project_id=project_id,
                                      limit=limit, name=name, marker=marker, offset=offset,
-                                     sort_key=key, sort_dir=direction)
+                                     sort_key=key, sort_dir=direction, filters=filters)
         except repo.MarkerNotFound:
             raise ManageError(f"{errors.MARKER_NOT_FOUND}.marker",
                               f"Marker {marker} could not be found.") from None
         return [repo.to_entry(session, row) for row in rows]
+
+
+def count_volumes(database_url: str, *, status: str | None, host: str | None,
+                  project_id: str | None, name: str | None,
+                  filters: VolumeFilters | None = None) -> int:
+    with transaction(database_url, readonly=True) as session:
+        return repo.count_volumes(session, status=status, host=host, project_id=project_id,
+                                  name=name, filters=filters)
 
 
 def delete_failed_volume(database_url: str, volume_id: str) -> VolumeEntry:

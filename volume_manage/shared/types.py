@@ -290,3 +290,23 @@ class BatchCompensation:
     volume_ids: list[str]
     reason: str = ""
     workflow_id: str = ""
+
+
+@dataclass
+class VolumeFilters:
+    """Filters of a volume listing beyond status, name, host and project (Cinder's volume
+    list query, parsed by the REST API). Not a workflow payload: no history holds one.
+
+    `exact` maps a column, in Cinder's names (`display_description`, `availability_zone`,
+    `size`, `bootable`, `user_id`, `volume_type_id`, ...), to the value it must have;
+    `like` a text column to a part it must contain; `metadata` pairs the volume's metadata
+    must hold; `created_at` / `updated_at` (operator, ISO time) pairs, operators gt, gte,
+    eq, neq, lt, lte; `nothing` says a filter no volume here can meet (a group, a
+    migration status, Glance metadata): the listing is empty."""
+
+    exact: dict[str, object] = field(default_factory=dict)
+    like: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    created_at: list[tuple[str, str]] = field(default_factory=list)
+    updated_at: list[tuple[str, str]] = field(default_factory=list)
+    nothing: bool = False
