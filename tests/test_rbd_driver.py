@@ -260,6 +260,26 @@ def test_a_timed_out_call_leaves_the_calls_in_flight_their_connection(
         driver.close()
 
 
+def test_a_frozen_monitor_fails_the_capacity_but_not_the_pools_calls(
+        rbd_pool: RbdPool) -> None:
+    """Renames and opens need only the OSDs: a monitor that does not answer fails the
+    capacity report (retryable) and keeps the connection, so the pool's calls go on
+    (retired, every call had to connect anew, and connecting needs the monitor)."""
+    rbd_pool.create("disk")
+    rbd_pool.cluster.wait_for_pool_statistics(rbd_pool.name)
+    driver = RbdDriver("pool", client_options(rbd_pool.cluster, rbd_pool.name,
+                                              connect_timeout_s=1))
+    try:
+        assert driver.capabilities().total_capacity_gb > 0
+        with frozen(rbd_pool.cluster, "mon.a"):
+            with pytest.raises(ClusterUnreachable, match="did not answer `df`"):
+                driver.capabilities()
+            assert driver.manage_existing_get_size(vid(), {"source-name": "disk"}) == 1
+        assert driver.connect_attempts == 1
+    finally:
+        driver.close()
+
+
 def test_a_listing_the_osd_does_not_answer_fails_retryable_not_short(
         rbd_pool: RbdPool) -> None:
     """Image opens that time out fail the listing (it is retried); taken for images gone,
