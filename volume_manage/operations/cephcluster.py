@@ -2,7 +2,8 @@
 
 Everything lives under one directory, no root-only paths: one monitor, one manager (it
 keeps the pool statistics `ceph df` reports: without it every capacity reads 0) and one
-OSD on `memstore`, all on 127.0.0.1 with a free port for the monitor, pool size 1, cephx on.
+OSD on `memstore` (or `bluestore` on a sparse file, whose objects survive a killed OSD),
+all on 127.0.0.1 with a free port for the monitor, pool size 1, cephx on.
 The `client.admin` keyring sets the cluster up; `add_client` makes a keyring with only
 `profile rbd` rights, which is what a backend worker is given. Up in a few seconds, about
 100 MB resident for the three daemons. Nothing is downloaded: the daemons come from
@@ -85,6 +86,9 @@ paxos propose interval = 0.01
 # A watch left by a killed client expires after this (default 30 s): the driver waits it
 # out before calling an image in use, so a short one keeps the tests' waits short.
 osd client watch timeout = 5
+# A client renews its watches at each objecter tick (default every 5 s): against a 5 s
+# timeout a live `rbd watch` lapsed within seconds (its image then read as not in use).
+objecter tick interval = 1
 paxos min wait = 0.01
 mon allow pool delete = true
 mon data avail crit = 0
