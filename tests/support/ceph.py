@@ -40,6 +40,15 @@ def ceph_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephClust
     yield from started_cluster(tmp_path_factory)
 
 
+@pytest.fixture(scope="session")
+def bluestore_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephCluster]:
+    """A second cluster whose OSD is on bluestore (a sparse file), for the drills that kill
+    the OSD: a memstore OSD comes back empty. Session-wide, though only the drills use it:
+    pytest-xdist interleaves modules, and a module's own cluster was started again each
+    time a worker came back to the module (6-10 s each)."""
+    yield from started_cluster(tmp_path_factory, objectstore="bluestore")
+
+
 def started_cluster(tmp_path_factory: pytest.TempPathFactory,
                     objectstore: str = "memstore") -> Iterator[CephCluster]:
     """A cluster for a fixture (the session's, or a module's of its own), with the
