@@ -26,7 +26,10 @@ Semantics:
   monitor's `df`, as Cinder's `_update_volume_stats`.
 - Image data is never read or written: only names, sizes and watchers.
 - An unreachable cluster (connect or operation timeout) is a retryable DriverError, so the
-  step is retried; the connection is then made anew on the next call.
+  step is retried. An OSD operation's timeout retires the connection (the next call makes
+  a new one; the old is shut down once no call uses it); a monitor command's keeps it, as
+  the pool's calls need only the OSDs. Drilled in tests/test_rbd_faults.py: the OSD killed
+  and restarted, the monitor frozen for 10 s, each in the middle of a bulk adoption.
 """
 
 from __future__ import annotations
