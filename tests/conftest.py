@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tests.support.ceph import ceph_cluster, rbd_pool  # noqa: F401 - fixtures
+from tests.support.ceph import bluestore_cluster, ceph_cluster, rbd_pool  # noqa: F401 - fixtures
 from tests.support.processes import process_stack  # noqa: F401 - a fixture
+from tests.support.rbd_stack import rbd_stack  # noqa: F401 - a fixture
 from tests.support.stack import Stack
 from volume_manage.inventory.db import dispose_engines
 from volume_manage.inventory.migrate import scratch_postgresql, upgrade

@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
 from typer.testing import CliRunner
 
-from tests.support.ceph import RbdPool
-from tests.support.processes import BackendProcess, service_registered, wait_for
+from tests.support.processes import service_registered, wait_for
+from tests.support.rbd_stack import RbdStack
 from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.cli.app import app
@@ -25,29 +23,6 @@ from volume_manage.operations.devserver import DevServer
 from volume_manage.shared import statuses
 
 pytestmark = pytest.mark.rbd
-
-RbdStack = tuple[Stack, BackendProcess, RbdPool]
-
-
-@pytest.fixture
-async def rbd_stack(client: Client, database_url: str, temporal_server: DevServer,
-                    rbd_pool: RbdPool, tmp_path: Path) -> AsyncIterator[RbdStack]:
-    rbd_pool.cluster.wait_for_pool_statistics(rbd_pool.name)  # the service row's capacity
-    async with Stack(client, database_url, backend_in_process=False,
-                     backend_driver="rbd") as stack:
-        backend = BackendProcess(stack, temporal_server, tmp_path, tmp_path / "worker.log",
-                                 driver_args=["--driver", "rbd"], env=rbd_pool.worker_env())
-        try:
-            yield stack, backend, rbd_pool
-            await assert_audit_clean(stack)
-        finally:
-            backend.stop()
-
-
-async def assert_audit_clean(stack: Stack) -> None:
-    """The audit, with the backend's objects (its worker is up): no orphan `volume-<id>`."""
-    report = await stack.vm.audit(project_id=stack.project, backend=stack.backend, objects=True)
-    assert report.clean and not report.skipped, (report.violations, report.skipped)
 
 
 async def cli(stack: Stack, server: DevServer, *args: str) -> tuple[int, str]:

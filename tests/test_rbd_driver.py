@@ -4,14 +4,25 @@ unmanage, capacity from the cluster, image content untouched, an unreachable clu
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.support.ceph import RbdPool, client_options
-from volume_manage.drivers.base import AlreadyManaged, InvalidReference
-from volume_manage.drivers.rbd import ClusterRefused, ClusterUnreachable, RbdDriver, RbdOptions
+from volume_manage.drivers.base import AlreadyManaged, DriverError, InvalidReference
+from volume_manage.drivers.rbd import (
+    ClusterRefused,
+    ClusterUnreachable,
+    RbdDriver,
+    RbdOptions,
+)
+from volume_manage.operations.cephcluster import CephCluster
 from volume_manage.operations.devserver import free_port
 
 pytestmark = pytest.mark.rbd
@@ -128,7 +139,7 @@ def test_listing_gives_cinders_three_reasons(rbd_pool: RbdPool) -> None:
         "free": 2, "watched": 1, "opened": 1, "old.deleted": 1, "trashed": 1, "trashed*": 1,
         f"volume-{adopted}": 1, f"volume-{held}": 1}
     watcher = rbd_pool.watch("watched")
-    with rbd.Image(driver._connect(), "opened"):
+    with driver._calls() as ioctx, rbd.Image(ioctx, "opened"):
         try:
             items = driver.describe_manageable_objects(listing.references, {f"volume-{held}": held})
         finally:
@@ -215,6 +226,103 @@ def test_an_unreachable_cluster_is_retryable_within_the_connect_timeout(
     assert err.value.retryable
     with pytest.raises(ClusterUnreachable):
         driver.capabilities()
+
+
+@contextlib.contextmanager
+def frozen(cluster: CephCluster, daemon: str) -> Iterator[None]:
+    """The daemon stopped (SIGSTOP): its sockets stay open and nothing answers."""
+    cluster.signal_daemon(daemon, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        cluster.signal_daemon(daemon, signal.SIGCONT)
+
+
+def test_a_timed_out_call_leaves_the_calls_in_flight_their_connection(
+        rbd_pool: RbdPool) -> None:
+    """A call that times out retires the connection, which is shut down only once the calls
+    still on it end: shut down at once, the next request of a call in flight on another
+    thread aborted the worker (librados' ceph_assert in Objecter, seen in the OSD drill)."""
+    import rbd
+
+    rbd_pool.create("disk")
+    driver = RbdDriver("pool", client_options(rbd_pool.cluster, rbd_pool.name,
+                                              connect_timeout_s=1))
+    try:
+        with driver._calls() as in_flight:  # another thread's call, between two requests
+            with frozen(rbd_pool.cluster, "osd.0"), pytest.raises(
+                    ClusterUnreachable, match="did not answer"):
+                driver.manage_existing_get_size(vid(), {"source-name": "disk"})
+            assert rbd.RBD().list(in_flight) == ["disk"]
+        assert driver.manage_existing_get_size(vid(), {"source-name": "disk"}) == 1
+        assert driver.connect_attempts == 2  # the next call connected anew
+    finally:
+        driver.close()
+
+
+def test_a_frozen_monitor_fails_the_capacity_but_not_the_pools_calls(
+        rbd_pool: RbdPool) -> None:
+    """Renames and opens need only the OSDs: a monitor that does not answer fails the
+    capacity report (retryable) and keeps the connection, so the pool's calls go on
+    (retired, every call had to connect anew, and connecting needs the monitor)."""
+    rbd_pool.create("disk")
+    rbd_pool.cluster.wait_for_pool_statistics(rbd_pool.name)
+    driver = RbdDriver("pool", client_options(rbd_pool.cluster, rbd_pool.name,
+                                              connect_timeout_s=1))
+    try:
+        assert driver.capabilities().total_capacity_gb > 0
+        with frozen(rbd_pool.cluster, "mon.a"):
+            with pytest.raises(ClusterUnreachable, match="did not answer `df`"):
+                driver.capabilities()
+            assert driver.manage_existing_get_size(vid(), {"source-name": "disk"}) == 1
+        assert driver.connect_attempts == 1
+    finally:
+        driver.close()
+
+
+def test_a_listing_the_osd_does_not_answer_fails_retryable_not_short(
+        rbd_pool: RbdPool) -> None:
+    """Image opens that time out fail the listing (it is retried); taken for images gone,
+    they were left out of the listing, and of a bulk adoption of all."""
+    rbd_pool.create_many(["a", "b"])
+    driver = RbdDriver("pool", client_options(rbd_pool.cluster, rbd_pool.name,
+                                              connect_timeout_s=1))
+    refs = [{"source-name": "a"}, {"source-name": "b"}]
+    try:
+        assert len(driver.describe_manageable_objects(refs, {})) == 2  # connected
+        with frozen(rbd_pool.cluster, "osd.0"), pytest.raises(ClusterUnreachable) as err:
+            driver.describe_manageable_objects(refs, {})
+        assert err.value.retryable
+        assert len(driver.describe_manageable_objects(refs, {})) == 2
+    finally:
+        driver.close()
+
+
+def test_calls_waiting_on_a_failed_connect_share_its_error(
+        rbd_pool: RbdPool, tmp_path: Path) -> None:
+    """The calls of a batch step that wait behind a connect that times out fail with its
+    error, not each after a connect of its own (16 calls x the timeout, one after another,
+    outlasted the step's attempt)."""
+    conf = tmp_path / "dead.conf"
+    conf.write_text(rbd_pool.cluster.conf.read_text().replace(
+        f"127.0.0.1:{rbd_pool.cluster.port}", f"127.0.0.1:{free_port()}"))
+    driver = RbdDriver("pool", client_options(rbd_pool.cluster, rbd_pool.name,
+                                              ceph_conf=str(conf), connect_timeout_s=1))
+    calls = 8
+    together = threading.Barrier(calls)
+
+    def one(_: int) -> DriverError | None:
+        together.wait()
+        try:
+            driver.manage_existing_get_size(vid(), {"source-name": "x"})
+        except DriverError as err:
+            return err
+        return None
+
+    with ThreadPoolExecutor(calls) as pool:
+        errors = list(pool.map(one, range(calls)))
+    assert all(isinstance(e, ClusterUnreachable) for e in errors), errors
+    assert driver.connect_attempts < calls
 
 
 def test_a_client_without_rights_on_the_pool_is_refused(rbd_pool: RbdPool) -> None:

@@ -26,12 +26,16 @@ Semantics:
   monitor's `df`, as Cinder's `_update_volume_stats`.
 - Image data is never read or written: only names, sizes and watchers.
 - An unreachable cluster (connect or operation timeout) is a retryable DriverError, so the
-  step is retried; the connection is then made anew on the next call.
+  step is retried. An OSD operation's timeout retires the connection (the next call makes
+  a new one; the old is shut down once no call uses it); a monitor command's keeps it, as
+  the pool's calls need only the OSDs. Drilled in tests/test_rbd_faults.py: the OSD killed
+  and restarted, the monitor frozen for 10 s, each in the middle of a bulk adoption.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -109,6 +113,24 @@ class ClusterRefused(DriverError):
     retryable = False
 
 
+@dataclass(eq=False)
+class _Connection:
+    """One librados connection and its pool context, with the calls using it: shut down
+    only when retired (a call on it timed out, or the driver closed) and no call uses it."""
+
+    cluster: Any
+    ioctx: Any
+    watch_timeout: float  # the OSDs' osd_client_watch_timeout, as the client reads it
+    users: int = 0
+    retired: bool = False
+
+    def shut_down(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ioctx.close()
+        with contextlib.suppress(Exception):
+            self.cluster.shutdown()
+
+
 class RbdDriver(Driver):
     # A batch step's calls wait on the cluster and librbd takes calls from many threads;
     # a kill cuts as many renames as are in flight, and `_rename` finishes each on retry.
@@ -124,8 +146,9 @@ class RbdDriver(Driver):
         self.options.check()
         self.ceph_pool = self.options.pool or pool
         self._lock = threading.Lock()
-        self._cluster: Any = None
-        self._ioctx: Any = None
+        self._connection: _Connection | None = None
+        self.connect_attempts = 0  # how many connections were tried (tests read it)
+        self._failed: DriverError | None = None  # the last attempt's error
         self._rbd = librbd.RBD()
 
     # --- the connection -------------------------------------------------------------------
@@ -134,62 +157,106 @@ class RbdDriver(Driver):
         return (f"cluster {self.options.cluster_name!r} ({self.options.ceph_conf or 'default conf'}"
                 f", client {self.options.user or 'admin'}, pool {self.ceph_pool!r})")
 
-    def _connect(self) -> Any:
-        """One connection and pool context for the worker's life (made when first needed:
-        a worker can start while the cluster is down, and reports it down)."""
-        with self._lock:
-            if self._ioctx is not None:
-                return self._ioctx
-            opts = self.options
-            timeout = str(opts.connect_timeout_s)
-            conf = {"rados_osd_op_timeout": timeout, "rados_mon_op_timeout": timeout,
-                    "client_mount_timeout": timeout}
-            if opts.keyring:
-                conf["keyring"] = opts.keyring
-            cluster = librados.Rados(rados_id=opts.user, clustername=opts.cluster_name,
-                                     conffile=opts.ceph_conf or "", conf=conf)
-            try:
-                cluster.connect(timeout=opts.connect_timeout_s)
-                ioctx = cluster.open_ioctx(self.ceph_pool)
-            except librados.ObjectNotFound:
-                cluster.shutdown()
-                raise ClusterRefused(f"pool {self.ceph_pool!r} does not exist in "
-                                  f"{self._where()}") from None
-            except librados.Error as err:
-                cluster.shutdown()
-                raise ClusterUnreachable(f"cannot connect to the Ceph {self._where()}: "
-                                         f"{err}") from None
-            self._cluster, self._ioctx = cluster, ioctx
-            return ioctx
+    def _acquire(self) -> _Connection:
+        """The worker's connection, made when first needed (a worker can start while the
+        cluster is down, and reports it down) and counted as in use until `_release`.
 
-    def _disconnect(self) -> None:
+        Connecting holds the lock for up to the connect timeout; the calls that waited
+        behind an attempt that failed fail with its error rather than try again one after
+        another (16 calls of a batch step, 5 s each, outlasted the step's attempt)."""
+        seen = self.connect_attempts
         with self._lock:
-            cluster, self._cluster, self._ioctx = self._cluster, None, None
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.shutdown()
+            if self._connection is None:
+                if self.connect_attempts != seen and self._failed is not None:
+                    raise type(self._failed)(str(self._failed))
+                self.connect_attempts += 1
+                try:
+                    self._connection = self._open()
+                except DriverError as err:
+                    self._failed = err
+                    raise
+                self._failed = None
+            self._connection.users += 1
+            return self._connection
+
+    def _open(self) -> _Connection:
+        opts = self.options
+        timeout = str(opts.connect_timeout_s)
+        conf = {"rados_osd_op_timeout": timeout, "rados_mon_op_timeout": timeout,
+                "client_mount_timeout": timeout}
+        if opts.keyring:
+            conf["keyring"] = opts.keyring
+        cluster = librados.Rados(rados_id=opts.user, clustername=opts.cluster_name,
+                                 conffile=opts.ceph_conf or "", conf=conf)
+        try:
+            cluster.connect(timeout=opts.connect_timeout_s)
+            ioctx = cluster.open_ioctx(self.ceph_pool)
+        except librados.ObjectNotFound:
+            cluster.shutdown()
+            raise ClusterRefused(f"pool {self.ceph_pool!r} does not exist in "
+                                 f"{self._where()}") from None
+        except librados.Error as err:
+            cluster.shutdown()
+            raise ClusterUnreachable(f"cannot connect to the Ceph {self._where()}: "
+                                     f"{err}") from None
+        try:
+            watch_timeout = float(cluster.conf_get("osd_client_watch_timeout"))
+        except (librados.Error, ValueError, TypeError):
+            watch_timeout = WATCH_TIMEOUT_S
+        return _Connection(cluster, ioctx, watch_timeout)
+
+    def _release(self, connection: _Connection) -> None:
+        with self._lock:
+            connection.users -= 1
+            idle = connection.retired and connection.users == 0
+        if idle:
+            connection.shut_down()
+
+    def _retire(self, connection: _Connection) -> None:
+        """No new call gets `connection`; it is shut down once the calls still using it end.
+        Shutting it down at once aborted the worker: librados asserts (Objecter
+        `initialized`) when another thread's call sends on a connection shut down."""
+        with self._lock:
+            if self._connection is connection:
+                self._connection = None
+            connection.retired = True
+            idle = connection.users == 0
+        if idle:
+            connection.shut_down()
 
     def close(self) -> None:
-        self._disconnect()
+        connection = self._connection
+        if connection is not None:
+            self._retire(connection)
 
     @contextlib.contextmanager
-    def _calls(self) -> Iterator[Any]:
-        """The pool's context, and the bindings' failures as DriverErrors: a timeout or a
-        lost connection is retryable (and the next call connects anew), missing rights are
-        not (they need an operator)."""
-        ioctx = self._connect()
+    def _session(self) -> Iterator[_Connection]:
+        """The connection for one call, and the bindings' failures as DriverErrors: a
+        timeout or a lost connection is retryable (the connection is retired, and the next
+        call connects anew: a new connection has the cluster's current map at once, where
+        the old one's requests wait for it), missing rights are not (they need an
+        operator)."""
+        connection = self._acquire()
         try:
-            yield ioctx
+            yield connection
         except DriverError:
             raise
         except (librados.PermissionError, librbd.PermissionError) as err:
             raise ClusterRefused(f"permission denied in the Ceph {self._where()}: {err}") from None
         except (librados.TimedOut, librados.ConnectionShutdown, librbd.Timeout,
                 librbd.ConnectionShutdown) as err:
-            self._disconnect()
+            self._retire(connection)
             raise ClusterUnreachable(f"the Ceph {self._where()} did not answer: {err}") from None
         except (librados.Error, librbd.Error) as err:
             raise DriverError(f"Ceph {self._where()}: {err}") from None
+        finally:
+            self._release(connection)
+
+    @contextlib.contextmanager
+    def _calls(self) -> Iterator[Any]:
+        """The pool's context for one call (see `_session`)."""
+        with self._session() as connection:
+            yield connection.ioctx
 
     # --- refs -----------------------------------------------------------------------------
 
@@ -265,9 +332,9 @@ class RbdDriver(Driver):
         """Cinder's `_get_pool_stats`: with a pool quota, total = the quota and free = what
         is left of it (at most what the cluster has); else the cluster's total and the
         pool's `max_avail`. GiB, two places."""
-        with self._calls():
-            df = self._mon_command("df")
-            quota = self._mon_command("osd pool get-quota", pool=self.ceph_pool)
+        with self._session() as connection:
+            df = self._mon_command(connection, "df")
+            quota = self._mon_command(connection, "osd pool get-quota", pool=self.ceph_pool)
         pool = next((p["stats"] for p in df["pools"] if p["name"] == self.ceph_pool), None)
         if pool is None:
             raise DriverError(f"no statistics yet for pool {self.ceph_pool!r} in {self._where()}")
@@ -286,19 +353,22 @@ class RbdDriver(Driver):
                    "multiattach": True},
         )
 
-    def _mon_command(self, prefix: str, **args: Any) -> Any:
-        ret, out, err = self._cluster.mon_command(
+    def _mon_command(self, connection: _Connection, prefix: str, **args: Any) -> Any:
+        """A monitor command. Its timeout keeps the connection: the monitor client finds
+        the monitor again by itself, and the pool's calls need only the OSDs (retiring it
+        made every call of a batch wait to connect while the monitor did not answer)."""
+        ret, out, err = connection.cluster.mon_command(
             json.dumps({"prefix": prefix, "format": "json", **args}), b"",
             timeout=self.options.connect_timeout_s)
         if ret != 0:
-            if ret == -110:
-                self._disconnect()
+            if ret == -errno.ETIMEDOUT:
                 raise ClusterUnreachable(f"the Ceph {self._where()} did not answer `{prefix}`")
             raise DriverError(f"ceph {prefix} in {self._where()}: {err or os.strerror(-ret)}")
         return json.loads(out)
 
     def manage_existing_get_size(self, volume_id: str, ref: dict[str, str]) -> int:
-        with self._calls() as ioctx:
+        with self._session() as connection:
+            ioctx = connection.ioctx
             image = self._adopted(ioctx, volume_id)
             if image is not None:
                 with image:
@@ -310,12 +380,12 @@ class RbdDriver(Driver):
                     raise AlreadyManaged(ref, managed_id)
                 if name.endswith(".deleted"):
                     raise InvalidReference(ref, f"image {name!r} is {MARKED_DELETED}.")
-                if not self._unwatched(image):
+                if not self._unwatched(image, connection.watch_timeout):
                     raise InvalidReference(ref, f"image {name!r} has watchers ({IN_USE}): a "
                                                 "client has it open.")
                 return size_in_gib(image.size())
 
-    def _unwatched(self, image: Any) -> bool:
+    def _unwatched(self, image: Any, timeout: float) -> bool:
         """Whether no client has the image open, allowing for a client that died with it
         open: its watch stays until the OSDs' watch timeout (`osd_client_watch_timeout`,
         30 s by default). A worker killed in the middle of a batch's renames leaves one on
@@ -324,11 +394,6 @@ class RbdDriver(Driver):
         timeout is in use (a real client renews its watch well within it)."""
         if not list(image.watchers_list()):
             return True
-        assert self._cluster is not None
-        try:
-            timeout = float(self._cluster.conf_get("osd_client_watch_timeout"))
-        except (librados.Error, ValueError, TypeError):
-            timeout = WATCH_TIMEOUT_S
         deadline = time.monotonic() + timeout + 1
         while time.monotonic() < deadline:
             time.sleep(1)
@@ -481,14 +546,20 @@ class RbdDriver(Driver):
         return result
 
     def _open_window(self, ioctx: Any, which: Sequence[dict[str, str]]) -> dict[int, Any]:
-        """Open the images at once (read-only); position -> image, for those that opened."""
+        """Open the images at once (read-only); position -> image, for those that opened.
+        An open the cluster did not answer raises (librbd.Timeout): taken for a gone image,
+        it left the image out of a listing, so out of a bulk adoption of "all"."""
         images: dict[int, Any] = {}
+        unanswered: list[int] = []
         finished = threading.Semaphore(0)
 
         def opened(n: int) -> Callable[[Any, Any], None]:
             def done(completion: Any, image: Any) -> None:
-                if completion.get_return_value() == 0:
+                code = completion.get_return_value()
+                if code == 0:
                     images[n] = image
+                elif -code in (errno.ETIMEDOUT, errno.ESHUTDOWN):
+                    unanswered.append(-code)
                 finished.release()
             return done
 
@@ -499,6 +570,12 @@ class RbdDriver(Driver):
                 finished.release()
         for _ in which:
             finished.acquire()
+        if unanswered:
+            for image in images.values():
+                with contextlib.suppress(librbd.Error):
+                    image.close()
+            raise librbd.Timeout(f"{len(unanswered)} of {len(which)} image opens not "
+                                 "answered", unanswered[0])
         return images
 
     def describe_manageable_objects(

@@ -2,7 +2,8 @@
 
 Everything lives under one directory, no root-only paths: one monitor, one manager (it
 keeps the pool statistics `ceph df` reports: without it every capacity reads 0) and one
-OSD on `memstore`, all on 127.0.0.1 with a free port for the monitor, pool size 1, cephx on.
+OSD on `memstore` (or `bluestore` on a sparse file, whose objects survive a killed OSD),
+all on 127.0.0.1 with a free port for the monitor, pool size 1, cephx on.
 The `client.admin` keyring sets the cluster up; `add_client` makes a keyring with only
 `profile rbd` rights, which is what a backend worker is given. Up in a few seconds, about
 100 MB resident for the three daemons. Nothing is downloaded: the daemons come from
@@ -33,6 +34,10 @@ MGR_MODULES = ("alerts balancer crash devicehealth influx insights iostat localp
                "test_orchestrator volumes zabbix")
 
 
+OBJECTSTORES = ("memstore", "bluestore")
+BLUESTORE_MEMORY_TARGET = 256 << 20  # bytes; the OSD's caches shrink to stay near it
+
+
 def missing_binaries() -> list[str]:
     """The Ceph programs a cluster needs that are not installed."""
     return [name for name in DAEMONS if shutil.which(name) is None]
@@ -45,10 +50,18 @@ class CephError(RuntimeError):
 class CephCluster:
     """One monitor (`mon.a`), one manager (`mgr.x`), one OSD (`osd.0`) under `directory`."""
 
-    def __init__(self, directory: Path, *, capacity_bytes: int = 4 << 30) -> None:
+    def __init__(self, directory: Path, *, capacity_bytes: int = 4 << 30,
+                 objectstore: str = "memstore") -> None:
+        """`objectstore`: `memstore` (the default: fast, but the OSD keeps every object in
+        its memory, so a killed OSD comes back empty) or `bluestore` on a sparse file
+        `osd.0.block` of `capacity_bytes`, whose objects survive the OSD's SIGKILL (the
+        fault drills)."""
+        if objectstore not in OBJECTSTORES:
+            raise ValueError(f"objectstore: one of {', '.join(OBJECTSTORES)}, not {objectstore!r}")
         self.dir = directory.resolve()
         self.port = free_port()
         self.capacity_bytes = capacity_bytes
+        self.objectstore = objectstore
         self.fsid = str(uuid.uuid4())
         self.conf = self.dir / "ceph.conf"
         self.admin_keyring = self.dir / "client.admin.keyring"
@@ -69,13 +82,14 @@ auth allow insecure global id reclaim = false
 osd pool default size = 1
 osd pool default min size = 1
 osd crush chooseleaf type = 0
-osd objectstore = memstore
-memstore device bytes = {self.capacity_bytes}
-mon allow pool size one = true
+{self._objectstore_conf()}mon allow pool size one = true
 paxos propose interval = 0.01
 # A watch left by a killed client expires after this (default 30 s): the driver waits it
 # out before calling an image in use, so a short one keeps the tests' waits short.
 osd client watch timeout = 5
+# A client renews its watches at each objecter tick (default every 5 s): against a 5 s
+# timeout a live `rbd watch` lapsed within seconds (its image then read as not in use).
+objecter tick interval = 1
 paxos min wait = 0.01
 mon allow pool delete = true
 mon data avail crit = 0
@@ -99,6 +113,20 @@ admin socket = {d}/run/mgr.x.asok
 osd data = {d}/osd.0
 admin socket = {d}/run/osd.0.asok
 """)
+
+    def _objectstore_conf(self) -> str:
+        if self.objectstore == "memstore":
+            return (f"osd objectstore = memstore\n"
+                    f"memstore device bytes = {self.capacity_bytes}\n")
+        # bluestore on a file: the file is made sparse at mkfs; no fsck at each mount (it
+        # reads every object's metadata), and small caches (the default memory target is
+        # 4 GiB, for a real disk).
+        return (f"osd objectstore = bluestore\n"
+                f"bluestore block path = {self.dir}/osd.0.block\n"
+                f"bluestore block create = true\n"
+                f"bluestore block size = {self.capacity_bytes}\n"
+                f"bluestore fsck on mount = false\n"
+                f"osd memory target = {BLUESTORE_MEMORY_TARGET}\n")
 
     def _authtool(self, *args: str) -> None:
         subprocess.run(["ceph-authtool", *args], check=True, capture_output=True)
@@ -168,10 +196,33 @@ admin socket = {d}/run/osd.0.asok
             process.kill()
             process.wait()
 
-    def stop(self) -> None:
+    def signal_daemon(self, name: str, sig: signal.Signals) -> None:
+        """Send `sig` to a running daemon (SIGSTOP/SIGCONT freeze and thaw it)."""
+        self.processes[name].send_signal(sig)
+
+    def osd_up_from(self) -> int:
+        """The map epoch since which osd.0 is up (a restarted OSD gets a later one), or 0
+        while the monitor has it down."""
+        osd = self.command("osd dump", format="json")["osds"][0]
+        return int(osd["up_from"]) if osd["up"] else 0
+
+    def wait_for_osd_restart(self, up_from: int, timeout_s: float = 60.0) -> None:
+        """Until the monitor has osd.0 up again since a later epoch than `up_from` (its
+        `osd_up_from()` before it was killed), then reconnect the admin: a connection's
+        requests to the dead OSD wait until its objecter takes them for laggy (10 s) and
+        asks for the new map, where a new connection has it at once (measured: 16 s vs
+        immediately)."""
+        self._wait(lambda: self.osd_up_from() > up_from, timeout_s,
+                   "the restarted OSD did not come up")
+        self.reconnect_admin()
+
+    def reconnect_admin(self) -> None:
         if self._rados is not None:
             self._rados.shutdown()
             self._rados = None
+
+    def stop(self) -> None:
+        self.reconnect_admin()
         for name in ("osd.0", "mgr.x", "mon.a"):
             self.stop_daemon(name)
 
