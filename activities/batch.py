@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -207,12 +208,19 @@ class BatchActivities:
     def _per_item(self, step: BatchStep, action: Callable[[BatchItem], None]) -> None:
         """Run a driver call per pending item, up to the driver's `concurrent_calls` at once;
         a non-retryable driver error fails the item, a retryable one fails the step (so the
-        step is retried)."""
+        step is retried). After a retryable error the calls not yet begun are skipped: the
+        retry makes them, and a storage that timed out once (an OSD down) would make every
+        wave of calls wait out its own timeout first."""
+        stop = threading.Event()
+
         def one(item: BatchItem) -> DriverError | InjectedFault | None:
+            if stop.is_set():
+                return None
             try:
                 action(item)
             except (DriverError, InjectedFault) as err:
                 if err.retryable:
+                    stop.set()
                     return err
                 _fail(item, str(err))
             return None

@@ -73,3 +73,19 @@ def test_a_refused_object_fails_alone_and_a_retryable_error_fails_the_step(width
 
     with pytest.raises(DriverError, match="cluster unreachable"):
         activities(width)._per_item(step_of(3), flaky)
+
+
+def test_after_a_retryable_error_the_calls_not_begun_are_skipped() -> None:
+    """The step fails and is retried whole: with the storage timing out, the rest of the
+    batch's calls would only wait out their own timeouts first."""
+    made: list[str] = []
+    lock = threading.Lock()
+
+    def timing_out(item: BatchItem) -> None:
+        with lock:
+            made.append(item.volume_id)
+        raise DriverError("the Ceph cluster did not answer")
+
+    with pytest.raises(DriverError, match="did not answer"):
+        activities(4)._per_item(step_of(40), timing_out)
+    assert len(made) <= 4  # those already in flight, not all 40
