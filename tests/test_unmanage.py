@@ -153,3 +153,16 @@ async def test_cinders_round_trip_adopts_the_object_by_its_old_volume_name(
     await unmanage(stack, again.id)
     assert "vol-1" in stack.fake.objects and f"volume-{again.id}" not in stack.fake.objects
     await unmanage(stack, other.id)
+
+
+async def test_an_object_named_as_a_volume_the_inventory_never_held_is_refused_at_once(
+        stack: Stack) -> None:
+    """An object still named `volume-<uuid>` from outside (Cinder's unmanage keeps that
+    name) cannot be adopted yet: refused before anything exists, saying so."""
+    outside = "0b3f3f0e-9f5e-4a57-9a3e-6a3c1b2d4e5f"
+    stack.fake.add_object(f"volume-{outside}")
+    with pytest.raises(sdk.ManageError, match="not in this backend's inventory") as caught:
+        await stack.manage(f"volume-{outside}")
+    assert caught.value.type.endswith(".ref")
+    assert stack.project_volumes() == []
+    del stack.fake.objects[f"volume-{outside}"]  # (an orphan the closing audit would report)

@@ -102,12 +102,17 @@ def current_ref(session: Session, ref: dict[str, str], backend: str) -> dict[str
     if not managed_id:
         return ref
     volume = repo.get_volume(session, managed_id)
-    if volume is None:
-        return ref
-    if not volume.deleted:
+    if volume is not None and not volume.deleted:
         raise RequestError("ref", f"the object is already managed as volume {managed_id}",
                            errors.ALREADY_MANAGED)
-    if volume.backend != backend:
-        return ref
-    given_back = repo.last_event_details(session, managed_id, events.UNMANAGE_RENAMED)
-    return {"source-name": str(given_back["name"])} if given_back.get("name") else ref
+    given_back = {} if volume is None or volume.backend != backend else (
+        repo.last_event_details(session, managed_id, events.UNMANAGE_RENAMED))
+    if given_back.get("name"):
+        return {"source-name": str(given_back["name"])}
+    # An object still named volume-<id> that no entry of this backend gave back (one
+    # Cinder's unmanage left so, say): the drivers refuse such names, so say why now rather
+    # than after an entry was made.
+    raise RequestError("ref", f"names an object volume-{managed_id}, and volume {managed_id} "
+                              "is not in this backend's inventory: objects named "
+                              "volume-<uuid> from outside it cannot be adopted yet; rename "
+                              "it on the backend first")
