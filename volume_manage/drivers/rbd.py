@@ -494,8 +494,7 @@ class RbdDriver(Driver):
         ids = []
         for name in (other, one):  # `other` first: the one more often missing
             try:
-                with librbd.Image(ioctx, name, read_only=True) as image:
-                    ids.append(image.id())
+                ids.append(self._image_id(ioctx, name))  # what the name's id object holds
             except librbd.ImageNotFound:
                 return None
         if ids[0] != ids[1]:
