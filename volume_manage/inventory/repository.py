@@ -110,11 +110,18 @@ def report_service(
     total_capacity_gb: float,
     free_capacity_gb: float,
 ) -> Service:
-    """Register a backend service, or refresh its heartbeat and what it can do."""
+    """Register a backend service, or refresh its heartbeat and what it can do. Several
+    workers may serve one backend: two registering it at once race to insert its row, and
+    the loser refreshes the winner's (as quota usage rows are made)."""
     service = get_backend_service(session, host)
     if service is None:
-        service = Service(host=host, binary=BACKEND_BINARY)
-        session.add(service)
+        try:
+            with session.begin_nested():
+                session.add(Service(host=host, binary=BACKEND_BINARY, last_seen=utcnow()))
+        except IntegrityError:
+            pass  # registered meanwhile by another worker of this backend
+        service = get_backend_service(session, host)
+        assert service is not None
     service.cluster = cluster
     service.availability_zone = availability_zone
     service.capabilities = capabilities

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.exc import IntegrityError
-
 from volume_manage.drivers.base import Driver
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
@@ -22,22 +20,14 @@ log = logging.getLogger("volume-manage.worker")
 def report_service(
     settings: Settings, host: str, driver: Driver, *, cluster: str | None, zone: str
 ) -> None:
-    """Register or refresh the backend's service row: the scheduler's view of it. Several
-    workers may serve one backend; two registering it at once race to insert the row, and
-    the loser refreshes the winner's."""
+    """Register or refresh the backend's service row: the scheduler's view of it."""
     caps = driver.capabilities()
-    for attempt in (1, 2):
-        try:
-            with transaction(settings.database_url) as session:
-                repo.report_service(
-                    session, host, cluster=cluster, availability_zone=zone,
-                    capabilities=caps.as_dict(), total_capacity_gb=caps.total_capacity_gb,
-                    free_capacity_gb=caps.free_capacity_gb,
-                )
-            return
-        except IntegrityError:
-            if attempt == 2:
-                raise
+    with transaction(settings.database_url) as session:
+        repo.report_service(
+            session, host, cluster=cluster, availability_zone=zone,
+            capabilities=caps.as_dict(), total_capacity_gb=caps.total_capacity_gb,
+            free_capacity_gb=caps.free_capacity_gb,
+        )
 
 
 async def heartbeat(settings: Settings, host: str, driver: Driver,
