@@ -27,7 +27,9 @@ from volume_manage.shared import statuses
 pytestmark = pytest.mark.rbd
 
 IMAGES = [f"img-{n:03}" for n in range(200)]
-OSD_DOWN_S = 3  # the OSD is restarted this long after its SIGKILL
+OSD_DOWN_S = 8  # the OSD is restarted this long after its SIGKILL: longer than the
+# driver's 5 s op timeout (RBD_CONNECT_TIMEOUT), so a call in flight must time out (with 3 s
+# a restarted OSD could answer the resent op in time, and nothing showed the fault was hit)
 MON_FROZEN_S = 10  # the outage
 
 
