@@ -7,6 +7,7 @@ serialised instead of failing on lock upgrades.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -19,11 +20,43 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
-# One writer at a time per SQLite file within this process, queued on a Python lock: SQLite
-# lets one writer in anyway, and its busy handler makes the others poll with sleeps of up to
-# 100 ms, so under load (a worker's 32 activity threads) the lock sat free while writers
-# slept and throughput collapsed (bench/throughput.py). PostgreSQL needs no such thing.
-_sqlite_writers: dict[str, threading.RLock] = {}
+_sqlite_writers: dict[str, _WriterLock] = {}
+
+
+class _WriterLock:
+    """One writer at a time per SQLite file, queued on locks that wake the next writer as
+    soon as the last one commits: SQLite lets one writer in anyway, and its busy handler
+    makes the others poll with sleeps of up to 100 ms, so under load the file's lock sat
+    free while writers slept and throughput collapsed (bench/throughput.py: a worker's
+    activity threads; bench/file_bulk.py: several worker processes on one file). Within the
+    process a Python lock; between processes an flock on a file beside the database (the
+    kernel wakes the next waiter). Re-entrant within a thread. PostgreSQL needs no such thing.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._file = open(f"{database}.writer-lock", "a") if database else None  # noqa: SIM115
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._depth == 0 and self._file is not None:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def get_engine(url: str) -> Engine:
@@ -34,7 +67,9 @@ def get_engine(url: str) -> Engine:
             engine = _create_engine(url)
             _engines[url] = engine
             if engine.dialect.name == "sqlite":
-                _sqlite_writers[url] = threading.RLock()
+                database = make_url(url).database
+                _sqlite_writers[url] = _WriterLock(
+                    database if database and database != ":memory:" else None)
         return engine
 
 
@@ -42,6 +77,8 @@ def dispose_engines() -> None:
     with _lock:
         for engine in _engines.values():
             engine.dispose()
+        for writer in _sqlite_writers.values():
+            writer.close()
         _engines.clear()
         _sqlite_writers.clear()
 
