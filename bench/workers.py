@@ -32,6 +32,7 @@ from volume_manage.process_exit import run_then_exit
 from volume_manage.shared.config import Settings
 from volume_manage.shared.converter import DATA_CONVERTER
 from volume_manage.workers.build import api_worker, backend_worker
+from volume_manage.workers.running import settle_heap
 from volume_manage.workers.service import report_service
 
 
@@ -54,6 +55,7 @@ async def main(args: argparse.Namespace) -> None:
             report_service(settings, args.backend, driver, cluster=None, zone="nova")
             await stack.enter_async_context(
                 backend_worker(client, settings, args.backend, driver))
+        settle_heap()  # as worker.py does before polling
         print("ready", flush=True)
         parent = os.getppid()
         while not stop.is_set():  # also stop when the benchmark is gone (killed)
