@@ -191,6 +191,35 @@ def test_a_rename_cut_halfway_is_finished_by_the_retry(
     assert rbd_pool.names() == ["disk"] and rbd_pool.id_objects() == ["disk"]
 
 
+def test_a_rename_refused_by_the_directory_leaves_no_second_name(rbd_pool: RbdPool) -> None:
+    """The driver renames with librbd's four writes itself; when the directory refuses
+    the move (here: a stale id object under a name the directory no longer lists), the id
+    object it had just made under the new name is removed again, and the ref is missing."""
+    rbd_pool.create("disk")
+    with rbd_pool.cluster.admin().open_ioctx(rbd_pool.name) as ioctx:
+        stale = ioctx.read("rbd_id.disk")
+        rbd_pool.rename("disk", "elsewhere")
+        ioctx.write_full("rbd_id.disk", stale)
+    with pytest.raises(InvalidReference, match="does not exist"):
+        rbd_pool.driver.manage_existing(vid(), {"source-name": "disk"})
+    assert rbd_pool.names() == ["elsewhere"]
+    assert rbd_pool.id_objects() == ["disk", "elsewhere"]  # nothing under volume-<id>
+
+
+def test_a_journaled_image_is_renamed_by_librbd(rbd_pool: RbdPool) -> None:
+    """librbd's rename of a journaled image is a journal event (mirroring replays it):
+    the driver leaves that rename to librbd, with the same outcome."""
+    rbd_pool.cluster.rbd("create", "--size", "1G", "--image-feature",
+                         "exclusive-lock,journaling", f"{rbd_pool.name}/journaled")
+    driver, volume_id, ref = rbd_pool.driver, vid(), {"source-name": "journaled"}
+    assert driver.manage_existing_get_size(volume_id, ref) == 1
+    adopted = driver.manage_existing(volume_id, ref)
+    assert rbd_pool.names() == [f"volume-{volume_id}"]
+    assert rbd_pool.id_objects() == [f"volume-{volume_id}"]
+    assert driver.unmanage(volume_id, ref) == "journaled" and adopted.provider_id
+    assert rbd_pool.names() == ["journaled"]
+
+
 def test_a_retried_adoption_by_image_id_finds_it_done(rbd_pool: RbdPool) -> None:
     rbd_pool.create("disk")
     image_id = rbd_pool.driver.describe_manageable_objects(
