@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from volume_manage.drivers import rbd_fastpath
 from volume_manage.drivers.base import (
     GIB,
     AlreadyManaged,
@@ -128,10 +129,14 @@ class _Connection:
     cluster: Any
     ioctx: Any
     watch_timeout: float  # the OSDs' osd_client_watch_timeout, as the client reads it
+    fast: Any = None  # rbd_fastpath.FastPath: headers read without opening images, or None
     users: int = 0
     retired: bool = False
 
     def shut_down(self) -> None:
+        if self.fast is not None:
+            with contextlib.suppress(Exception):
+                self.fast.close()
         with contextlib.suppress(Exception):
             self.ioctx.close()
         with contextlib.suppress(Exception):
@@ -143,8 +148,12 @@ class RbdDriver(Driver):
     # a kill cuts as many renames as are in flight, and `_rename` finishes each on retry.
     concurrent_calls = 16
 
-    def __init__(self, pool: str, options: RbdOptions | None = None) -> None:
+    def __init__(self, pool: str, options: RbdOptions | None = None, *,
+                 fast_path: bool = True) -> None:
+        """`fast_path`: read image headers through rbd_fastpath when it is built (False:
+        open every image, as before it; the tests run both)."""
         super().__init__(pool)
+        self.fast_path = fast_path
         if librados is None or librbd is None:
             raise ValueError("--driver rbd: the Ceph Python bindings are missing (Debian's "
                              "python3-rados and python3-rbd; scripts/setup.sh links them "
@@ -210,7 +219,21 @@ class RbdDriver(Driver):
             watch_timeout = float(cluster.conf_get("osd_client_watch_timeout"))
         except (librados.Error, ValueError, TypeError):
             watch_timeout = WATCH_TIMEOUT_S
-        return _Connection(cluster, ioctx, watch_timeout)
+        return _Connection(cluster, ioctx, watch_timeout, self._fast_path(conf))
+
+    def _fast_path(self, conf: dict[str, str]) -> Any:
+        """The helper's connection, or None (not built, or it could not connect: the
+        images are opened instead, which answers the same)."""
+        if not (self.fast_path and rbd_fastpath.available()):
+            return None
+        opts = self.options
+        try:
+            return rbd_fastpath.FastPath.connect(opts.user, opts.cluster_name, opts.ceph_conf,
+                                                 conf, self.ceph_pool)
+        except (librados.Error, RuntimeError) as err:
+            log.warning("rbd: the fast path could not connect (%s); opening images instead",
+                        err)
+            return None
 
     def _release(self, connection: _Connection) -> None:
         with self._lock:
@@ -391,31 +414,61 @@ class RbdDriver(Driver):
             if image is not None:
                 with image:
                     return size_in_gib(image.size())
+            if connection.fast is not None and "source-name" in ref:
+                return self._size_from_header(connection, ref)
             name, image = self._resolve(ioctx, ref)
             with image:
-                managed_id = naming.managed_volume_id(name)
-                if managed_id:
-                    raise AlreadyManaged(ref, managed_id)
-                if name.endswith(".deleted"):
-                    raise InvalidReference(ref, f"image {name!r} is {MARKED_DELETED}.")
-                if not self._unwatched(image, connection.watch_timeout):
+                self._check_name(ref, name)
+                if not self._unwatched(lambda: len(list(image.watchers_list())),
+                                       connection.watch_timeout):
                     raise InvalidReference(ref, f"image {name!r} has watchers ({IN_USE}): a "
                                                 "client has it open.")
                 return size_in_gib(image.size())
 
-    def _unwatched(self, image: Any, timeout: float) -> bool:
-        """Whether no client has the image open, allowing for a client that died with it
-        open: its watch stays until the OSDs' watch timeout (`osd_client_watch_timeout`,
-        30 s by default). A worker killed in the middle of a batch's renames leaves one on
-        each image it was renaming, and the resumed batch sizes those images again; without
-        the wait they were refused as in use. So only an image still watched after the
-        timeout is in use (a real client renews its watch well within it)."""
-        if not list(image.watchers_list()):
+    def _size_from_header(self, connection: _Connection, ref: dict[str, str]) -> int:
+        """`manage_existing_get_size` of a `source-name` ref without opening the image:
+        its id object, then one read of its header (size, features, watchers), with the
+        open's answers: missing, not openable by this client, in use."""
+        ioctx, fast = connection.ioctx, connection.fast
+        name = self._image_name(ref)
+        try:
+            image_id = self._image_id(ioctx, name)
+            header = fast.header(image_id)
+        except (librbd.ImageNotFound, librados.ObjectNotFound):
+            raise InvalidReference(ref, self._missing(ioctx, name)) from None
+        self._check_name(ref, name)
+        if header.incompatible & ~librbd.RBD_FEATURES_ALL:
+            raise DriverError(f"Ceph {self._where()}: image {name!r} uses features this "
+                              "client does not support (librbd could not open it)")
+        if header.watchers and not self._unwatched(lambda: fast.header(image_id).watchers,
+                                                   connection.watch_timeout):
+            raise InvalidReference(ref, f"image {name!r} has watchers ({IN_USE}): a "
+                                        "client has it open.")
+        return size_in_gib(header.size)
+
+    @staticmethod
+    def _check_name(ref: dict[str, str], name: str) -> None:
+        managed_id = naming.managed_volume_id(name)
+        if managed_id:
+            raise AlreadyManaged(ref, managed_id)
+        if name.endswith(".deleted"):
+            raise InvalidReference(ref, f"image {name!r} is {MARKED_DELETED}.")
+
+    def _unwatched(self, watchers: Callable[[], int], timeout: float) -> bool:
+        """Whether no client has the image open (`watchers()` counts them), allowing for a
+        client that died with it open: its watch stays until the OSDs' watch timeout
+        (`osd_client_watch_timeout`, 30 s by default). A worker killed while librbd renamed
+        images left one on each (librbd's rename opens the image read-write; the driver's
+        own rename, since 2026-12-02, leaves none, but a journaled image still goes through
+        librbd), and the resumed batch sizes those images again; without the wait they were
+        refused as in use. So only an image still watched after the timeout is in use (a
+        real client renews its watch well within it)."""
+        if not watchers():
             return True
         deadline = time.monotonic() + timeout + 1
         while time.monotonic() < deadline:
             time.sleep(1)
-            if not list(image.watchers_list()):
+            if not watchers():
                 return True
         return False
 
@@ -584,20 +637,30 @@ class RbdDriver(Driver):
 
     def list_manageable_objects(self, *, sizes: bool = True,
                                 progress: Progress = no_progress) -> ManageableListing:
-        """One directory read and one trash read; sizes open every image (read-only),
-        `progress` told how many are sized after each window of opens."""
-        with self._calls() as ioctx:
-            live = [entry["name"] for entry in self._rbd.list2(ioctx)]
-            references = [{"source-name": name} for name in live]
+        """One directory read and one trash read; sizes read every image's header (or open
+        it, without the fast path), `progress` told how many are sized after each window."""
+        with self._session() as connection:
+            ioctx = connection.ioctx
+            entries = list(self._rbd.list2(ioctx))
+            references = [{"source-name": entry["name"]} for entry in entries]
             trashed = list(self._rbd.trash_list(ioctx))
             references += [_trash_reference(entry) for entry in trashed]
             if not sizes:
                 return ManageableListing(references)
-            which = [{"name": name} for name in live] + [{"image_id": e["id"]} for e in trashed]
             progress(0)
-            found = self._opened(ioctx, which, lambda image: size_in_gib(image.size()),
-                                 progress)
-            return ManageableListing(references, [size or 0 for size in found])
+            if connection.fast is not None:
+                fast = connection.fast
+                ids = [entry["id"] for entry in entries] + [entry["id"] for entry in trashed]
+                found = rbd_fastpath.concurrently(
+                    ids, lambda image_id: _header_or_none(fast, image_id), OPEN_WINDOW,
+                    progress)
+                return ManageableListing(references, [
+                    size_in_gib(header.size) if header else 0 for header in found])
+            which = ([{"name": entry["name"]} for entry in entries]
+                     + [{"image_id": e["id"]} for e in trashed])
+            opened = self._opened(ioctx, which, lambda image: size_in_gib(image.size()),
+                                  progress)
+            return ManageableListing(references, [size or 0 for size in opened])
 
     def _opened(self, ioctx: Any, which: Sequence[dict[str, str]],
                 read: Callable[[Any], T], progress: Progress = no_progress
@@ -651,18 +714,45 @@ class RbdDriver(Driver):
                                  "answered", unanswered[0])
         return images
 
+    def _described(self, connection: _Connection, references: Sequence[dict[str, str]]
+                   ) -> list[tuple[int, str, bool] | None]:
+        """(size, image id, watched) of each image `references` names, None for one gone
+        or unopenable: the image's id object (its trash entry's id for a trashed one), then
+        one read of its header, OPEN_WINDOW images at once, none opened."""
+        ioctx, fast = connection.ioctx, connection.fast
+
+        def one(ref: dict[str, str]) -> tuple[int, str, bool] | None:
+            if ref.get(TRASH_KEY):
+                image_id: str | None = ref.get("source-id", "")
+            else:
+                try:
+                    image_id = self._image_id(ioctx, ref.get("source-name", ""))
+                except librbd.ImageNotFound:
+                    return None
+            header = _header_or_none(fast, image_id)
+            if header is None or image_id is None:
+                return None
+            return size_in_gib(header.size), image_id, header.watchers > 0
+
+        return rbd_fastpath.concurrently(references, one, OPEN_WINDOW)
+
     def describe_manageable_objects(
         self, references: Sequence[dict[str, str]], managed: dict[str, str]
     ) -> list[ManageableItem]:
         result = []
-        with self._calls() as ioctx:
+        with self._session() as connection:
+            ioctx = connection.ioctx
             trashed = [ref for ref in references if ref.get(TRASH_KEY)]
             trash = ({e["id"]: e["name"] for e in self._rbd.trash_list(ioctx)}
                      if trashed else {})
-            which = [{"image_id": ref.get("source-id", "")} if ref.get(TRASH_KEY)
-                     else {"name": ref.get("source-name", "")} for ref in references]
-            read = self._opened(ioctx, which, lambda image: (
-                size_in_gib(image.size()), image.id(), bool(list(image.watchers_list()))))
+            read: list[tuple[int, str, bool] | None]
+            if connection.fast is not None:
+                read = self._described(connection, references)
+            else:
+                which = [{"image_id": ref.get("source-id", "")} if ref.get(TRASH_KEY)
+                         else {"name": ref.get("source-name", "")} for ref in references]
+                read = self._opened(ioctx, which, lambda image: (
+                    size_in_gib(image.size()), image.id(), bool(list(image.watchers_list()))))
             for listed, seen in zip(references, read, strict=True):
                 if seen is None:
                     continue  # renamed or gone since it was listed
@@ -705,6 +795,18 @@ def _errno(err: Exception) -> int | None:
     """The errno of a rados error (the bindings keep it positive)."""
     code = getattr(err, "errno", None)
     return abs(code) if isinstance(code, int) else None
+
+
+def _header_or_none(fast: Any, image_id: str | None) -> Any:
+    """The image's header, or None for an image gone or one this client cannot open (the
+    opens' rule: left out of a listing)."""
+    if image_id is None:
+        return None
+    try:
+        header = fast.header(image_id)
+    except librados.ObjectNotFound:
+        return None
+    return None if header.incompatible & ~librbd.RBD_FEATURES_ALL else header
 
 
 def _trash_reference(entry: dict[str, Any]) -> dict[str, str]:
