@@ -34,6 +34,10 @@ uint64_t little_endian(const char *bytes) {
 
 extern "C" {
 
+// Bumped with any change of these functions' signatures: the Python side loads only the
+// version it was written for (a stale build is ignored, not called wrongly).
+int vm_rbd_fastpath_version() { return 1; }
+
 // A connection to `pool` as `user` of `cluster_name`, `conf_file` read (empty: librados'
 // default), then each `keys[i]` = `values[i]` set. 0, or a negative errno.
 int vm_rbd_connect(const char *user, const char *cluster_name, const char *conf_file,

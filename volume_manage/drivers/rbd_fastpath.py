@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 SOURCE = Path(__file__).with_name("rbd_fastpath.cpp")
+VERSION = 1  # vm_rbd_fastpath_version() of the helper these bindings are written for
 THREADS = 16  # calls in flight at once: each waits on the OSD (the calls release the GIL)
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,11 +61,17 @@ _loaded: ctypes.CDLL | None = None
 
 
 def _library() -> ctypes.CDLL | None:
-    """The helper, loaded once; None if it was not built (or is older than its source)."""
+    """The helper, loaded once; None if it was not built, or built from another version
+    of its source (setup.sh builds it again)."""
     global _loaded
     path = library_path()
-    if _loaded is None and path.is_file() and path.stat().st_mtime >= SOURCE.stat().st_mtime:
-        lib = ctypes.CDLL(str(path))
+    if _loaded is None and path.is_file():
+        try:
+            lib = ctypes.CDLL(str(path))
+            if lib.vm_rbd_fastpath_version() != VERSION:
+                return None
+        except (OSError, AttributeError):
+            return None
         lib.vm_rbd_connect.argtypes = [
             ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
             ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
