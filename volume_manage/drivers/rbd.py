@@ -489,10 +489,11 @@ class RbdDriver(Driver):
             managed_id = naming.managed_volume_id(name)
             if managed_id and managed_id != volume_id:  # else a retry: renamed already
                 raise AlreadyManaged(ref, managed_id)
+            image_id = None
             if not managed_id:
-                self._rename(ioctx, name, target, lambda: InvalidReference(
+                image_id = self._rename(ioctx, name, target, lambda: InvalidReference(
                     ref, self._missing(ioctx, name)))
-            return Adopted(provider_id=self._image_id(ioctx, target),
+            return Adopted(provider_id=image_id or self._image_id(ioctx, target),
                            provider_location=self.ceph_pool)
 
     @staticmethod
@@ -540,8 +541,9 @@ class RbdDriver(Driver):
             return name
 
     def _rename(self, ioctx: Any, source: str, dest: str,
-                missing: Callable[[], Exception]) -> None:
-        """Rename `source` to `dest`, where a retry may find the work done, or half done.
+                missing: Callable[[], Exception]) -> str | None:
+        """Rename `source` to `dest`, where a retry may find the work done, or half done;
+        the image's id if a plain rename by the driver's own writes learnt it, else None.
 
         A retry: `source` is gone and `dest` exists (renamed already), or both exist as two
         images (renamed already, and a new image took the old name since). Half done: librbd
@@ -552,7 +554,7 @@ class RbdDriver(Driver):
         renamed again. Without this the cut rename was taken for done: the entry said
         `volume-<id>` while the pool still listed the old name."""
         try:
-            self._rename_image(ioctx, source, dest)
+            return self._rename_image(ioctx, source, dest)
         except librbd.ImageExists:
             listed = self._cut_rename(ioctx, source, dest)
             if listed is not None:
@@ -563,8 +565,9 @@ class RbdDriver(Driver):
         except librbd.ImageNotFound:
             if not self._exists(ioctx, dest):
                 raise missing() from None
+        return None
 
-    def _rename_image(self, ioctx: Any, source: str, dest: str) -> None:
+    def _rename_image(self, ioctx: Any, source: str, dest: str) -> str | None:
         """librbd's rename of a format 2 image as its own four OSD calls, in its order
         (librbd/operation/RenameRequest.cc): read `source`'s id object, create `dest`'s
         exclusively with the same content, move the directory entry (the `rbd` class's
@@ -578,18 +581,20 @@ class RbdDriver(Driver):
         mirroring), one being migrated, one with operation features or not primary (it
         refuses those), and a format 1 image (no id object).
 
-        Raises librbd's ImageNotFound / ImageExists as its rename does. A directory update
+        Returns the image's id, None when librbd renamed it (one OSD call spared: the
+        adoption's provider id). Raises librbd's ImageNotFound / ImageExists as its rename
+        does. A directory update
         refused after the exclusive create removes that new id object again (only this
         call made it), so a lost race leaves no second name behind."""
         try:
             id_object = ioctx.read(RBD_ID_PREFIX + source)
         except librados.ObjectNotFound:
             self._rbd.rename(ioctx, source, dest)  # format 1, or missing: librbd says
-            return
+            return None
         image_id = _decoded_string(id_object)
         if image_id is None or self._features(ioctx, image_id) & RENAMED_BY_LIBRBD:
             self._rbd.rename(ioctx, source, dest)
-            return
+            return None
         with librados.WriteOpCtx() as op:
             op.new(librados.LIBRADOS_CREATE_EXCLUSIVE)
             op.write_full(id_object)
@@ -610,6 +615,7 @@ class RbdDriver(Driver):
             raise
         with contextlib.suppress(librados.ObjectNotFound):  # as librbd: its absence is fine
             ioctx.remove_object(RBD_ID_PREFIX + source)
+        return image_id
 
     @staticmethod
     def _features(ioctx: Any, image_id: str) -> int:
