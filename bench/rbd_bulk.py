@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from bench import common
 from bench.bulk import Adoption, adopt_all
+from volume_manage.drivers import rbd_fastpath
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
 from volume_manage.operations.cephcluster import CephCluster, missing_binaries
@@ -85,15 +86,18 @@ async def run(images: int = IMAGES, database: str = "sqlite", *,
             common.unlimited_project(env.database_url, project)
             options = ["--rbd-conf", str(cluster.conf), "--rbd-user", "bench",
                        "--rbd-keyring", str(keyring), "--rbd-pool", POOL]
-            failure, adoption = "", None
+            failure, adoption, ceph_cores = "", None, None
             async with env.workers(floor=False, driver="rbd", extra=options,
                                    backend_processes=backend_workers) as rbd_workers:
+                ceph_before = _ceph_cpu(cluster)
                 try:
                     adoption = await adopt_all(env, rbd_workers, project=project,
                                                batch_size=batch_size, concurrency=concurrency,
                                                follow=True, progress_every=30.0)
                 except Exception as err:  # the SDK's ManageError, or anything else: reported
                     failure = f"bulk-manage --all raised {type(err).__name__}: {err}"
+                else:
+                    ceph_cores = round((_ceph_cpu(cluster) - ceph_before) / adoption.seconds, 2)
                 with cluster.admin().open_ioctx(POOL) as ioctx:
                     names = list(rbd.RBD().list(ioctx))
                 problems = adopted_once(env.database_url, project, rbd_workers.backend, names,
@@ -118,6 +122,8 @@ async def run(images: int = IMAGES, database: str = "sqlite", *,
         common.row("rbd driver: adoptions/s", rate, None, target=">= 500", absolute=True),
         common.row("rbd driver: images not adopted", images - adopted, None,
                    baseline_name=f"of {images:,} images", target="<= 0", absolute=True),
+        common.row("rbd driver: Ceph daemons' cores during the adoption", ceph_cores, None,
+                   note="monitor, manager and OSD on the same machine"),
         common.row("rbd driver: worker peak RSS (MB)",
                    adoption.rss_mb if adoption else None, fake.rss_mb,
                    baseline_name="the fake driver's workers", target="<= 300", absolute=True,
@@ -132,7 +138,15 @@ async def run(images: int = IMAGES, database: str = "sqlite", *,
         "backend_workers": backend_workers,
         "concurrency": concurrency, "making_images_s": making_s,
         "failure": ("FAILED: rbd driver: " + "; ".join(parts)) if parts else None,
-        "rbd": _adoption_dict(adoption), "fake": _adoption_dict(fake)}, write=write)
+        "rbd": _adoption_dict(adoption), "fake": _adoption_dict(fake),
+        "ceph_daemons_cores": ceph_cores, "rbd_fast_path": rbd_fastpath.available()},
+        write=write)
+
+
+def _ceph_cpu(cluster: CephCluster) -> float:
+    """CPU seconds so far of the cluster's daemons (monitor, manager, OSD)."""
+    return sum(common.cpu_seconds(p.pid) for p in cluster.processes.values()
+               if p.poll() is None)
 
 
 def _adoption_dict(adoption: Adoption | None) -> dict[str, Any]:

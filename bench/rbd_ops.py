@@ -8,7 +8,12 @@ Per operation the mean milliseconds of each, and the ratio bindings / tool (belo
 bindings are cheaper). The operations are the driver's: create an image (test setup only),
 size + watchers of one image (get_size and a listing's describe), rename (adopt, undo,
 unmanage), list the names of every image (the cheap listing) and list with sizes (sorting
-by size: the driver's own listing, which opens images concurrently).
+by size: the driver's own listing, which reads headers, or opens images, concurrently).
+Then what the driver does instead of librbd's calls, against them, in milliseconds and in
+client CPU milliseconds (this process's CPU time, librados' threads included) per call:
+size + watchers from the image's header (the fast path, rbd_fastpath.py: its id object,
+then one read) against a librbd open, and the driver's rename (librbd's four writes, its
+own calls) against librbd's rename.
 Writes bench/results/rbd_ops-<time>.json.
 """
 
@@ -32,10 +37,16 @@ POOL = "bench"
 
 
 def mean_ms(call: Callable[[int], Any], repeat: int) -> float:
-    began = time.perf_counter()
+    return timed(call, repeat)[0]
+
+
+def timed(call: Callable[[int], Any], repeat: int) -> tuple[float, float]:
+    """Mean wall and client CPU milliseconds of `call`."""
+    began, cpu = time.perf_counter(), time.process_time()
     for n in range(repeat):
         call(n)
-    return round((time.perf_counter() - began) / repeat * 1000, 2)
+    return (round((time.perf_counter() - began) / repeat * 1000, 2),
+            round((time.process_time() - cpu) / repeat * 1000, 3))
 
 
 def run(images: int = 300, repeat: int = 50, *, write: bool = True) -> dict[str, Any]:
@@ -95,6 +106,7 @@ def run(images: int = 300, repeat: int = 50, *, write: bool = True) -> dict[str,
                         mean_ms(lambda _n: json.loads(tool("ls", "-l", "--format", "json",
                                                            POOL)), fewer)),
                 }
+                instead = _instead(driver, ioctx, lib, images, repeat)
                 driver.close()
         finally:
             cluster.stop()
@@ -102,9 +114,43 @@ def run(images: int = 300, repeat: int = 50, *, write: bool = True) -> dict[str,
                        baseline_name="the rbd tool, --format json (ms)",
                        note="tool: rbd info + rbd status" if what.startswith("size") else "")
             for what, (ours, tool_ms) in rows_ms.items()]
-    return common.report("rbd_ops", rows, {"images": images, "repeat": repeat,
-                                           "ms": {k: list(v) for k, v in rows_ms.items()}},
-                         write=write)
+    rows += [common.row(what, ours, theirs, baseline_name=baseline)
+             for what, ours, theirs, baseline in instead]
+    return common.report("rbd_ops", rows, {
+        "images": images, "repeat": repeat, "ms": {k: list(v) for k, v in rows_ms.items()},
+        "instead": [list(row) for row in instead]}, write=write)
+
+
+def _instead(driver: RbdDriver, ioctx: Any, lib: Any, images: int, repeat: int
+             ) -> list[tuple[str, float, float, str]]:
+    """The driver's own calls against librbd's: (figure, ours, librbd's, baseline)."""
+    import rbd
+
+    rows: list[tuple[str, float, float, str]] = []
+    with driver._session() as connection:
+        if connection.fast is not None:
+            fast = connection.fast
+
+            def header(n: int) -> None:
+                fast.header(driver._image_id(ioctx, f"img-{n % images:05}"))
+
+            def opened(n: int) -> None:
+                with rbd.Image(ioctx, f"img-{n % images:05}", read_only=True) as image:
+                    image.size()
+                    list(image.watchers_list())
+
+            ours, theirs = timed(header, repeat), timed(opened, repeat)
+            rows += [("size + watchers: header read ms", ours[0], theirs[0], "a librbd open"),
+                     ("size + watchers: header read, client CPU ms", ours[1], theirs[1],
+                      "a librbd open")]
+    for n in range(2 * repeat):
+        lib.create(ioctx, f"ren-{n}", 1 << 30)
+    ours = timed(lambda n: driver._rename_image(ioctx, f"ren-{n}", f"ren-d-{n}"), repeat)
+    theirs = timed(lambda n: lib.rename(ioctx, f"ren-{n + repeat}", f"ren-l-{n}"), repeat)
+    rows.append(("rename: the driver's four writes ms", ours[0], theirs[0], "librbd's rename"))
+    rows.append(("rename: the driver's four writes, client CPU ms", ours[1], theirs[1],
+                 "librbd's rename"))
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:

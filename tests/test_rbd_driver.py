@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.ceph import RbdPool, client_options
+from volume_manage.drivers import rbd_fastpath
 from volume_manage.drivers.base import AlreadyManaged, DriverError, InvalidReference
 from volume_manage.drivers.rbd import (
     ClusterRefused,
@@ -32,10 +33,17 @@ def vid() -> str:
     return str(uuid.uuid4())
 
 
+# the semantic tests run on both ways of reading an image: its header through the fast
+# path (volume_manage/drivers/rbd_fastpath.py) and a librbd open, which must answer alike
+BOTH_READS = pytest.mark.parametrize("rbd_pool", [True, False], indirect=True,
+                                     ids=["fast-path", "opens"])
+
+
 def pattern(size: int) -> bytes:
     return bytes((n * 7 + n // 4096) % 251 for n in range(size))
 
 
+@BOTH_READS
 def test_adopt_renames_and_rounds_up_and_never_touches_content(
         rbd_pool: RbdPool, tmp_path: Path) -> None:
     rbd_pool.create("odd", "1536M")
@@ -95,6 +103,7 @@ def test_refusals_name_the_reason(rbd_pool: RbdPool, source: str, reason: str) -
     assert rbd_pool.names() == ["img"]
 
 
+@BOTH_READS
 def test_refuses_a_managed_name_an_image_in_use_and_one_in_the_trash(rbd_pool: RbdPool) -> None:
     holder = vid()
     rbd_pool.create(f"volume-{holder}")
@@ -120,6 +129,7 @@ def test_refuses_a_managed_name_an_image_in_use_and_one_in_the_trash(rbd_pool: R
     assert rbd_pool.names() == sorted(["busy", f"volume-{holder}"])
 
 
+@BOTH_READS
 def test_listing_gives_cinders_three_reasons(rbd_pool: RbdPool) -> None:
     import rbd  # an image opened read-write by a client holds a watcher too
 
@@ -162,6 +172,21 @@ def test_listing_gives_cinders_three_reasons(rbd_pool: RbdPool) -> None:
                           for i in driver.describe_manageable_objects(listing.references, {})}
 
 
+def test_the_fast_path_is_used_when_built(rbd_pool: RbdPool) -> None:
+    """scripts/setup.sh builds it; where it could not (no g++ or libradospp-dev) the
+    driver opens images, and this says so instead of passing silently."""
+    if not rbd_fastpath.available():
+        pytest.skip(f"the rbd fast path is not built ({rbd_fastpath.NEEDS}); "
+                    "python -m volume_manage.drivers.rbd_fastpath --build")
+    rbd_pool.create("disk")
+    with rbd_pool.driver._session() as connection:
+        assert connection.fast is not None
+        image_id = rbd_pool.driver._image_id(connection.ioctx, "disk")
+        header = connection.fast.header(image_id)
+    assert (header.size, header.watchers) == (1 << 30, 0)
+    assert header.features & 1  # layering, as `rbd create` makes it
+
+
 def test_undo_gives_the_name_back_or_a_free_one(rbd_pool: RbdPool) -> None:
     rbd_pool.create("disk")
     driver, volume_id, ref = rbd_pool.driver, vid(), {"source-name": "disk"}
@@ -189,6 +214,35 @@ def test_a_rename_cut_halfway_is_finished_by_the_retry(
     rbd_pool.cut_rename(target, "disk", directory_moved=directory_moved)  # unmanage cut
     assert driver.unmanage(volume_id, ref) == "disk"
     assert rbd_pool.names() == ["disk"] and rbd_pool.id_objects() == ["disk"]
+
+
+def test_a_rename_refused_by_the_directory_leaves_no_second_name(rbd_pool: RbdPool) -> None:
+    """The driver renames with librbd's four writes itself; when the directory refuses
+    the move (here: a stale id object under a name the directory no longer lists), the id
+    object it had just made under the new name is removed again, and the ref is missing."""
+    rbd_pool.create("disk")
+    with rbd_pool.cluster.admin().open_ioctx(rbd_pool.name) as ioctx:
+        stale = ioctx.read("rbd_id.disk")
+        rbd_pool.rename("disk", "elsewhere")
+        ioctx.write_full("rbd_id.disk", stale)
+    with pytest.raises(InvalidReference, match="does not exist"):
+        rbd_pool.driver.manage_existing(vid(), {"source-name": "disk"})
+    assert rbd_pool.names() == ["elsewhere"]
+    assert rbd_pool.id_objects() == ["disk", "elsewhere"]  # nothing under volume-<id>
+
+
+def test_a_journaled_image_is_renamed_by_librbd(rbd_pool: RbdPool) -> None:
+    """librbd's rename of a journaled image is a journal event (mirroring replays it):
+    the driver leaves that rename to librbd, with the same outcome."""
+    rbd_pool.cluster.rbd("create", "--size", "1G", "--image-feature",
+                         "exclusive-lock,journaling", f"{rbd_pool.name}/journaled")
+    driver, volume_id, ref = rbd_pool.driver, vid(), {"source-name": "journaled"}
+    assert driver.manage_existing_get_size(volume_id, ref) == 1
+    adopted = driver.manage_existing(volume_id, ref)
+    assert rbd_pool.names() == [f"volume-{volume_id}"]
+    assert rbd_pool.id_objects() == [f"volume-{volume_id}"]
+    assert driver.unmanage(volume_id, ref) == "journaled" and adopted.provider_id
+    assert rbd_pool.names() == ["journaled"]
 
 
 def test_a_retried_adoption_by_image_id_finds_it_done(rbd_pool: RbdPool) -> None:

@@ -163,12 +163,15 @@ def client_options(cluster: CephCluster, pool: str, **overrides: object) -> RbdO
 
 
 @pytest.fixture
-def rbd_pool(ceph_cluster: CephCluster) -> Iterator[RbdPool]:
+def rbd_pool(ceph_cluster: CephCluster, request: pytest.FixtureRequest) -> Iterator[RbdPool]:
     """A fresh pool (its statistics, which capacity reads, may come a second later:
-    `ceph_cluster.wait_for_pool_statistics`)."""
+    `ceph_cluster.wait_for_pool_statistics`). Its driver reads image headers through the
+    fast path when it is built; a test parametrized indirectly with False (`opens`) gets
+    one that opens the images instead."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     ceph_cluster.create_pool(name, statistics=False)
-    driver = RbdDriver("pool", client_options(ceph_cluster, name))
+    driver = RbdDriver("pool", client_options(ceph_cluster, name),
+                       fast_path=getattr(request, "param", True))
     try:
         yield RbdPool(ceph_cluster, name, driver)
     finally:
