@@ -4,6 +4,7 @@ progress is a query, and the report says what happened to every ref."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -301,6 +302,20 @@ async def test_large_inputs_continue_as_new(stack: Stack) -> None:
     assert (report.total, report.done, report.failed) == (105, 105, 0)
     described = await handle.describe()
     assert described.run_id != handle.first_execution_run_id
+
+
+async def test_the_rest_of_a_listed_backend_is_spread_over_the_slots(stack: Stack) -> None:
+    """1,000 images in batches of 500 ran as two batches while two of four slots stood
+    idle: once the backend is listed, what is left is shared out among the slots."""
+    stack.set_quota("volumes", -1)
+    for n in range(20):
+        stack.fake.add_object(f"vol-{n:02}")
+
+    _, report = await bulk(stack, all_safe=True, batch_size=10, max_concurrent_batches=4)
+
+    assert (report.total, report.done, report.failed, report.pages) == (20, 20, 0, 1)
+    batches = collections.Counter(v.workflow_id for v in stack.project_volumes())
+    assert sorted(batches.values()) == [5, 5, 5, 5]
 
 
 async def test_batches_are_found_by_volume_id(stack: Stack) -> None:

@@ -112,8 +112,10 @@ async def test_record_bulk_histories(stack: Stack) -> None:
     ListManageableWorkflow--all.json keep the older shape (one listing of the whole backend
     first), BulkManageWorkflow--all-safe-paged-one-failure.json the paged one (each page
     adopted before the next is read), and this records the newest, behind the patch
-    `pipeline-the-pages` (three pages of 5, batches flowing across pages). Record only
-    these: `-k record_bulk`."""
+    `pipeline-the-pages` (three pages of 5, batches flowing across pages), and since the
+    patch `split-the-rest` (BulkManageWorkflow--all-safe-pipelined-one-failure.json keeps
+    the shape before it), with a backend of 6 listed at once and shared out to two slots
+    (batches of 3 and 3, not 4 and 2). Record only these: `-k record_bulk`."""
     stack.set_quota("volumes", -1)
     for n in range(12):
         stack.fake.add_object(f"b-{n:02}")
@@ -123,8 +125,17 @@ async def test_record_bulk_histories(stack: Stack) -> None:
     handle = await stack.vm.start_bulk_manage(data, bulk_id=f"{stack.project}-paged")
     report = await stack.vm.bulk_report(handle)
     assert (report.pages, report.done, report.failed) == (3, 11, 1)
-    await save(stack, handle.id, "all-safe-pipelined-one-failure")
+    await save(stack, handle.id, "all-safe-split-one-failure")
     await save(stack, f"{handle.id}-listing-1", "page")
+
+    for n in range(6):
+        stack.fake.add_object(f"s-{n:02}")
+    data = BulkManageInput(host=stack.host, project_id=stack.project, all_safe=True,
+                           batch_size=4, max_concurrent_batches=2, pattern="s-*")
+    handle = await stack.vm.start_bulk_manage(data, bulk_id=f"{stack.project}-split")
+    report = await stack.vm.bulk_report(handle)
+    assert (report.pages, report.done, report.failed) == (1, 6, 0)
+    await save(stack, handle.id, "all-safe-split-rest")
 
 
 @record_only

@@ -54,6 +54,9 @@ PAGED_LISTING_PATCH = "page-the-listing"
 # Since 2026-12-02: the pages' batches flow on without waiting at each page's end (runs
 # from before it list a page, adopt it, then list the next: `_run_paged`).
 PIPELINED_PAGES_PATCH = "pipeline-the-pages"
+# Since 2026-12-02: once the backend is listed, the rest is spread over the batch slots
+# (`_take`); runs from before it take full batches to the end.
+SPLIT_THE_REST_PATCH = "split-the-rest"
 # The whole-backend listing of runs from before the patch.
 WHOLE_LISTING_TIMEOUT = timedelta(minutes=5)
 
@@ -69,7 +72,7 @@ class BulkManageWorkflow:
             self.progress = data.progress
         # Asked first, before any local activity ran in this workflow task (docs/upgrading.md).
         if data.all_safe and workflow.patched(PIPELINED_PAGES_PATCH):
-            return await self._run_pipelined(data)
+            return await self._run_pipelined(data, split=workflow.patched(SPLIT_THE_REST_PATCH))
         if data.all_safe and workflow.patched(PAGED_LISTING_PATCH):
             return await self._run_paged(data)
         if data.next_index < 0:
@@ -101,12 +104,13 @@ class BulkManageWorkflow:
 
     # --- bulk-manage --all, page by page ----------------------------------------------------
 
-    async def _run_pipelined(self, data: BulkManageInput) -> BulkProgress:
+    async def _run_pipelined(self, data: BulkManageInput, *, split: bool) -> BulkProgress:
         """Keep up to `max_concurrent_batches` batches adopting while the backend is listed
         one page ahead: `data.refs[data.next_index:]` are the refs listed and not yet in a
-        batch, whichever page they came from. A batch starts when a full one is queued (or
-        the rest, once the listing is done). After a window of batches, or of pages, the
-        batches in flight finish and the run continues as new with the queue."""
+        batch, whichever page they came from. A batch starts when a full one is queued (or,
+        once the listing is done, a share of the rest: `_take`). After a window of batches,
+        or of pages, the batches in flight finish and the run continues as new with the
+        queue."""
         if data.spec is None:
             data = dataclasses.replace(data, spec=await self._validate(data), next_index=0,
                                        refs=[])
@@ -118,7 +122,9 @@ class BulkManageWorkflow:
             queued = len(data.refs) - data.next_index
             while (batches < BATCHES_PER_RUN and len(running) < slots and queued > 0
                    and (queued >= size or (self.progress.listing_finished and not listing))):
-                end = data.next_index + min(size, queued)
+                end = data.next_index + self._take(queued, size, slots - len(running),
+                                                   split and self.progress.listing_finished
+                                                   and not listing)
                 running.append(asyncio.ensure_future(self._run_batch(
                     data, data.refs[data.next_index:end], data.next_batch)))
                 data = dataclasses.replace(data, next_index=end, next_batch=data.next_batch + 1)
@@ -149,6 +155,17 @@ class BulkManageWorkflow:
         self.progress.finished = True
         workflow.set_current_details(self._details())
         return self.progress
+
+    @staticmethod
+    def _take(queued: int, size: int, free: int, rest: bool) -> int:
+        """How many queued refs the next batch takes: a full batch; but when the queue is the
+        `rest` of a listed backend, its share of the `free` slots (never under a tenth of a
+        batch), so the last batches run side by side instead of one or two full ones alone
+        (1,000 images in batches of 500 kept two of four slots busy, the rest of the run
+        idle)."""
+        if not rest:
+            return min(size, queued)
+        return min(size, queued, max(size // 10, 1, -(-queued // free)))
 
     async def _run_paged(self, data: BulkManageInput) -> BulkProgress:
         """List a page, adopt its safe objects in batches while the next page is listed,
