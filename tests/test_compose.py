@@ -254,6 +254,9 @@ def test_image_context_holds_what_pip_install_needs() -> None:
     # if they do not import
     assert "python3-rados python3-rbd" in dockerfile
     assert "python -m volume_manage.operations.cephbindings --require" in dockerfile
+    # and the rbd driver's helper, built from the installed package's source
+    assert "libradospp-dev" in dockerfile
+    assert "python -m volume_manage.drivers.rbd_fastpath --build --require" in dockerfile
     assert "volume_manage.operations.cephbindings" in (ROOT / "scripts/setup.sh").read_text()
 
 

@@ -174,13 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m volume_manage.drivers.rbd_fastpath",
                                      description="Build the rbd driver's C++ helper.")
     parser.add_argument("--build", action="store_true", help="compile it into this venv")
+    parser.add_argument("--require", action="store_true",
+                        help="fail (exit 1) when it cannot be built (the Docker image's build)")
     args = parser.parse_args(argv)
     if args.build:
         why = build()
         if why:
-            print(f"note: the rbd driver's fast path is {why}; it opens images instead",
-                  file=sys.stderr)
-            return 0
+            print(f"{'error' if args.require else 'note'}: the rbd driver's fast path is "
+                  f"{why}; it opens images instead", file=sys.stderr)
+            return 1 if args.require else 0
     print(f"rbd fast path: {'built' if available() else 'not built'} ({library_path()})")
     return 0
 
