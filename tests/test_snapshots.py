@@ -5,6 +5,7 @@ entry, no quota, the snapshot under its original name."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -314,3 +315,37 @@ async def test_a_volume_with_snapshots_cannot_be_unmanaged(stack: Stack) -> None
 def sdk_unmanage_input(volume: sdk.VolumeEntry) -> Any:
     from volume_manage.shared.types import UnmanageInput
     return UnmanageInput(volume.id, volume.project_id, volume.status)
+
+
+async def test_the_cli_manages_shows_lists_and_unmanages_snapshots(
+        stack: Stack, cli_env: dict[str, str]) -> None:
+    from tests.test_cli import cli
+
+    volume = await adopted_volume(stack, "vol-1", "snap-1")
+    code, out, _ = await cli(cli_env, "snapshot-manage", volume.id, "source-name=snap-1",
+                             "--name", "nightly", "--metadata", "k=v", "--project",
+                             stack.project, "--wait", "--json")
+    assert code == 0, out
+    entry = json.loads(out)
+    assert (entry["status"], entry["name"], entry["metadata"]) == (
+        statuses.AVAILABLE, "nightly", {"k": "v"})
+
+    code, out, _ = await cli(cli_env, "snapshot-show", entry["id"], "--json")
+    assert code == 0 and json.loads(out)["id"] == entry["id"]
+    code, out, _ = await cli(cli_env, "snapshots", "--volume", volume.id, "--json")
+    assert code == 0 and [s["id"] for s in json.loads(out)] == [entry["id"]]
+
+    code, _, err = await cli(cli_env, "unmanage", volume.id)
+    assert code == 1 and "have snapshots" in err
+
+    code, out, _ = await cli(cli_env, "snapshot-unmanage", entry["id"], "--json")
+    assert code == 0 and json.loads(out)["status"] == statuses.DELETED
+
+    code, _, err = await cli(cli_env, "snapshot-manage", volume.id, "snap-1", "--metadata",
+                             "k", "--project", stack.project)
+    assert code == 1 and "metadata: expected KEY=VALUE" in err
+    code, _, err = await cli(cli_env, "snapshot-manage", "no-such-volume", "snap-1",
+                             "--project", stack.project)
+    assert code == 1 and "VolumeNotFound.volume_id" in err
+    code, _, err = await cli(cli_env, "snapshot-show", "no-such-snapshot")
+    assert code == 1 and "SnapshotNotFound" in err
