@@ -5,6 +5,7 @@ entry, no quota, the snapshot under its original name."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -70,7 +71,10 @@ async def test_a_snapshot_of_an_adopted_volume_is_adopted(stack: Stack) -> None:
     obj = naming.managed_object_name(volume.id)
 
     done = await manage_and_wait(stack, volume.id, name="nightly", description="before upgrade",
-                                 metadata={"team": "storage"})
+                                 metadata={"team": "storage"}, request_id="once")
+    # the same request again returns the same snapshot, adopting nothing new
+    again = await stack.vm.manage_snapshot(request(stack, volume.id, request_id="once"))
+    assert again.id == done.id and len(snapshot_rows(stack)) == 1
 
     assert done.status == statuses.AVAILABLE and done.error is None
     assert (done.volume_id, done.size, done.name, done.metadata) == (
@@ -90,24 +94,17 @@ async def test_a_snapshot_of_an_adopted_volume_is_adopted(stack: Stack) -> None:
     assert (attributes.get(search.SNAPSHOT_ID), attributes.get(search.VOLUME_ID),
             attributes.get(search.SNAPSHOT_STATUS)) == (done.id, volume.id, statuses.AVAILABLE)
     assert (await handle.query("saga_state"))["step"] == "done"
-    assert done.workflow_id and done.workflow_id.startswith(
-        f"manage-snapshot-request-{stack.project}-")
-
-
-async def test_the_same_request_twice_adopts_once(stack: Stack) -> None:
-    volume = await adopted_volume(stack, "vol-1", "snap-1")
-    first = await stack.vm.manage_snapshot(request(stack, volume.id, request_id="once"))
-    again = await stack.vm.manage_snapshot(request(stack, volume.id, request_id="once"))
-    assert again.id == first.id
-    await stack.vm.wait_until_snapshot_done(first.id)
-    assert len(snapshot_rows(stack)) == 1
+    assert done.workflow_id == naming.manage_snapshot_request_workflow_id(stack.project, "once")
 
 
 MANAGER_STEPS = ["check_snapshot", "get_snapshot_size", "reserve_snapshot_quota",
                  "driver_manage_snapshot", "commit_snapshot_quota", "finish_snapshot"]
+API_STEPS = ["validate_snapshot_request", "create_snapshot_entry", "cast_manage_snapshot"]
 
 
-async def test_each_manager_step_failing_leaves_nothing(stack: Stack) -> None:
+async def test_each_step_failing_leaves_nothing(stack: Stack) -> None:
+    """Each step of both halves in turn, then the quota refusing: no live entry, the quota as
+    it was, the snapshot under its original name (renamed back after the rename)."""
     volume = await adopted_volume(stack, "vol-1", *[f"snap-{n}" for n in range(6)])
     obj = naming.managed_object_name(volume.id)
     before = used(stack)
@@ -128,41 +125,28 @@ async def test_each_manager_step_failing_leaves_nothing(stack: Stack) -> None:
         gone = await stack.vm.unmanage_snapshot(failed.id)
         assert gone.status == statuses.DELETED and used(stack) == before
 
-
-async def test_a_driver_failure_after_the_rename_renames_it_back(stack: Stack) -> None:
-    volume = await adopted_volume(stack, "vol-1", "snap-1")
-    stack.fail("finish_snapshot", retryable=False)
-    failed = await manage_and_wait(stack, volume.id)
-    assert failed.status == statuses.ERROR_MANAGING
-    renames = [(a, b) for a, b in stack.fake.renames if "snap" in a or "snap" in b]
+    # after the rename (finish_snapshot, the last): renamed back, quota rolled back, once
     target = naming.managed_snapshot_name(failed.id)
-    assert renames == [("snap-1", target), (target, "snap-1")]
-    assert "compensate.undo_manage_existing" in stack.events(failed.id)
-    assert "compensate.rollback_quota" in stack.events(failed.id)
+    assert [(a, b) for a, b in stack.fake.renames if target in (a, b)] == [
+        ("snap-5", target), (target, "snap-5")]
+    assert [e for e in stack.events(failed.id) if e.startswith("compensate.")] == [
+        "compensate.undo_manage_existing", "compensate.rollback_quota",
+        "compensate.mark_error_managing"]
 
+    for step in API_STEPS:
+        stack.fail(step, retryable=False)
+        with pytest.raises(sdk.ManageError) as caught:
+            await stack.vm.manage_snapshot(request(stack, volume.id, "snap-0"))
+        assert caught.value.type == errors.INJECTED_FAULT, step
+        assert all(deleted for _, _, deleted in snapshot_rows(stack)), step
+        assert used(stack) == before, step
 
-@pytest.mark.parametrize("step", ["validate_snapshot_request", "create_snapshot_entry",
-                                  "cast_manage_snapshot"])
-async def test_each_api_step_failing_leaves_nothing(stack: Stack, step: str) -> None:
-    volume = await adopted_volume(stack, "vol-1", "snap-1")
-    before = used(stack)
-    stack.fail(step, retryable=False)
-    with pytest.raises(sdk.ManageError) as caught:
-        await stack.vm.manage_snapshot(request(stack, volume.id))
-    assert caught.value.type == errors.INJECTED_FAULT
-    assert all(deleted for _, _, deleted in snapshot_rows(stack))
-    assert used(stack) == before
-    assert stack.fake.snapshot_names(naming.managed_object_name(volume.id)) == ["snap-1"]
-
-
-async def test_quota_exceeded_leaves_nothing(stack: Stack) -> None:
-    volume = await adopted_volume(stack, "vol-1", "snap-1")
     stack.set_quota("snapshots", 0)
-    failed = await manage_and_wait(stack, volume.id)
+    failed = await manage_and_wait(stack, volume.id, "snap-0")
     assert failed.status == statuses.ERROR_MANAGING
     assert failed.error and "Quota exceeded for snapshots" in failed.error
-    assert snapshot_usage(stack)[0] == (0, 0)
-    assert stack.fake.snapshot_names(naming.managed_object_name(volume.id)) == ["snap-1"]
+    assert used(stack) == before and "snap-0" in stack.fake.snapshot_names(obj)
+    await stack.vm.unmanage_snapshot(failed.id)
 
 
 async def refused(stack: Stack, req: SnapshotRequest) -> sdk.ManageError:
@@ -225,7 +209,32 @@ async def test_a_missing_snapshot_ends_error_managing_with_the_drivers_reason(
     failed = await manage_and_wait(stack, volume.id, "no-such-snap")
     assert failed.status == statuses.ERROR_MANAGING
     assert failed.error and "Specified snapshot does not exist." in failed.error
+    # another volume's snapshot, by its id: not a snapshot of this volume's object
+    other = await adopted_volume(stack, "vol-2", "snap-x")
+    [theirs] = stack.fake.objects[naming.managed_object_name(other.id)].snapshots.values()
+    entry = await stack.vm.manage_snapshot(SnapshotRequest(
+        volume_id=volume.id, ref={"source-id": theirs.snapshot_id}, project_id=stack.project))
+    wrong = await stack.vm.wait_until_snapshot_done(entry.id)
+    assert wrong.status == statuses.ERROR_MANAGING
+    assert wrong.error and f"no snapshot has id {theirs.snapshot_id!r}" in wrong.error
+    assert stack.fake.snapshot_names(naming.managed_object_name(other.id)) == ["snap-x"]
     assert snapshot_usage(stack)[0] == (0, 0)
+
+
+async def test_concurrent_requests_for_one_snapshot_adopt_it_once(stack: Stack) -> None:
+    volume = await adopted_volume(stack, "vol-1", "snap-1")
+    outcomes = await asyncio.gather(
+        *(stack.vm.manage_snapshot(request(stack, volume.id)) for _ in range(8)),
+        return_exceptions=True)
+    accepted = [o for o in outcomes if isinstance(o, SnapshotEntry)]
+    assert len(accepted) == 1, outcomes
+    assert all(isinstance(o, sdk.ManageError) and o.type == errors.ALREADY_MANAGED
+               for o in outcomes if o not in accepted)
+    done = await stack.vm.wait_until_snapshot_done(accepted[0].id)
+    assert done.status == statuses.AVAILABLE
+    assert [row for row in snapshot_rows(stack) if not row[2]] == [
+        (done.id, statuses.AVAILABLE, False)]
+    assert snapshot_usage(stack)[0] == (1, 0)
 
 
 async def test_a_file_backend_says_it_cannot_adopt_snapshots(
