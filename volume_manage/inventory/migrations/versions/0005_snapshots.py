@@ -83,8 +83,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(sa.text("DELETE FROM quota_classes WHERE resource = 'snapshots'"))
-    op.drop_index("uq_snapshots_live_volume_ref", table_name="snapshots")
-    op.drop_index("ix_snapshots_created_at", table_name="snapshots")
-    op.drop_index("ix_snapshots_project_status", table_name="snapshots")
-    op.drop_index("ix_snapshots_volume", table_name="snapshots")
+    # Its indexes go with it (MySQL refuses to drop one its foreign key uses first).
     op.drop_table("snapshots")
