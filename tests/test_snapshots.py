@@ -6,6 +6,7 @@ entry, no quota, the snapshot under its original name."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -14,15 +15,27 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.snapshot_manager import SnapshotManagerActivities
+from activities.snapshots import SnapshotEntryActivities
 from tests.support.stack import Stack
+from tests.test_cli import cli
 from volume_manage import sdk
 from volume_manage.drivers.file import FileDriver
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Snapshot
 from volume_manage.shared import errors, naming, search, statuses
-from volume_manage.shared.types import SnapshotEntry, SnapshotRequest
+from volume_manage.shared.types import (
+    Adopted,
+    FinishSnapshotInput,
+    SnapshotCompensation,
+    SnapshotEntry,
+    SnapshotQuotaInput,
+    SnapshotRequest,
+    UnmanageInput,
+)
 
 
 async def adopted_volume(stack: Stack, name: str = "vol-1", *snapshots: str,
@@ -321,15 +334,12 @@ async def test_a_volume_with_snapshots_cannot_be_unmanaged(stack: Stack) -> None
     assert (await stack.vm.unmanage(volume.id)).status == statuses.DELETED
 
 
-def sdk_unmanage_input(volume: sdk.VolumeEntry) -> Any:
-    from volume_manage.shared.types import UnmanageInput
+def sdk_unmanage_input(volume: sdk.VolumeEntry) -> UnmanageInput:
     return UnmanageInput(volume.id, volume.project_id, volume.status)
 
 
 async def test_the_cli_manages_shows_lists_and_unmanages_snapshots(
         stack: Stack, cli_env: dict[str, str]) -> None:
-    from tests.test_cli import cli
-
     volume = await adopted_volume(stack, "vol-1", "snap-1")
     code, out, _ = await cli(cli_env, "snapshot-manage", volume.id, "source-name=snap-1",
                              "--name", "nightly", "--metadata", "k=v", "--project",
@@ -358,3 +368,35 @@ async def test_the_cli_manages_shows_lists_and_unmanages_snapshots(
     assert code == 1 and "VolumeNotFound.volume_id" in err
     code, _, err = await cli(cli_env, "snapshot-show", "no-such-snapshot")
     assert code == 1 and "SnapshotNotFound" in err
+
+
+async def test_steps_run_again_after_a_crash_recognise_their_effects(stack: Stack) -> None:
+    """What a worker killed mid-adoption leads to: the next worker runs earlier steps again
+    after later ones acted. Every forward step after `finish_snapshot`, and every undo, run
+    once more on the finished adoption change nothing (no second rename, no double quota)."""
+    volume = await adopted_volume(stack, "vol-1", "snap-1")
+    done = await manage_and_wait(stack, volume.id)
+    usage, renames, events = used(stack), list(stack.fake.renames), stack.events(done.id)
+    manager = SnapshotManagerActivities(stack.database_url, stack.driver)
+    entries = SnapshotEntryActivities(stack.database_url)
+    env = ActivityEnvironment()
+    undo = SnapshotCompensation(done.id, reason="a late undo", workflow_id="late")
+
+    assert env.run(manager.check_snapshot, done).status == statuses.AVAILABLE
+    assert env.run(manager.get_snapshot_size, done) == done.size
+    assert env.run(manager.reserve_snapshot_quota, SnapshotQuotaInput(
+        done.id, stack.project, done.volume_type, done.size, "late"))
+    env.run(manager.driver_manage_snapshot, done)
+    assert env.run(manager.commit_snapshot_quota, undo) == 0
+    adopted = Adopted(done.provider_id, done.provider_location)
+    finished = env.run(manager.finish_snapshot, FinishSnapshotInput(done.id, adopted, "late"))
+    assert finished.status == statuses.AVAILABLE
+    assert env.run(manager.undo_manage_snapshot, undo) is False
+    assert env.run(manager.rollback_snapshot_quota, undo) == 0
+    assert env.run(entries.mark_snapshot_error_managing, undo) is False
+    assert env.run(entries.delete_snapshot_entry,
+                   dataclasses.replace(undo, before_manager=True)) is False
+
+    assert (used(stack), stack.fake.renames, stack.events(done.id)) == (usage, renames, events)
+    assert await stack.vm.get_snapshot(done.id) == done
+
