@@ -19,6 +19,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.snapshot_manager import SnapshotManagerActivities
 from activities.snapshots import SnapshotEntryActivities
+from tests.support.history import local_activity_steps
 from tests.support.stack import Stack
 from tests.test_cli import cli
 from volume_manage import sdk
@@ -107,6 +108,7 @@ async def test_a_snapshot_of_an_adopted_volume_is_adopted(stack: Stack) -> None:
     assert (attributes.get(search.SNAPSHOT_ID), attributes.get(search.VOLUME_ID),
             attributes.get(search.SNAPSHOT_STATUS)) == (done.id, volume.id, statuses.AVAILABLE)
     assert (await handle.query("saga_state"))["step"] == "done"
+    assert await local_activity_steps(handle) == MANAGER_STEPS
     assert done.workflow_id == naming.manage_snapshot_request_workflow_id(stack.project, "once")
 
 
