@@ -24,17 +24,19 @@ from volume_manage.shared.types import SnapshotEntry, SnapshotRequest, SnapshotS
 SNAPSHOT_SORT_KEYS = ("created_at", "id", "name", "status", "size")
 
 # Cinder's refusal of a volume unmanage (or delete) while the volume has snapshots
-# (cinder/volume/api.py, the conditional update of `delete(unmanage_only=True)`).
+# (cinder/volume/api.py, the conditional update of `delete(unmanage_only=True)`), without
+# its "Invalid volume: " prefix, which the REST API's faults add to every InvalidVolume.
 VOLUME_HAS_SNAPSHOTS = (
-    "Invalid volume: Volume status must be available or error or error_restoring or "
+    "Volume status must be available or error or error_restoring or "
     "error_extending or error_managing and must not be migrating, attached, belong to a "
     "group, have snapshots, awaiting a transfer, or be disassociated from snapshots after "
     "volume transfer.")
 
 
 def unmanage_refusal(status: str) -> str:
-    """Cinder's refusal of a snapshot unmanage, with this inventory's failure status."""
-    return ("Invalid snapshot: Snapshot status must be available or error (here: "
+    """Cinder's refusal of a snapshot unmanage, with this inventory's failure status (the
+    REST API's faults add Cinder's "Invalid snapshot: " prefix)."""
+    return ("Snapshot status must be available or error (here: "
             f"error_managing) and must not be part of a group; its status is {status}.")
 
 
