@@ -10,11 +10,11 @@ drift apart again. It holds:
   on a finished adoption and when its step never ran, each writing
   `events.compensated(<its name>)` for an object only when it changed something.
 
-What differs between kinds of object (volumes today, snapshots next) is one `Resource`:
-its inventory rows, its quota and its driver calls. A second kind is a second `Resource`
-(e.g. snapshot rows, `snapshots`/`gigabytes` quota, the driver's `manage_existing_snapshot`
-calls naming objects `snapshot-<id>`), not a third copy of these rules; the audit events
-and quota reservations are keyed by the object's id, whatever its kind.
+What differs between kinds of object is one `Resource`: its inventory rows, its quota and
+its driver calls. `VOLUMES` and `SNAPSHOTS` (snapshot rows, `snapshots`/`gigabytes` quota,
+the driver's `manage_existing_snapshot` calls naming snapshots `snapshot-<id>` on their
+volume's object, which `parent` names) share these rules; the audit events and quota
+reservations are keyed by the object's id, whatever its kind.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -31,15 +31,18 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import rejected, typed_errors
 from volume_manage.drivers.base import (
+    SNAPSHOT,
     AlreadyManaged,
     Driver,
     DriverError,
     InvalidReference,
+    ManageableSnapshots,
+    cannot_adopt,
 )
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
-from volume_manage.inventory.models import Volume, VolumeType, table_of, utcnow
+from volume_manage.inventory.models import Snapshot, Volume, VolumeType, table_of, utcnow
 from volume_manage.shared import errors, events, naming, statuses
 from volume_manage.shared.capabilities import unmatched_specs
 from volume_manage.shared.types import Adopted
@@ -65,6 +68,17 @@ class Entry(NamedTuple):
     unwinding: bool  # a compensation has acted on it
 
 
+T_co = TypeVar("T_co", covariant=True)
+
+
+class DriverCall(Protocol[T_co]):
+    """A driver call on one object: (driver, its id, its ref[, the id of the object it lives
+    on: a snapshot's volume])."""
+
+    def __call__(self, driver: Driver, oid: str, ref: dict[str, str],
+                 parent: str | None = None, /) -> T_co: ...
+
+
 @dataclass(frozen=True)
 class Resource:
     """What the core needs to know about one kind of adopted object."""
@@ -72,18 +86,68 @@ class Resource:
     kind: str  # in messages: "volume 1f2e… is being rolled back"
     table: Table  # its inventory rows (the same columns for a snapshot's)
     quota_deltas: Callable[[str, int], dict[str, int]]  # (type name, GiB) -> usage deltas
-    get_size: Callable[[Driver, str, dict[str, str]], int]
-    adopt: Callable[[Driver, str, dict[str, str]], Adopted]  # rename to <kind>-<id>
-    revert: Callable[[Driver, str, dict[str, str]], bool]  # the original name back
+    get_size: DriverCall[int]
+    adopt: DriverCall[Adopted]  # rename to <kind>-<id>
+    revert: DriverCall[bool]  # the original name back
+    parent: str | None = None  # the column naming the object this one lives on
+
+
+def _volume_size(driver: Driver, oid: str, ref: dict[str, str], parent: str | None = None
+                 ) -> int:
+    return driver.manage_existing_get_size(oid, ref)
+
+
+def _volume_adopt(driver: Driver, oid: str, ref: dict[str, str], parent: str | None = None
+                  ) -> Adopted:
+    return driver.manage_existing(oid, ref)
+
+
+def _volume_revert(driver: Driver, oid: str, ref: dict[str, str], parent: str | None = None
+                   ) -> bool:
+    return driver.revert_manage_existing(oid, ref)
 
 
 VOLUMES = Resource(
     kind="volume",
     table=table_of(Volume),
     quota_deltas=quota.deltas_for,
-    get_size=lambda driver, oid, ref: driver.manage_existing_get_size(oid, ref),
-    adopt=lambda driver, oid, ref: driver.manage_existing(oid, ref),
-    revert=lambda driver, oid, ref: driver.revert_manage_existing(oid, ref),
+    get_size=_volume_size,
+    adopt=_volume_adopt,
+    revert=_volume_revert,
+)
+
+
+def snapshot_driver(driver: Driver) -> ManageableSnapshots:
+    """The driver as one that adopts snapshots, or the non-retryable error saying it does
+    not (the API refuses such a request before anything is written; this is the backstop)."""
+    if not isinstance(driver, ManageableSnapshots):
+        raise cannot_adopt(driver, SNAPSHOT)
+    return driver
+
+
+def _snapshot_size(driver: Driver, oid: str, ref: dict[str, str], parent: str | None = None
+                   ) -> int:
+    return snapshot_driver(driver).manage_existing_snapshot_get_size(oid, str(parent), ref)
+
+
+def _snapshot_adopt(driver: Driver, oid: str, ref: dict[str, str], parent: str | None = None
+                    ) -> Adopted:
+    return snapshot_driver(driver).manage_existing_snapshot(oid, str(parent), ref)
+
+
+def _snapshot_revert(driver: Driver, oid: str, ref: dict[str, str], parent: str | None = None
+                     ) -> bool:
+    return snapshot_driver(driver).revert_manage_existing_snapshot(oid, str(parent), ref)
+
+
+SNAPSHOTS = Resource(
+    kind="snapshot",
+    table=table_of(Snapshot),
+    quota_deltas=quota.snapshot_deltas_for,
+    get_size=_snapshot_size,
+    adopt=_snapshot_adopt,
+    revert=_snapshot_revert,
+    parent="volume_id",
 )
 
 
@@ -272,9 +336,13 @@ def undo_rename(resource: Resource, database_url: str, driver: Driver,
     with transaction(database_url) as session:
         left = list(not_finished(resource, session, list(reasons)))
         c = resource.table.c
-        refs = {oid: dict(ref) for oid, ref in session.execute(
-            select(c.id, c.backend_ref).where(c.id.in_(left)))}
-    renamed = {oid for oid, ref in refs.items() if resource.revert(driver, oid, ref)}
+        parent = c[resource.parent] if resource.parent else c.id
+        found = session.execute(select(c.id, c.backend_ref, parent)
+                                .where(c.id.in_(left))).all()
+        refs = {oid: dict(ref) for oid, ref, _ in found}
+        parents = {oid: on for oid, _, on in found} if resource.parent else {}
+    renamed = {oid for oid, ref in refs.items()
+               if resource.revert(driver, oid, ref, parents.get(oid))}
     if renamed:
         with transaction(database_url) as session:
             repo.add_events(session, [

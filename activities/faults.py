@@ -31,6 +31,7 @@ from volume_manage.drivers.base import (
     Capabilities,
     Driver,
     ManageableListing,
+    ManageableSnapshots,
     Progress,
     no_progress,
 )
@@ -76,9 +77,10 @@ class _CheckedActivity(ActivityInboundInterceptor):
 
 
 def with_faults(driver: Driver, plan: FaultPlan) -> Driver:
-    """`driver`, with `plan` checked (by method name) before each of its calls. No driver
-    adopts snapshots yet: the first that does (issue 17) adds its snapshot calls here, or
-    its wrapped form would claim volumes only."""
+    """`driver`, with `plan` checked (by method name) before each of its calls; a driver
+    that adopts snapshots stays one (its wrapped form claims what it claims)."""
+    if isinstance(driver, ManageableSnapshots):
+        return FaultInjectingSnapshotDriver(driver, plan)
     return FaultInjectingDriver(driver, plan)
 
 
@@ -133,3 +135,36 @@ class FaultInjectingDriver(Driver):
         self.plan.check("get_manageable_volumes")
         return self.driver.get_manageable_volumes(managed)
 
+
+
+class FaultInjectingSnapshotDriver(FaultInjectingDriver, ManageableSnapshots):
+    """The wrapper of a driver that adopts snapshots too."""
+
+    driver: Any  # a Driver that is ManageableSnapshots as well
+
+    def manage_existing_snapshot_get_size(self, snapshot_id: str, volume_id: str,
+                                          ref: dict[str, str]) -> int:
+        self.plan.check("manage_existing_snapshot_get_size")
+        return int(self.driver.manage_existing_snapshot_get_size(snapshot_id, volume_id, ref))
+
+    def manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                 ref: dict[str, str]) -> Adopted:
+        self.plan.check("manage_existing_snapshot")
+        adopted: Adopted = self.driver.manage_existing_snapshot(snapshot_id, volume_id, ref)
+        return adopted
+
+    def revert_manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                        ref: dict[str, str]) -> bool:
+        self.plan.check("revert_manage_existing_snapshot")
+        return bool(self.driver.revert_manage_existing_snapshot(snapshot_id, volume_id, ref))
+
+    def unmanage_snapshot(self, snapshot_id: str, volume_id: str,
+                          ref: dict[str, str]) -> str | None:
+        self.plan.check("unmanage_snapshot")
+        name: str | None = self.driver.unmanage_snapshot(snapshot_id, volume_id, ref)
+        return name
+
+    def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
+        self.plan.check("get_manageable_snapshots")
+        items: list[ManageableItem] = self.driver.get_manageable_snapshots(managed)
+        return items

@@ -13,6 +13,7 @@ from activities.manager import driver_errors
 from volume_manage.drivers.base import Driver
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
+from volume_manage.inventory import snapshots as snaps
 from volume_manage.inventory.db import transaction
 from volume_manage.shared import errors, events, statuses
 from volume_manage.shared.types import Compensation, UnmanageInput, VolumeEntry
@@ -47,6 +48,9 @@ class UnmanageActivities:
                     "available or in an error state, detached, not migrating, "
                     "with no snapshots and in no group.",
                 )
+            if snaps.live_snapshot_count(session, volume.id):
+                # Under the volume's row lock, which a snapshot's entry creation takes too.
+                raise rejected(errors.INVALID_VOLUME, snaps.VOLUME_HAS_SNAPSHOTS)
             repo.add_event(session, volume.id, events.UNMANAGE_START, workflow_id,
                            {"previous_status": volume.status})
             volume.status = statuses.UNMANAGING

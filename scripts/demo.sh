@@ -98,6 +98,7 @@ start temporal .venv/bin/temporal server start-dev --ip 127.0.0.1 --port "$TEMPO
     --search-attribute VolumeId=Keyword --search-attribute ProjectId=Keyword \
     --search-attribute BackendHost=Keyword --search-attribute VolumeStatus=Keyword \
     --search-attribute VolumeIds=KeywordList \
+    --search-attribute SnapshotId=Keyword --search-attribute SnapshotStatus=Keyword \
     --dynamic-config-value frontend.searchAttributesSizeOfValueLimit=65536 \
     --dynamic-config-value frontend.searchAttributesTotalSizeLimit=131072
 for _ in $(seq 1 100); do

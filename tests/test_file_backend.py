@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from activities.faults import with_faults
 from tests.support.stack import Stack
-from volume_manage.drivers.base import VOLUME, AlreadyManaged, InvalidReference
+from volume_manage.drivers.base import SNAPSHOT, VOLUME, AlreadyManaged, InvalidReference
 from volume_manage.drivers.fake import FakeDriver
 from volume_manage.drivers.file import FileDriver, rename_no_replace
 from volume_manage.shared import naming, statuses
@@ -108,11 +108,11 @@ async def test_a_failed_rename_leaves_the_file_under_its_name(file_stack: Stack)
     assert os.listdir(directory(file_stack)) == ["disk.qcow2"]
 
 
-def test_fake_and_file_drivers_adopt_volumes_only(tmp_path: Path) -> None:
+def test_the_file_driver_adopts_volumes_only_and_fake_snapshots_too(tmp_path: Path) -> None:
     plan = FaultPlan()
-    for driver in (FileDriver(tmp_path), FakeDriver()):
-        assert driver.adopts == {VOLUME}
-        assert with_faults(driver, plan).adopts == {VOLUME}
+    for driver, adopts in ((FileDriver(tmp_path), {VOLUME}), (FakeDriver(), {VOLUME, SNAPSHOT})):
+        assert driver.adopts == adopts
+        assert with_faults(driver, plan).adopts == adopts
 
 
 def test_a_driver_fault_fails_the_call_before_the_driver_acts(tmp_path: Path) -> None:

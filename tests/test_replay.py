@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.worker import Replayer
 
 from activities.manager import ManagerActivities
@@ -24,7 +24,12 @@ from tests.support.stack import Stack
 from volume_manage import sdk
 from volume_manage.shared import naming
 from volume_manage.shared.converter import DATA_CONVERTER
-from volume_manage.shared.types import BulkManageInput, ManageVolumeInput, QuotaInput
+from volume_manage.shared.types import (
+    BulkManageInput,
+    ManageVolumeInput,
+    QuotaInput,
+    SnapshotRequest,
+)
 from workflows.registry import ALL_WORKFLOWS
 from workflows.steps import run_step
 
@@ -209,6 +214,51 @@ async def test_record_heartbeating_listing_history(stack: Stack) -> None:
     [run] = [w async for w in stack.client.list_workflows(
         f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
     await save(stack, run.id, "sized-heartbeating")
+
+
+@record_only
+async def test_record_snapshot_histories(stack: Stack) -> None:
+    """The snapshot workflows (issue 17): both halves' happy paths, an unwind after the
+    rename, a refused request, an unmanage and an unmanage undone. Record only these:
+    `-k record_snapshot`."""
+    stack.fake.add_object("vol-1")
+    for snap in ("snap-1", "snap-2"):
+        stack.fake.add_snapshot("vol-1", snap)
+    volume = await stack.manage_and_wait("vol-1")
+
+    def snapshot(snap: str, request_id: str) -> SnapshotRequest:
+        return SnapshotRequest(volume_id=volume.id, ref={"source-name": snap},
+                               project_id=stack.project, request_id=request_id)
+
+    entry = await stack.vm.manage_snapshot(snapshot("snap-1", "happy"))
+    done = await stack.vm.wait_until_snapshot_done(entry.id)
+    assert done.status == "available" and done.workflow_id
+    await save(stack, done.workflow_id, "happy")
+    await save(stack, naming.manage_snapshot_workflow_id(done.id), "happy")
+
+    stack.fail("finish_snapshot", retryable=False)
+    failed = await stack.vm.manage_snapshot(snapshot("snap-2", "unwound"))
+    assert (await stack.vm.wait_until_snapshot_done(failed.id)).status == "error_managing"
+    await save(stack, naming.manage_snapshot_workflow_id(failed.id), "unwound-after-rename")
+
+    with pytest.raises(WorkflowFailureError):
+        await stack.client.execute_workflow(
+            naming.MANAGE_EXISTING_SNAPSHOT_WORKFLOW,
+            SnapshotRequest(volume_id="no-such-volume", ref={"source-name": "x"},
+                            project_id=stack.project), id=f"{stack.project}-refused",
+            task_queue=stack.settings.api_task_queue)
+    await save(stack, f"{stack.project}-refused", "validation-failed")
+
+    await stack.vm.unmanage_snapshot(done.id)
+    await save(stack, naming.unmanage_snapshot_workflow_id(done.id), "happy")
+    await stack.vm.unmanage_snapshot(failed.id)  # the failed entry gives its ref up
+    again = await stack.vm.manage_snapshot(snapshot("snap-2", "again"))
+    assert (await stack.vm.wait_until_snapshot_done(again.id)).status == "available"
+    stack.fail("finish_unmanage_snapshot", retryable=False)
+    with pytest.raises(sdk.ManageError):
+        await stack.vm.unmanage_snapshot(again.id)
+    await save(stack, naming.unmanage_snapshot_workflow_id(again.id), "readopted")
+    await stack.vm.unmanage_snapshot(again.id)
 
 
 @workflow.defn(name="ManageVolumeWorkflow", sandboxed=False)

@@ -4,18 +4,24 @@ parts need of them (the metrics count adoptions and compensations by these)."""
 from activities.batch import BatchActivities
 from activities.entries import EntryActivities
 from activities.manager import ManagerActivities
+from activities.snapshot_manager import SnapshotManagerActivities
+from activities.snapshot_unmanage import SnapshotUnmanageActivities
+from activities.snapshots import SnapshotEntryActivities
 from activities.unmanage import UnmanageActivities
 from volume_manage.shared import naming
 from workflows.bulk_manage import BulkManageWorkflow
 from workflows.list_manageable import ListManageableWorkflow
 from workflows.manage_batch import ManageBatchWorkflow
 from workflows.manage_existing import ManageExistingWorkflow
+from workflows.manage_existing_snapshot import ManageExistingSnapshotWorkflow
+from workflows.manage_snapshot import ManageSnapshotWorkflow
 from workflows.manage_volume import ManageVolumeWorkflow
+from workflows.unmanage_snapshot import UnmanageSnapshotWorkflow
 from workflows.unmanage_volume import UnmanageVolumeWorkflow
 
-API_WORKFLOWS = [ManageExistingWorkflow, BulkManageWorkflow]
+API_WORKFLOWS = [ManageExistingWorkflow, BulkManageWorkflow, ManageExistingSnapshotWorkflow]
 BACKEND_WORKFLOWS = [ManageVolumeWorkflow, UnmanageVolumeWorkflow, ListManageableWorkflow,
-                     ManageBatchWorkflow]
+                     ManageBatchWorkflow, ManageSnapshotWorkflow, UnmanageSnapshotWorkflow]
 ALL_WORKFLOWS = API_WORKFLOWS + BACKEND_WORKFLOWS
 
 # The workflows that adopt volumes: their starts, successes and failures are "manages".
@@ -30,4 +36,10 @@ COMPENSATIONS = frozenset(compensation.__name__ for compensation in (
     UnmanageActivities.restore_status, UnmanageActivities.readopt,
     BatchActivities.undo_batch_adoption, BatchActivities.rollback_batch_quota,
     BatchActivities.fail_batch,
+    SnapshotEntryActivities.delete_snapshot_entry,
+    SnapshotEntryActivities.mark_snapshot_error_managing,
+    SnapshotManagerActivities.rollback_snapshot_quota,
+    SnapshotManagerActivities.undo_manage_snapshot,
+    SnapshotUnmanageActivities.restore_snapshot_status,
+    SnapshotUnmanageActivities.readopt_snapshot,
 ))

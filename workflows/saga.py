@@ -25,7 +25,13 @@ from temporalio.exceptions import (
 )
 
 from volume_manage.shared import search
-from volume_manage.shared.types import BatchCompensation, Compensation, VolumeEntry
+from volume_manage.shared.types import (
+    BatchCompensation,
+    Compensation,
+    SnapshotCompensation,
+    SnapshotEntry,
+    VolumeEntry,
+)
 from workflows.steps import attempt_timeout, run_step, step_summary
 
 # A compensation is retried with backoff for up to a day: an unwind must not be abandoned
@@ -52,7 +58,7 @@ REPORT_FINISHED = "report-finished-after-unwind"
 @dataclasses.dataclass
 class Registered:
     activity: Callable[..., Any]
-    arg: Compensation | BatchCompensation
+    arg: Compensation | BatchCompensation | SnapshotCompensation
 
     @property
     def name(self) -> str:
@@ -67,6 +73,7 @@ class Saga:
 
     def register(
         self, compensation: Callable[..., Any], arg: Compensation | BatchCompensation
+        | SnapshotCompensation,
     ) -> None:
         """Register the undo of the step about to run (before it runs, not after)."""
         self.registered.append(Registered(compensation, arg))
@@ -156,6 +163,19 @@ class SagaWorkflow:
                                               entry.host or entry.backend, status)
         workflow.upsert_search_attributes([pair.key.value_set(pair.value)
                                            for pair in attributes])
+
+    def tag_snapshot(self, entry: SnapshotEntry, status: str | None = None) -> None:
+        """`tag` for a snapshot's workflow: SnapshotId, and its volume's VolumeId, so the
+        UI finds a volume's snapshot workflows beside its own."""
+        self.tagged = True
+        attributes = search.snapshot_attributes(entry.id, entry.volume_id, entry.project_id,
+                                                entry.host or entry.backend, status)
+        workflow.upsert_search_attributes([pair.key.value_set(pair.value)
+                                           for pair in attributes])
+
+    def tag_snapshot_status(self, status: str) -> None:
+        if self.tagged:
+            workflow.upsert_search_attributes([search.SNAPSHOT_STATUS.value_set(status)])
 
     def tag_unless_started_tagged(self, entry: VolumeEntry, status: str) -> None:
         """`tag`, unless the starter already set the attributes (the cast does): then only

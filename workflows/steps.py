@@ -142,6 +142,28 @@ STEP_KINDS: dict[str, StepKind] = {
     "rollback_batch_quota": BATCH_DATABASE,
     "fail_batch": BATCH_DATABASE,
     "finished_volumes": BATCH_DATABASE,  # after an unwind: which finished anyway?
+    # ManageExistingSnapshotWorkflow (the API worker): as the volume's
+    "validate_snapshot_request": DATABASE,
+    "create_snapshot_entry": DATABASE,
+    "delete_snapshot_entry": DATABASE,
+    "mark_snapshot_error_managing": DATABASE,
+    "cast_manage_snapshot": CAST,
+    # ManageSnapshotWorkflow (the backend's worker)
+    "check_snapshot": DATABASE,
+    "get_snapshot_size": DRIVER,
+    "reserve_snapshot_quota": DATABASE,
+    "rollback_snapshot_quota": DATABASE,
+    "driver_manage_snapshot": DRIVER,
+    "undo_manage_snapshot": DRIVER,
+    "commit_snapshot_quota": DATABASE,
+    "finish_snapshot": DATABASE,
+    "finished_snapshot": DATABASE,
+    # UnmanageSnapshotWorkflow
+    "start_unmanage_snapshot": DATABASE,
+    "restore_snapshot_status": DATABASE,
+    "driver_unmanage_snapshot": DRIVER,
+    "readopt_snapshot": DRIVER,
+    "finish_unmanage_snapshot": DATABASE,
 }
 
 
@@ -191,9 +213,15 @@ def listing_attempt(query: Any) -> timedelta:
 
 
 def step_summary(name: str, arg: Any) -> str:
-    """What the UI shows for a step: its name and the volume (or how many) it works on.
-    Summaries are metadata, not commands: changing them does not break replay."""
+    """What the UI shows for a step: its name and the volume or snapshot (or how many) it
+    works on. Summaries are metadata, not commands: changing them does not break replay."""
     for candidate in (arg, getattr(arg, "entry", None)):
+        snapshot_id = getattr(candidate, "snapshot_id", None)
+        if snapshot_id is None and hasattr(candidate, "volume_id") and hasattr(
+                candidate, "ref") and hasattr(candidate, "project_id"):
+            snapshot_id = getattr(candidate, "id", None)  # a SnapshotEntry
+        if isinstance(snapshot_id, str) and snapshot_id:
+            return f"{name} · snapshot {snapshot_id}"
         volume_id = getattr(candidate, "volume_id", None)
         if volume_id is None and hasattr(candidate, "project_id"):
             volume_id = getattr(candidate, "id", None)

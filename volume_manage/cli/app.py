@@ -7,6 +7,8 @@
     python starter.py bulk-manage node1@file#pool --all --pattern 'db-*'
     python starter.py unmanage VOLUME_ID
     python starter.py delete VOLUME_ID          # the entry of a failed adoption
+    python starter.py snapshot-manage VOLUME_ID source-name=snap-1 --wait
+    python starter.py snapshots --volume VOLUME_ID
     python starter.py quota PROJECT volumes=500 gigabytes=-1
     python starter.py type-create gold --spec volume_backend_name=file
     python starter.py workflows --volume VOLUME_ID   # its workflows, from Temporal
@@ -23,13 +25,13 @@ from typing import NoReturn
 
 import typer
 
-from volume_manage.cli import admin, backends, bulk, inspection, volumes
+from volume_manage.cli import admin, backends, bulk, inspection, snapshots, volumes
 from volume_manage.process_exit import program_name, run_then_exit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__,
                   pretty_exceptions_enable=False)
 # One module per group of commands, each going through the SDK object (cli/common.py).
-for group in (volumes, bulk, backends, admin, inspection):
+for group in (volumes, snapshots, bulk, backends, admin, inspection):
     group.register(app)
 
 

@@ -4,9 +4,10 @@ Split as Cinder splits it (cinder/volume/driver.py): what every driver has (`Dri
 pool, its capabilities), and one interface per resource it can adopt — `ManageableVolumes`
 (Cinder's ManageableVD: size, adopt, list, give back) and `ManageableSnapshots` (Cinder's
 ManageableSnapshotsVD). A driver declares what it adopts by the interfaces it implements,
-and `driver.adopts` tells the worker and the scheduler ({"volume"} for fake and file; no
-driver adopts snapshots yet, issue 17). Every adopting call is idempotent, because an
-activity may run it again after a crash.
+and `driver.adopts` tells the worker and the scheduler (fake: volumes and snapshots; file
+and rbd: volumes; the backend worker reports it with its capabilities, so a request a
+backend cannot serve is refused before anything is written). Every adopting call is
+idempotent, because an activity may run it again after a crash.
 
 What a driver returns is the shared payload type (`Adopted`, `ManageableItem`): one
 definition each, the one stored in workflow histories.
@@ -39,19 +40,21 @@ class DriverError(Exception):
 class InvalidReference(DriverError):
     retryable = False
 
-    def __init__(self, ref: dict[str, str], reason: str) -> None:
+    def __init__(self, ref: dict[str, str], reason: str, *, kind: str = "volume") -> None:
         super().__init__(
-            f"Manage existing volume failed due to invalid backend reference {ref}: {reason}"
+            f"Manage existing {kind} failed due to invalid backend reference {ref}: {reason}"
         )
 
 
 class AlreadyManaged(DriverError):
     retryable = False
 
-    def __init__(self, ref: dict[str, str], volume_id: str | None = None) -> None:
-        holder = f" (volume {volume_id})" if volume_id else ""
+    def __init__(self, ref: dict[str, str], volume_id: str | None = None, *,
+                 kind: str = "volume") -> None:
+        holder = f" ({kind} {volume_id})" if volume_id else ""
         super().__init__(
-            f"Unable to manage existing volume. Volume {ref} already managed{holder}."
+            f"Unable to manage existing {kind}. {kind.capitalize()} {ref} already "
+            f"managed{holder}."
         )
 
 
@@ -175,26 +178,59 @@ class ManageableVolumes(ABC):
 
 
 class ManageableSnapshots(ABC):
-    """A backend that can adopt snapshots (Cinder's ManageableSnapshotsVD): the shape only.
-    No driver implements it yet; snapshot adoption (issue 17) builds on it, and adds the
-    snapshot's own listing fields (its volume's reference)."""
+    """A backend that can adopt snapshots (Cinder's ManageableSnapshotsVD).
+
+    A snapshot lives on its volume's object (an RBD snap `image@name` on the image
+    `volume-<volume id>`), so every call names the snapshot's adopted volume as well; `ref`
+    names the snapshot on that object (`{"source-name": "snap1"}`, Cinder's RBD form). The
+    adopting calls are idempotent, as the volume ones: an activity may run again after a
+    crash. Adopting renames the snapshot to `snapshot-<id>` and may do what the backend
+    needs to keep it (RBD: protect it, as Cinder's driver does); giving it back renames it to
+    its original name (`naming.returned_name`, the volume rule), undoing only what adopting
+    did."""
 
     @abstractmethod
-    def manage_existing_snapshot_get_size(self, snapshot_id: str, ref: dict[str, str]) -> int:
-        """Size in GiB (rounded up) of the snapshot `ref` names; InvalidReference if none."""
+    def manage_existing_snapshot_get_size(self, snapshot_id: str, volume_id: str,
+                                          ref: dict[str, str]) -> int:
+        """Size in GiB (rounded up) of the snapshot `ref` names on volume `volume_id`'s
+        object; InvalidReference if none. If it is already adopted as `snapshot_id` (a re-run
+        after a crash), the adopted snapshot's size."""
 
     @abstractmethod
-    def manage_existing_snapshot(self, snapshot_id: str, ref: dict[str, str]) -> Adopted:
+    def manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                 ref: dict[str, str]) -> Adopted:
         """Adopt the snapshot: rename it to `snapshot-<id>`. Repeating it is harmless."""
 
+    def revert_manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                        ref: dict[str, str]) -> bool:
+        """Undo `manage_existing_snapshot`; True if this call renamed it back (a no-op when
+        the adoption never happened)."""
+        return self.unmanage_snapshot(snapshot_id, volume_id, ref) is not None
+
     @abstractmethod
-    def unmanage_snapshot(self, snapshot_id: str, ref: dict[str, str]) -> str | None:
-        """Stop managing the snapshot; it stays on the backend. Returns the name it now has;
-        None if it was not under `snapshot-<id>`."""
+    def unmanage_snapshot(self, snapshot_id: str, volume_id: str,
+                          ref: dict[str, str]) -> str | None:
+        """Stop managing the snapshot; it stays on the backend, renamed back. Returns the
+        name it now has; None if it was not under `snapshot-<id>`."""
 
     @abstractmethod
     def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
-        """Every snapshot on the backend; `managed` maps names to their snapshot ids."""
+        """Every snapshot on the backend; `managed` maps names to their snapshot ids (the
+        listing is issue 17's next part: it adds `source_reference`, the volume's ref)."""
+
+
+def cannot_adopt(driver: object, resource: str) -> DriverError:
+    """The error of a driver asked to adopt what it does not (a non-retryable one)."""
+    error = DriverError(f"the {driver_name(driver)} driver cannot adopt {resource}s")
+    error.retryable = False
+    return error
+
+
+def driver_name(driver: object) -> str:
+    """`file` for FileDriver: what `worker.py backend --driver` calls it (through a
+    wrapper, the wrapped driver's)."""
+    name = type(getattr(driver, "driver", driver)).__name__
+    return name.removesuffix("Driver").lower() or name
 
 
 RESOURCE_INTERFACES: tuple[tuple[str, type], ...] = (

@@ -2,7 +2,9 @@
 
 Objects live in a dict guarded by a lock, so concurrent adoptions of one object race the
 way they would on real storage: exactly one rename wins. `renames` counts every rename that
-took effect, so tests can prove an effect happened once.
+took effect, so tests can prove an effect happened once. Each object may hold snapshots
+(named, sized, with ids of their own), which move with it when it is renamed, as an RBD
+image's snaps do; the driver adopts them too (`ManageableSnapshots`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from volume_manage.drivers.base import (
     Driver,
     InvalidReference,
     ManageableListing,
+    ManageableSnapshots,
     Progress,
     no_progress,
     size_in_gib,
@@ -28,14 +31,21 @@ from volume_manage.shared.types import Adopted, ManageableItem
 
 
 @dataclass
+class FakeSnapshot:
+    size_bytes: int
+    snapshot_id: str
+
+
+@dataclass
 class FakeObject:
     size_bytes: int
     object_id: str
     in_use: bool = False
+    snapshots: dict[str, FakeSnapshot] = field(default_factory=dict)
 
 
 @dataclass
-class FakeDriver(Driver):
+class FakeDriver(Driver, ManageableSnapshots):
     pool: str = "pool"
     objects: dict[str, FakeObject] = field(default_factory=dict)
     total_capacity_gb: float = 1_000_000.0
@@ -48,6 +58,18 @@ class FakeDriver(Driver):
             self.objects[name] = FakeObject(
                 int(size_gib * GIB), object_id=f"fake-{len(self.objects) + 1}", in_use=in_use
             )
+
+    def add_snapshot(self, object_name: str, name: str, size_gib: float = 1.0) -> None:
+        """A snapshot `name` of the object now named `object_name`."""
+        with self._lock:
+            snapshots = self.objects[object_name].snapshots
+            snapshots[name] = FakeSnapshot(int(size_gib * GIB),
+                                           f"{self.objects[object_name].object_id}-snap-"
+                                           f"{len(snapshots) + 1}")
+
+    def snapshot_names(self, object_name: str) -> list[str]:
+        with self._lock:
+            return sorted(self.objects[object_name].snapshots)
 
     def capabilities(self) -> Capabilities:
         used = sum(size_in_gib(o.size_bytes) for o in self.objects.values())
@@ -139,4 +161,84 @@ class FakeDriver(Driver):
                 safe_to_manage=reason is None, reason_not_safe=reason, cinder_id=cinder_id,
                 extra_info={"id": obj.object_id},
             ))
+        return result
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    def _volume_object(self, volume_id: str, ref: dict[str, str]) -> FakeObject:
+        """The adopted volume's object (caller holds the lock)."""
+        obj = self.objects.get(naming.managed_object_name(volume_id))
+        if obj is None:
+            raise InvalidReference(ref, f"volume {volume_id} has no object on this backend.",
+                                   kind="snapshot")
+        return obj
+
+    @staticmethod
+    def _find_snapshot(obj: FakeObject, ref: dict[str, str]) -> str:
+        """The current name of the snapshot `ref` names on `obj`."""
+        if "source-name" in ref:
+            if ref["source-name"] not in obj.snapshots:
+                raise InvalidReference(ref, "Specified snapshot does not exist.", kind="snapshot")
+            return ref["source-name"]
+        if "source-id" in ref:
+            for name, snap in obj.snapshots.items():
+                if snap.snapshot_id == ref["source-id"]:
+                    return name
+            raise InvalidReference(ref, f"no snapshot has id {ref['source-id']!r}.",
+                                   kind="snapshot")
+        raise InvalidReference(ref, "Reference must contain source-name or source-id element.",
+                               kind="snapshot")
+
+    def manage_existing_snapshot_get_size(self, snapshot_id: str, volume_id: str,
+                                          ref: dict[str, str]) -> int:
+        with self._lock:
+            obj = self._volume_object(volume_id, ref)
+            adopted = obj.snapshots.get(naming.managed_snapshot_name(snapshot_id))
+            if adopted is not None:
+                return size_in_gib(adopted.size_bytes)
+            name = self._find_snapshot(obj, ref)
+            managed_id = naming.managed_snapshot_id(name)
+            if managed_id:
+                raise AlreadyManaged(ref, managed_id, kind="snapshot")
+            return size_in_gib(obj.snapshots[name].size_bytes)
+
+    def manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                 ref: dict[str, str]) -> Adopted:
+        target = naming.managed_snapshot_name(snapshot_id)
+        with self._lock:
+            obj = self._volume_object(volume_id, ref)
+            if target in obj.snapshots:  # a retry: the rename already happened
+                return Adopted(provider_id=obj.snapshots[target].snapshot_id)
+            name = self._find_snapshot(obj, ref)
+            if naming.managed_snapshot_id(name):
+                raise AlreadyManaged(ref, naming.managed_snapshot_id(name), kind="snapshot")
+            obj.snapshots[target] = obj.snapshots.pop(name)
+            self.renames.append((name, target))
+            return Adopted(provider_id=obj.snapshots[target].snapshot_id)
+
+    def unmanage_snapshot(self, snapshot_id: str, volume_id: str,
+                          ref: dict[str, str]) -> str | None:
+        target = naming.managed_snapshot_name(snapshot_id)
+        with self._lock:
+            obj = self.objects.get(naming.managed_object_name(volume_id))
+            if obj is None or target not in obj.snapshots:
+                return None
+            name = naming.returned_name(ref, obj.snapshots[target].snapshot_id,
+                                        lambda n: n in obj.snapshots)
+            obj.snapshots[name] = obj.snapshots.pop(target)
+            self.renames.append((target, name))
+            return name
+
+    def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
+        with self._lock:
+            found = [(object_name, name, snap) for object_name, obj in self.objects.items()
+                     for name, snap in obj.snapshots.items()]
+        result = []
+        for _object_name, name, snap in found:
+            cinder_id = managed.get(name) or naming.managed_snapshot_id(name)
+            result.append(ManageableItem(
+                reference={"source-name": name}, size=size_in_gib(snap.size_bytes),
+                safe_to_manage=cinder_id is None,
+                reason_not_safe="already managed" if cinder_id else None,
+                cinder_id=cinder_id, extra_info={"id": snap.snapshot_id}))
         return result

@@ -114,6 +114,54 @@ class Volume(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class Snapshot(Base):
+    """A snapshot entry: an existing snapshot of a live volume's object, adopted. Soft-deleted
+    rows stay for the record. The columns the adoption core reads (`activities/adoption.py`:
+    status, size, host, provider fields, launched_at, error, deleted) are a volume's."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (
+        # One live entry per snapshot: a snapshot's ref names it on its volume's object
+        # (Cinder's RBD ref is the snap's name on the volume's image), so the rule is over
+        # (volume, ref). MySQL has no partial index (migration 0005 says what it does).
+        Index(
+            "uq_snapshots_live_volume_ref",
+            "volume_id",
+            "backend_ref_key",
+            unique=True,
+            sqlite_where=text("NOT deleted"),
+            postgresql_where=text("NOT deleted"),
+        ),
+        Index("ix_snapshots_volume", "volume_id"),
+        Index("ix_snapshots_project_status", "project_id", "status"),
+        Index("ix_snapshots_created_at", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id"))
+    project_id: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(255))
+    backend: Mapped[str] = mapped_column(String(255))  # the volume's: its task queue
+    host: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    volume_size: Mapped[int] = mapped_column(BigInteger, default=0)  # Cinder's, at request
+    status: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    provider_location: Mapped[str | None] = mapped_column(String(1024))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    backend_ref: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    backend_ref_key: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    launched_at: Mapped[datetime | None] = mapped_column()
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class Event(Base):
     """The audit trail: what happened to which volume, and which workflow did it."""
 

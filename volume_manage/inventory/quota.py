@@ -48,6 +48,18 @@ def deltas_for(volume_type: str, size_gb: int) -> dict[str, int]:
     }
 
 
+def snapshot_deltas_for(volume_type: str, size_gb: int) -> dict[str, int]:
+    """What one snapshot of `size_gb` of a volume of `volume_type` counts against (Cinder's:
+    `snapshots`, and `gigabytes` shared with volumes, as `no_snapshot_gb_quota` is off by
+    default)."""
+    return {
+        "snapshots": 1,
+        "gigabytes": size_gb,
+        f"snapshots_{volume_type}": 1,
+        f"gigabytes_{volume_type}": size_gb,
+    }
+
+
 def limit_of(session: Session, project_id: str, resource: str) -> int:
     return limits_of(session, project_id, [resource])[resource]
 

@@ -5,10 +5,10 @@
 
 Read-only. Used by `starter.py audit` (exit code 1 on any violation) and after every test,
 through the SDK object, whose settings, Temporal client and listing it uses.
-Checks: no entry in `managing`/`unmanaging` without a running workflow for it; no backend
-object named `volume-<id>` without a live entry; no two live entries for one object; per
-project and per type, quota usage equals the live volumes' counts and sizes; no quota
-reservation left open without a running workflow.
+Checks: no entry (volume or snapshot) in `managing`/`unmanaging` without a running workflow
+for it; no backend object named `volume-<id>` without a live entry; no two live entries for
+one object; per project and per type, quota usage equals the live volumes' and snapshots'
+counts and sizes; no quota reservation left open without a running workflow.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ from temporalio.service import RPCError
 
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
+from volume_manage.inventory import snapshots as snaps
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import (
     QuotaUsage,
     Reservation,
     Service,
+    Snapshot,
     Volume,
     VolumeType,
     utcnow,
@@ -82,6 +84,13 @@ async def run(vm: VolumeManage, *, project_id: str | None = None,
         if backend:
             query = query.where(Volume.backend == backend)
         live = list(session.scalars(query))
+        snapshot_query = select(Snapshot).where(Snapshot.deleted.is_(False))
+        if project_id:
+            snapshot_query = snapshot_query.where(Snapshot.project_id == project_id)
+        if backend:
+            snapshot_query = snapshot_query.where(Snapshot.backend == backend)
+        live_snapshots = list(session.scalars(snapshot_query))
+        snapshot_types = {s.id: snaps.type_name(session, s.volume_id) for s in live_snapshots}
         reservations = list(session.scalars(select(Reservation).where(
             Reservation.status == quota.RESERVED,
             *([Reservation.project_id == project_id] if project_id else []))))
@@ -91,7 +100,8 @@ async def run(vm: VolumeManage, *, project_id: str | None = None,
                     if backend in (None, s.host, s.cluster)
                     and repo.service_is_up(s, utcnow(),
                                            timedelta(seconds=settings.service_down_time_s))]
-    report.checked = {"volumes": len(live), "open_reservations": len(reservations),
+    report.checked = {"volumes": len(live), "snapshots": len(live_snapshots),
+                      "open_reservations": len(reservations),
                       "backends": len(services)}
 
     busy_projects = set()
@@ -104,6 +114,16 @@ async def run(vm: VolumeManage, *, project_id: str | None = None,
                 report.violations.append(Violation(
                     "stuck", volume.id,
                     f"{volume.status} but no workflow for it is running ({volume.workflow_id})"))
+
+    for snapshot in live_snapshots:
+        if snapshot.status in statuses.IN_PROGRESS:
+            busy_projects.add(snapshot.project_id)
+            if (not await _any_running(client, _workflows_of_snapshot(snapshot))
+                    and _still(settings.database_url, select(Snapshot.id).where(
+                        Snapshot.id == snapshot.id, Snapshot.status == snapshot.status))):
+                report.violations.append(Violation(
+                    "stuck", snapshot.id, f"snapshot {snapshot.status} but no workflow for "
+                                          f"it is running ({snapshot.workflow_id})"))
 
     for (where, provider_id), count in Counter(
             (v.backend, v.provider_id) for v in live if v.provider_id).items():
@@ -126,6 +146,11 @@ async def run(vm: VolumeManage, *, project_id: str | None = None,
             type_name = types.get(volume.volume_type_id, volume.volume_type_id)
             for resource, delta in quota.deltas_for(type_name, volume.size).items():
                 expected[(volume.project_id, resource)] += delta
+    for snapshot in live_snapshots:
+        if snapshot.status in COUNTED:
+            for resource, delta in quota.snapshot_deltas_for(
+                    snapshot_types[snapshot.id], snapshot.size).items():
+                expected[(snapshot.project_id, resource)] += delta
     for (project, resource), (in_use, reserved) in quota_rows.items():
         if project in busy_projects:
             continue
@@ -183,6 +208,11 @@ def _owned_by(settings: Settings, volume_id: str, project_id: str) -> bool:
     with transaction(settings.database_url, readonly=True) as session:
         volume = session.get(Volume, volume_id)
         return volume is None or volume.project_id == project_id
+
+
+def _workflows_of_snapshot(snapshot: Snapshot) -> list[str]:
+    return [snapshot.workflow_id or "", naming.manage_snapshot_workflow_id(snapshot.id),
+            naming.unmanage_snapshot_workflow_id(snapshot.id)]
 
 
 def _workflows_of(volume: Volume) -> list[str]:

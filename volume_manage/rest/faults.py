@@ -72,6 +72,9 @@ _BY_TYPE: dict[str, tuple[int, str]] = {
     errors.INVALID_VOLUME: (400, "Invalid volume: "),
     errors.INVALID_REF: (400, "Invalid input received: "),
     errors.VOLUME_NOT_FOUND: (404, ""),
+    errors.SNAPSHOT_NOT_FOUND: (404, ""),  # the snapshot routes (issue 17's REST part)
+    errors.INVALID_SNAPSHOT: (400, "Invalid snapshot: "),
+    errors.NOT_SUPPORTED: (400, ""),
     errors.MARKER_NOT_FOUND: (404, ""),
     errors.QUOTA_EXCEEDED: (413, ""),
     errors.TEMPORAL_UNAVAILABLE: (503, ""),

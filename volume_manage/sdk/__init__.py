@@ -11,7 +11,9 @@ One object, built from settings, for everything a client does (the CLI and the R
 nothing else): manage, wait_until_done, get_volume, list_volumes, unmanage, start_unmanage,
 delete_failed_volume, list_manageable, list_backends, start_bulk_manage, bulk_progress,
 bulk_report, check_against_inventory, create_volume_type, list_volume_types, show_quota,
-set_quota, migrate, list_workflows, audit. Every failure is a ManageError whose `type` comes
+set_quota, migrate, list_workflows, audit; for snapshots of adopted volumes manage_snapshot,
+wait_until_snapshot_done, get_snapshot, list_snapshots, unmanage_snapshot,
+start_unmanage_snapshot. Every failure is a ManageError whose `type` comes
 from volume_manage.shared.errors.
 
 A request is checked field by field before any workflow starts, so a malformed one starts
@@ -38,6 +40,8 @@ from volume_manage.shared.types import (
     BulkProgress,
     ManageablePage,
     ManageRequest,
+    SnapshotEntry,
+    SnapshotRequest,
     VolumeEntry,
 )
 
@@ -51,6 +55,8 @@ __all__ = [
     "ManageablePage",
     "QuotaRow",
     "Settings",
+    "SnapshotEntry",
+    "SnapshotRequest",
     "VolumeEntry",
     "VolumeManage",
     "VolumeTypeInfo",

@@ -30,7 +30,8 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from volume_manage.sdk import connection, inventory, listing, requests, results
+from volume_manage.inventory import snapshots as snaps
+from volume_manage.sdk import connection, inventory, listing, requests, results, snapshots
 from volume_manage.sdk.errors import (
     ManageError,
     inventory_unavailable,
@@ -45,7 +46,10 @@ from volume_manage.shared.types import (
     ManageablePage,
     ManageableQuery,
     ManageRequest,
+    SnapshotEntry,
+    SnapshotRequest,
     UnmanageInput,
+    UnmanageSnapshotInput,
     VolumeEntry,
     VolumeFilters,
 )
@@ -206,6 +210,11 @@ class VolumeManage:
         if entry is None:
             raise ManageError(errors.VOLUME_NOT_FOUND,
                               f"no volume with id {volume_id!r} in the inventory")
+        has_snapshots = entry.status != statuses.UNMANAGING and await self._db(
+            snapshots.live_snapshot_count, self.settings.database_url, volume_id) > 0
+        if has_snapshots:
+            # Cinder's refusal; start_unmanage checks again under the volume's lock.
+            raise ManageError(errors.INVALID_VOLUME, snaps.VOLUME_HAS_SNAPSHOTS)
         if entry.status not in statuses.UNMANAGEABLE and entry.status != statuses.UNMANAGING:
             raise ManageError(
                 errors.INVALID_VOLUME,
@@ -236,6 +245,101 @@ class VolumeManage:
                               f"no volume with id {volume_id!r} in the inventory")
         return await self._db(inventory.delete_failed_volume, self.settings.database_url,
                               volume_id)
+
+    # --- snapshots --------------------------------------------------------------------
+
+    @staticmethod
+    def prepare_snapshot(request: SnapshotRequest) -> SnapshotRequest:
+        """`prepare` for a snapshot request: fields checked, a request id given; no I/O."""
+        return snapshots.prepare(request)
+
+    @translated
+    async def manage_snapshot(self, request: SnapshotRequest) -> SnapshotEntry:
+        """Adopt an existing snapshot of an adopted volume: start (or attach to) the
+        snapshot API workflow and return the entry in `managing` (Cinder's 202). What the
+        inventory refuses at once (the volume unknown, another project's, not adopted, not
+        available or in-use; its backend down or unable to adopt snapshots) is refused
+        before any workflow starts; the workflow checks again, the authority against races."""
+        request = snapshots.prepare(request)
+        await self._db(snapshots.check_against_inventory, self.settings, request)
+        workflow_id = naming.manage_snapshot_request_workflow_id(request.project_id,
+                                                                 request.request_id)
+        client = await self.connect()
+        try:
+            handle = await client.start_workflow(
+                naming.MANAGE_EXISTING_SNAPSHOT_WORKFLOW, request, id=workflow_id,
+                task_queue=self.settings.api_task_queue, result_type=SnapshotEntry,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"Manage snapshot {request.ref} of volume {request.volume_id}",
+                static_details=f"project {request.project_id}, user {request.user_id}",
+            )
+        except WorkflowAlreadyStartedError:
+            handle = client.get_workflow_handle(workflow_id, result_type=SnapshotEntry)
+        return await workflow_result(handle)
+
+    @translated
+    async def wait_until_snapshot_done(self, snapshot_id: str) -> SnapshotEntry:
+        """Wait for the snapshot's manager workflow to end; the entry as it ended."""
+        if not requests.is_storable_id(snapshot_id):
+            raise ManageError(errors.SNAPSHOT_NOT_FOUND,
+                              f"snapshot {snapshot_id} is not in the inventory")
+        client = await self.connect()
+        handle = client.get_workflow_handle(naming.manage_snapshot_workflow_id(snapshot_id))
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()  # a failure is recorded on the entry
+        entry = await self.get_snapshot(snapshot_id, include_deleted=True)
+        if entry is None:
+            raise ManageError(errors.SNAPSHOT_NOT_FOUND,
+                              f"snapshot {snapshot_id} is not in the inventory")
+        return entry
+
+    @translated
+    async def get_snapshot(self, snapshot_id: str, *, include_deleted: bool = False
+                           ) -> SnapshotEntry | None:
+        """The snapshot's entry, or None (also for an id the inventory could not hold)."""
+        if not requests.is_storable_id(snapshot_id):
+            return None
+        return await self._db(snapshots.get_snapshot, self.settings.database_url,
+                              snapshot_id, include_deleted=include_deleted)
+
+    @translated
+    async def list_snapshots(self, *, project_id: str | None = None,
+                             volume_id: str | None = None, status: str | None = None,
+                             limit: int = 100) -> list[SnapshotEntry]:
+        """Live snapshot entries, newest first (a project's, a volume's, a status's)."""
+        requests.check_filters(project_id=project_id, volume_id=volume_id, status=status)
+        requests.check_page(limit, 0)
+        return await self._db(snapshots.list_snapshots, self.settings.database_url,
+                              project_id=project_id, volume_id=volume_id, status=status,
+                              limit=limit)
+
+    @translated
+    async def unmanage_snapshot(self, snapshot_id: str) -> SnapshotEntry:
+        """Give a snapshot back and wait for it."""
+        return await workflow_result(await self.start_unmanage_snapshot(snapshot_id))
+
+    @translated
+    async def start_unmanage_snapshot(self, snapshot_id: str
+                                      ) -> WorkflowHandle[Any, SnapshotEntry]:
+        """Start giving a snapshot back and return at once; refused at once if its status
+        does not allow it (Cinder: available or error). A repeat attaches to the running one."""
+        entry = await self.get_snapshot(snapshot_id)
+        if entry is None:
+            raise ManageError(errors.SNAPSHOT_NOT_FOUND,
+                              f"no snapshot with id {snapshot_id!r} in the inventory")
+        if (entry.status not in statuses.SNAPSHOT_UNMANAGEABLE
+                and entry.status != statuses.UNMANAGING):
+            raise ManageError(errors.INVALID_SNAPSHOT, snaps.unmanage_refusal(entry.status))
+        client = await self.connect()
+        return await client.start_workflow(
+            naming.UNMANAGE_SNAPSHOT_WORKFLOW,
+            UnmanageSnapshotInput(snapshot_id, entry.project_id, entry.status),
+            id=naming.unmanage_snapshot_workflow_id(snapshot_id),
+            task_queue=naming.backend_task_queue(entry.backend), result_type=SnapshotEntry,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Unmanage snapshot {snapshot_id} of volume {entry.volume_id}",
+        )
 
     # --- backends ---------------------------------------------------------------------
 

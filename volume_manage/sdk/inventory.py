@@ -26,7 +26,7 @@ from volume_manage.shared import errors, events, paging, statuses
 from volume_manage.shared.config import Settings
 from volume_manage.shared.types import ManageRequest, VolumeEntry, VolumeFilters
 
-DEFAULT_RESOURCES = ("volumes", "gigabytes")
+DEFAULT_RESOURCES = ("volumes", "gigabytes", "snapshots")
 
 
 def get_volume(database_url: str, volume_id: str, *, include_deleted: bool = False

@@ -22,6 +22,13 @@ UNMANAGE_VOLUME_WORKFLOW = "UnmanageVolumeWorkflow"
 LIST_MANAGEABLE_WORKFLOW = "ListManageableWorkflow"
 MANAGE_BATCH_WORKFLOW = "ManageBatchWorkflow"
 BULK_MANAGE_WORKFLOW = "BulkManageWorkflow"
+MANAGE_EXISTING_SNAPSHOT_WORKFLOW = "ManageExistingSnapshotWorkflow"
+MANAGE_SNAPSHOT_WORKFLOW = "ManageSnapshotWorkflow"
+UNMANAGE_SNAPSHOT_WORKFLOW = "UnmanageSnapshotWorkflow"
+
+MANAGED_SNAPSHOT_NAME = re.compile(
+    r"^snapshot-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 
 
 def manage_request_workflow_id(project_id: str, request_id: str) -> str:
@@ -35,6 +42,19 @@ def manage_volume_workflow_id(volume_id: str) -> str:
 
 def unmanage_volume_workflow_id(volume_id: str) -> str:
     return f"unmanage-volume-{volume_id}"
+
+
+def manage_snapshot_request_workflow_id(project_id: str, request_id: str) -> str:
+    """The snapshot API workflow's: scoped by project, as a volume request's."""
+    return f"manage-snapshot-request-{project_id}-{request_id}"
+
+
+def manage_snapshot_workflow_id(snapshot_id: str) -> str:
+    return f"manage-snapshot-{snapshot_id}"
+
+
+def unmanage_snapshot_workflow_id(snapshot_id: str) -> str:
+    return f"unmanage-snapshot-{snapshot_id}"
 
 
 def bulk_manage_workflow_id(bulk_id: str) -> str:
@@ -83,3 +103,15 @@ def returned_name(ref: dict[str, str], object_id: str, taken: Callable[[str], bo
     if original and not taken(original):
         return original
     return f"unmanaged-{object_id}"
+
+
+def managed_snapshot_id(snapshot_name: str) -> str | None:
+    """The snapshot id in a backend snapshot named `snapshot-<uuid>`, else None."""
+    if not snapshot_name.startswith("snapshot-"):
+        return None
+    match = MANAGED_SNAPSHOT_NAME.match(snapshot_name)
+    return match.group(1) if match else None
+
+
+def managed_snapshot_name(snapshot_id: str) -> str:
+    return f"snapshot-{snapshot_id}"

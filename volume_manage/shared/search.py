@@ -13,6 +13,8 @@ PROJECT_ID = SearchAttributeKey.for_keyword("ProjectId")
 BACKEND_HOST = SearchAttributeKey.for_keyword("BackendHost")
 VOLUME_STATUS = SearchAttributeKey.for_keyword("VolumeStatus")
 VOLUME_IDS = SearchAttributeKey.for_keyword_list("VolumeIds")
+SNAPSHOT_ID = SearchAttributeKey.for_keyword("SnapshotId")
+SNAPSHOT_STATUS = SearchAttributeKey.for_keyword("SnapshotStatus")
 
 # name -> type, as `temporal server start-dev --search-attribute` wants them
 REGISTERED = {
@@ -21,6 +23,8 @@ REGISTERED = {
     "BackendHost": "Keyword",
     "VolumeStatus": "Keyword",
     "VolumeIds": "KeywordList",
+    "SnapshotId": "Keyword",
+    "SnapshotStatus": "Keyword",
 }
 
 
@@ -33,6 +37,18 @@ def volume_attributes(volume_id: str, project_id: str, host: str,
         SearchAttributePair(BACKEND_HOST, host)]
     if status is not None:
         pairs.append(SearchAttributePair(VOLUME_STATUS, status))
+    return TypedSearchAttributes(pairs)
+
+
+def snapshot_attributes(snapshot_id: str, volume_id: str, project_id: str, host: str,
+                        status: str | None = None) -> TypedSearchAttributes:
+    """A snapshot's workflow's: the snapshot, and its volume (so a volume's workflows list
+    its snapshots' too), project, backend and, when given, the snapshot's status."""
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(SNAPSHOT_ID, snapshot_id), SearchAttributePair(VOLUME_ID, volume_id),
+        SearchAttributePair(PROJECT_ID, project_id), SearchAttributePair(BACKEND_HOST, host)]
+    if status is not None:
+        pairs.append(SearchAttributePair(SNAPSHOT_STATUS, status))
     return TypedSearchAttributes(pairs)
 
 

@@ -12,3 +12,11 @@ DELETED = "deleted"
 
 # Statuses that mean a workflow is still working on the entry.
 IN_PROGRESS = frozenset({MANAGING, UNMANAGING})
+
+# Volume statuses a snapshot may be adopted from (Cinder's `available`, `in-use`).
+IN_USE = "in-use"
+SNAPSHOTTABLE = frozenset({AVAILABLE, IN_USE})
+# Snapshot statuses (the volume's words; Cinder shows managing as `creating` and
+# error_managing as `error`, docs/design.md): from which one may be unmanaged, and which hold
+# committed quota.
+SNAPSHOT_UNMANAGEABLE = frozenset({AVAILABLE, ERROR_MANAGING, "error"})

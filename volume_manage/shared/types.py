@@ -310,3 +310,113 @@ class VolumeFilters:
     created_at: list[tuple[str, str]] = field(default_factory=list)
     updated_at: list[tuple[str, str]] = field(default_factory=list)
     nothing: bool = False
+
+
+# --- snapshots (issue 17) -------------------------------------------------------------------
+
+
+@dataclass
+class SnapshotRequest:
+    """Adopt the existing snapshot `ref` of the adopted volume `volume_id` (Cinder's
+    os-snapshot-manage body). The snapshot lives on the volume's backend object."""
+
+    volume_id: str
+    ref: dict[str, str]
+    name: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    project_id: str = "admin"
+    user_id: str = "admin"
+    request_id: str = ""  # made by the client when none is given, as for volumes
+
+
+@dataclass
+class SnapshotSpec:
+    """A validated snapshot request, resolved against the inventory: what the entry holds."""
+
+    volume_id: str
+    ref: dict[str, str]
+    ref_key: str
+    backend: str  # the volume's (its task queue)
+    host: str | None
+    volume_type: str  # the volume's type name: per-type quota
+    volume_size: int
+    name: str | None
+    description: str | None
+    metadata: dict[str, str]
+    project_id: str
+    user_id: str
+
+
+@dataclass
+class CreateSnapshotEntryInput:
+    snapshot_id: str
+    spec: SnapshotSpec
+    workflow_id: str
+
+
+@dataclass
+class SnapshotEntry:
+    """The snapshot's inventory row as workflows and clients see it."""
+
+    id: str
+    status: str
+    volume_id: str
+    project_id: str
+    user_id: str
+    backend: str
+    host: str | None
+    volume_type: str
+    name: str | None
+    description: str | None
+    size: int
+    metadata: dict[str, str]
+    ref: dict[str, str]
+    provider_id: str | None = None
+    provider_location: str | None = None
+    error: str | None = None
+    workflow_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class ManageSnapshotInput:
+    """What ManageSnapshotWorkflow adopts: the entry made by the API workflow."""
+
+    entry: SnapshotEntry
+
+
+@dataclass
+class SnapshotCompensation:
+    """Input of a snapshot saga's compensations (and of its id-only steps)."""
+
+    snapshot_id: str
+    reason: str = ""
+    workflow_id: str = ""
+    before_manager: bool = False  # the API workflow's undos: only while the manager has not begun
+
+
+@dataclass
+class SnapshotQuotaInput:
+    snapshot_id: str
+    project_id: str
+    volume_type: str
+    size: int
+    workflow_id: str = ""
+
+
+@dataclass
+class FinishSnapshotInput:
+    snapshot_id: str
+    adopted: Adopted
+    workflow_id: str = ""
+
+
+@dataclass
+class UnmanageSnapshotInput:
+    """Give a snapshot back: it stays on the backend, the entry leaves the inventory."""
+
+    snapshot_id: str
+    project_id: str = ""
+    previous_status: str = ""

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from volume_manage.shared.errors import RequestError
-from volume_manage.shared.types import ManageRequest
+from volume_manage.shared.types import ManageRequest, SnapshotRequest
 
 MAX_FIELD_LENGTH = 255
 # Cinder's jsonschema for host names: a-zA-Z0-9-._#@:/+[]
@@ -138,6 +138,28 @@ def validate_request_fields(request: ManageRequest) -> ManageRequest:
         volume_type=volume_type or None,
         availability_zone=zone or None,
         bootable=parse_bool(request.bootable),
+        metadata=metadata,
+        project_id=check_id("project_id", request.project_id),
+        user_id=check_id("user_id", request.user_id),
+    )
+
+
+def validate_snapshot_fields(request: SnapshotRequest) -> SnapshotRequest:
+    """Check every field of a snapshot request; return a normalised copy (the same rules as
+    a volume request's fields: Cinder's schema for os-snapshot-manage has the same ones)."""
+    volume_id = check_text("volume_id", request.volume_id)
+    ref = check_ref(request.ref)
+    metadata = check_string_map(
+        "metadata", {} if request.metadata is None else request.metadata, allow_empty=True
+    )
+    if request.request_id:
+        check_id("request_id", request.request_id)
+    return dataclasses.replace(
+        request,
+        volume_id=volume_id.strip(),
+        ref=ref,
+        name=_optional_text("name", request.name, strip=True),
+        description=_optional_text("description", request.description, strip=True),
         metadata=metadata,
         project_id=check_id("project_id", request.project_id),
         user_id=check_id("user_id", request.user_id),

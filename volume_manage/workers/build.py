@@ -22,6 +22,9 @@ from activities.entries import EntryActivities
 from activities.faults import FaultInterceptor, with_faults
 from activities.listing import ListingActivities
 from activities.manager import ManagerActivities
+from activities.snapshot_manager import SnapshotManagerActivities
+from activities.snapshot_unmanage import SnapshotUnmanageActivities
+from activities.snapshots import SnapshotApiActivities, SnapshotEntryActivities
 from activities.unmanage import UnmanageActivities
 from volume_manage.drivers.base import Driver
 from volume_manage.shared import naming
@@ -75,6 +78,8 @@ def api_worker(
         client, settings.api_task_queue, API_WORKFLOWS, faults,
         ApiActivities(settings.database_url, client, service_down_time=down_time),
         EntryActivities(settings.database_url),
+        SnapshotApiActivities(settings.database_url, client, service_down_time=down_time),
+        SnapshotEntryActivities(settings.database_url),
     )
 
 
@@ -96,6 +101,9 @@ def backend_worker(
         UnmanageActivities(url, driver),
         ListingActivities(url, driver),
         BatchActivities(url, driver, service_down_time=down_time),
+        SnapshotEntryActivities(url),
+        SnapshotManagerActivities(url, driver, service_down_time=down_time),
+        SnapshotUnmanageActivities(url, driver),
     )
 
 

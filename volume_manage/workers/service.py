@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from volume_manage.drivers.base import Driver
+from volume_manage.drivers.base import Driver, driver_name
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.shared.config import Settings
@@ -20,12 +20,16 @@ log = logging.getLogger("volume-manage.worker")
 def report_service(
     settings: Settings, host: str, driver: Driver, *, cluster: str | None, zone: str
 ) -> None:
-    """Register or refresh the backend's service row: the scheduler's view of it."""
+    """Register or refresh the backend's service row: the scheduler's view of it, and what
+    the driver can adopt (`adopts`, `driver`: the API refuses a snapshot request for a
+    backend that cannot adopt snapshots before anything is written)."""
     caps = driver.capabilities()
+    reported = {**caps.as_dict(), "adopts": sorted(driver.adopts),
+                "driver": driver_name(driver)}
     with transaction(settings.database_url) as session:
         repo.report_service(
             session, host, cluster=cluster, availability_zone=zone,
-            capabilities=caps.as_dict(), total_capacity_gb=caps.total_capacity_gb,
+            capabilities=reported, total_capacity_gb=caps.total_capacity_gb,
             free_capacity_gb=caps.free_capacity_gb,
         )
 
