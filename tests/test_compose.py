@@ -289,7 +289,7 @@ def test_the_mariadb_override_moves_only_the_inventory(config: dict[str, Any]) -
     assert set(services) == SERVICES | {"mariadb"}
     assert services["mariadb"]["image"].startswith("mariadb:")
     assert "ports" not in services["mariadb"]
-    assert "--collation-server=utf8mb4_bin" in services["mariadb"]["command"]
+    assert "--collation-server=utf8mb4_nopad_bin" in services["mariadb"]["command"]
     assert mounts(services["mariadb"]) == {"/var/lib/mysql": "mariadb-data"}
     for name in APP_SERVICES:
         env = services[name]["environment"]

@@ -58,7 +58,7 @@ def scratch_mysql(admin_url: str, prefix: str) -> Iterator[str]:
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as connection:
         connection.exec_driver_sql(
-            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")  # 0004 sets the collation
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(url)
