@@ -70,8 +70,8 @@ def test_the_batch_insert_skips_held_objects_and_keeps_the_rest(database_url: st
         present, refused = repo.insert_volume_entries(session, entries, "wf")
     assert set(present) == {entries[1][0], entries[2][0]}
     assert list(refused) == [entries[0][0]]
-    assert refused[entries[0][0]].holder is not None
-    assert refused[entries[0][0]].holder.id == held
+    holder = refused[entries[0][0]].holder
+    assert holder is not None and holder.id == held
     with transaction(database_url) as session:  # a re-run finds its rows as they are
         again, refused_again = repo.insert_volume_entries(session, entries, "wf")
     assert set(again) == set(present) and list(refused_again) == list(refused)

@@ -51,9 +51,10 @@ def upgrade() -> None:
     op.execute(f"ALTER DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE {collation}")
     inspector = sa.inspect(bind)
     # A column a foreign key joins cannot change its collation: drop the keys, put them back.
-    foreign_keys = [(table, key) for table in TABLES for key in inspector.get_foreign_keys(table)]
+    foreign_keys = [(table, key) for table in TABLES for key in inspector.get_foreign_keys(table)
+                    if key["name"]]
     for table, key in foreign_keys:
-        op.drop_constraint(key["name"], table, type_="foreignkey")
+        op.drop_constraint(str(key["name"]), table, type_="foreignkey")
     for table in TABLES:
         op.execute(f"ALTER TABLE `{table}` CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}")
         for column in inspector.get_columns(table):
