@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: lint, types, and pytest against a real Temporal dev server
-# (started by the fixtures) and real databases (a SQLite file and PostgreSQL at 127.0.0.1).
+# (started by the fixtures) and real databases (a SQLite file, PostgreSQL and MariaDB at
+# 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,6 +10,12 @@ bash scripts/setup.sh
 if ! .venv/bin/python -c "import psycopg; psycopg.connect('postgresql://postgres@127.0.0.1:5432/test').close()" 2>/dev/null; then
     if command -v pg_ctlcluster >/dev/null 2>&1; then
         pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    fi
+fi
+# So does MariaDB (root without a password over TCP); likewise.
+if ! .venv/bin/python -c "import pymysql; pymysql.connect(host='127.0.0.1', port=3306, user='root').close()" 2>/dev/null; then
+    if [ -x /etc/init.d/mariadb ]; then
+        /etc/init.d/mariadb start >/dev/null || true
     fi
 fi
 
