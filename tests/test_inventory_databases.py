@@ -7,7 +7,9 @@ duplicates (no ON CONFLICT on MySQL). No Temporal here: straight through the rep
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 
@@ -17,6 +19,7 @@ from alembic.config import Config
 from sqlalchemy import select
 
 from tests.conftest import MARIADB_ADMIN_URL
+from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import get_engine, transaction
 from volume_manage.inventory.migrate import ALEMBIC_INI, scratch_mysql, upgrade
@@ -123,3 +126,29 @@ def test_migration_0004_goes_down_and_up_again_on_mariadb() -> None:
             connection.commit()
         upgrade(url)
         test_one_live_entry_per_object_and_a_deleted_one_holds_nothing(url)
+
+
+def test_concurrent_first_reservations_of_a_project_neither_deadlock_nor_overbook(
+    database_url: str
+) -> None:
+    """Twelve transactions at once reserve for a project with no usage rows yet (each
+    creates them, or finds them made): none fails, the limit of 5 holds. On InnoDB the
+    savepoint-and-retry way of creating the rows deadlocked here (shared locks left by
+    the duplicate-key errors, then each asked for the row lock)."""
+    project = f"first-{uuid.uuid4().hex[:8]}"
+    with transaction(database_url) as session:
+        quota.set_limit(session, project, "volumes", 5)
+    start = threading.Barrier(12)
+
+    def reserve(n: int) -> int:
+        start.wait()
+        with transaction(database_url) as session:
+            refused = quota.reserve_many(
+                session, project, {f"v-{n}": quota.deltas_for("__DEFAULT__", 1)}, "wf")
+        return len(refused)
+
+    with ThreadPoolExecutor(12) as pool:
+        refused = list(pool.map(reserve, range(12)))
+    assert sum(refused) == 7
+    with transaction(database_url, readonly=True) as session:
+        assert quota.usage_of(session, project)["volumes"] == (0, 5)
