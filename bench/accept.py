@@ -79,6 +79,6 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     args = parser.parse_args()
     asyncio.run(run(args.requests, args.clients, args.database))

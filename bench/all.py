@@ -42,7 +42,7 @@ async def run(quick: bool, database: str) -> dict[str, Any]:
         ("accept", lambda: accept.run(20 if quick else 50, 20 if quick else 50, database)),
         ("peer", lambda: peer.run(20 if quick else 50, 10 if quick else 20, 8, database)),
         ("listing", lambda: listing.run(10_000, 20_000 if quick else 100_000,
-                                        ["sqlite", "postgresql"])),
+                                        ["sqlite", "postgresql", "mariadb"])),
         ("bulk", lambda: bulk.run(2000 if quick else 10_000, database,
                                   floor_count=100 if quick else 200)),
         ("file_bulk", lambda: file_bulk.run(
@@ -74,7 +74,7 @@ def failures(summary: dict[str, Any]) -> list[str]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a first look")
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     args = parser.parse_args()
     failed = failures(asyncio.run(run(args.quick, args.database)))
     for line in failed:

@@ -3,7 +3,7 @@
 activities at once) measured in the same run.
 
     .venv/bin/python -m bench.bulk [--count 10000] [--batch-size 100] [--concurrency 4]
-                                   [--database sqlite|postgresql|URL]
+                                   [--database sqlite|postgresql|mariadb|URL]
 
 Prints a table and writes bench/results/bulk-<time>.json. Absolute numbers vary with the
 machine and its load; compare the ratio, not the seconds. Target: >= 160 adoptions/s for
@@ -114,7 +114,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--floor-count", type=int, default=200)
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     args = parser.parse_args()
     asyncio.run(run(args.count, args.database, batch_size=args.batch_size,
                     concurrency=args.concurrency, floor_count=args.floor_count))

@@ -31,7 +31,7 @@ from bench.floor import Rate
 from volume_manage import sdk
 from volume_manage.inventory import quota
 from volume_manage.inventory.db import dispose_engines, transaction
-from volume_manage.inventory.migrate import scratch_postgresql, upgrade
+from volume_manage.inventory.migrate import scratch_mysql, scratch_postgresql, upgrade
 from volume_manage.operations.devserver import DevServer
 from volume_manage.shared.config import Settings
 from volume_manage.shared.converter import DATA_CONVERTER
@@ -41,6 +41,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+# mysqldb (mysqlclient) instead of pymysql: BENCH_MARIADB_ADMIN=mysql+mysqldb://root@...
+MARIADB_ADMIN_URL = os.environ.get(
+    "BENCH_MARIADB_ADMIN", "mysql+pymysql://root@127.0.0.1:3306/test")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -292,8 +295,8 @@ def cpu_delta(before: dict[str, float], after: dict[str, float], seconds: float
 
 @contextmanager
 def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
-    """A migrated, empty inventory: `sqlite` (a file), `postgresql` (a new database on the
-    local server, dropped after), or a URL used as it is."""
+    """A migrated, empty inventory: `sqlite` (a file), `postgresql` or `mariadb` (a new
+    database on the local server, dropped after), or a URL used as it is."""
     if kind == "sqlite":
         url = f"sqlite:///{workdir / 'inventory.db'}"
         upgrade(url)
@@ -301,6 +304,10 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
             yield url
         finally:
             dispose_engines()
+        return
+    if kind == "mariadb":
+        with scratch_mysql(MARIADB_ADMIN_URL, "vm_bench") as url:
+            yield url
         return
     if kind != "postgresql":
         upgrade(kind)

@@ -6,7 +6,7 @@ SDK, beside the same bulk adoption through the `fake` driver (as many objects) a
     .venv/bin/python -m bench.file_bulk [--files 10000] [--qcow2 200] [--quick]
                                         [--batch-size 500] [--concurrency 4]
                                         [--floor-count 200] [--backend-workers 2]
-                                        [--database sqlite|postgresql|URL] [--no-write]
+                                        [--database sqlite|postgresql|mariadb|URL] [--no-write]
 
 Each driver adopts into a project of its own, on one dev server and inventory; the workers
 run as deployed (`bench.workers`: the API worker and the backend's worker, a process each).
@@ -300,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--floor-count", type=int, help="default 200 (--quick: 100)")
     parser.add_argument("--backend-workers", type=int, default=2,
                         help="worker processes on the backend's queue in the second file run")
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     parser.add_argument("--no-write", action="store_true", help="print only; no result file")
     args = parser.parse_args(argv)
     quick = args.quick

@@ -1,7 +1,7 @@
 """Latency: one manage request -> the volume is `available` (both workflows), run one after
 another, against the floor's single workflow in the same run.
 
-    .venv/bin/python -m bench.latency [--count 50] [--database sqlite|postgresql|URL]
+    .venv/bin/python -m bench.latency [--count 50] [--database sqlite|postgresql|mariadb|URL]
 
 Ours and the floors run interleaved (ours, local floor, regular floor, ours, ...) so that
 load from other tenants of the machine falls on all of them alike. Target: ours p50 <= 3.5x
@@ -70,6 +70,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=50)
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     args = parser.parse_args()
     asyncio.run(run(args.count, args.database))

@@ -292,6 +292,6 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--sequential", type=int, default=20)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     args = parser.parse_args()
     asyncio.run(run(args.count, args.sequential, args.threads, args.database))

@@ -5,7 +5,7 @@ driver (as many objects), both in the same run.
 
     .venv/bin/python -m bench.rbd_bulk [--images 1000] [--quick] [--batch-size 500]
                                        [--concurrency 4] [--backend-workers 2]
-                                       [--database sqlite|postgresql|URL] [--no-write]
+                                       [--database sqlite|postgresql|mariadb|URL] [--no-write]
 
 The workers run as deployed (`bench.workers`, a process each); the rbd backend is served by
 `--backend-workers` processes on its queue (librbd's work runs in the client: a worker per
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--backend-workers", type=int, default=2,
                         help="rbd worker processes on the backend's queue (the fake: one)")
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     parser.add_argument("--no-write", action="store_true", help="print only; no result file")
     args = parser.parse_args(argv)
     if missing_binaries():

@@ -3,7 +3,7 @@ each followed until its volume is `available`; the same burst of floor workflows
 local activities) in the same run, and of the design's shape bare (a workflow of three
 no-ops, then one of six: two workflows per request, as ours).
 
-    .venv/bin/python -m bench.throughput [--count 1000] [--database sqlite|postgresql|URL]
+    .venv/bin/python -m bench.throughput [--count 1000] [--database sqlite|postgresql|mariadb|URL]
 
 Each burst gets a fresh dev server (same binary and settings) and inventory: a server
 slows down as its database grows, and a burst run after 3,000 others went ~35 % slower
@@ -94,7 +94,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql or a URL")
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     parser.add_argument("--deadline", type=float, default=240.0,
                         help="seconds after which unfinished requests count as failures")
     args = parser.parse_args()

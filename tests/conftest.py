@@ -1,6 +1,6 @@
-"""Fixtures: one real Temporal dev server per session, a real database per backend
-(a SQLite file and a fresh PostgreSQL database), and in-process workers per test on fresh
-task queues and hosts, so tests never see each other's work.
+"""Fixtures: one real Temporal dev server per session, a real database per backend (a
+SQLite file, a fresh PostgreSQL database and a fresh MariaDB one), and in-process workers
+per test on fresh task queues and hosts, so tests never see each other's work.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from tests.support.processes import process_stack  # noqa: F401 - a fixture
 from tests.support.rbd_stack import rbd_stack  # noqa: F401 - a fixture
 from tests.support.stack import Stack
 from volume_manage.inventory.db import dispose_engines
-from volume_manage.inventory.migrate import scratch_postgresql, upgrade
+from volume_manage.inventory.migrate import scratch_mysql, scratch_postgresql, upgrade
 from volume_manage.operations.devserver import DevServer
 from volume_manage.shared.converter import DATA_CONVERTER
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+MARIADB_ADMIN_URL = os.environ.get(
+    "TEST_MARIADB_ADMIN", "mysql+pymysql://root@127.0.0.1:3306/test"
 )
 
 
@@ -39,17 +42,21 @@ async def client(temporal_server: DevServer) -> Client:
     return await Client.connect(temporal_server.address, data_converter=DATA_CONVERTER)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=["sqlite", "postgresql", "mariadb"])
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A freshly migrated inventory: a SQLite file, or a new PostgreSQL database."""
+    """A freshly migrated inventory: a SQLite file, or a new PostgreSQL or MariaDB database."""
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("inventory") / "inventory.db"
         url = f"sqlite:///{path}"
         upgrade(url)
         yield url
         dispose_engines()
+        return
+    if request.param == "mariadb":
+        with scratch_mysql(MARIADB_ADMIN_URL, "vm_test") as url:
+            yield url
         return
     with scratch_postgresql(POSTGRES_ADMIN_URL, "vm_test") as url:
         yield url

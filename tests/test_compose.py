@@ -30,6 +30,7 @@ from volume_manage.workers import build, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
+MARIADB_OVERRIDE = ROOT / "deploy" / "compose" / "mariadb.yml"
 SERVICES = {"postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui",
             "inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api"}
 APP_SERVICES = {"inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api"}
@@ -39,11 +40,12 @@ pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None,
                                 reason="docker-compose is not installed (scripts/setup.sh)")
 
 
-def resolve(**variables: str) -> dict[str, Any]:
+def resolve(*overrides: Path, **variables: str) -> dict[str, Any]:
     """The file as docker-compose resolves it (anchors merged, variables and defaults
-    filled in; every profile's services included)."""
+    filled in; every profile's services included), with `overrides` laid over it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RBD_")}
-    result = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"],
+    files = [arg for path in (COMPOSE, *overrides) for arg in ("-f", str(path))]
+    result = subprocess.run(["docker-compose", *files, "config"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT,
                             env={**env, **variables})
     assert result.returncode == 0, result.stderr
@@ -280,3 +282,24 @@ def test_the_rbd_worker_is_optional_and_mounts_the_hosts_ceph_files(
     assert (moved["environment"]["RBD_USER"], moved["environment"]["RBD_POOL"]) == (
         "vm", "pool2")
     assert "node4@rbd#pool2" in moved["command"]
+
+
+def test_the_mariadb_override_moves_only_the_inventory(config: dict[str, Any]) -> None:
+    """`-f deploy/compose/mariadb.yml`: every project service's DATABASE_URL is MariaDB's,
+    the migration waits for it, Temporal keeps PostgreSQL, nothing else changes."""
+    with_mariadb = resolve(MARIADB_OVERRIDE)
+    services = with_mariadb["services"]
+    assert set(services) == SERVICES | {"mariadb"}
+    assert services["mariadb"]["image"].startswith("mariadb:")
+    assert "ports" not in services["mariadb"]
+    assert "--collation-server=utf8mb4_nopad_bin" in services["mariadb"]["command"]
+    assert mounts(services["mariadb"]) == {"/var/lib/mysql": "mariadb-data"}
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"] == "mysql+pymysql://inventory:inventory@mariadb:3306/inventory"
+        assert env["TEMPORAL_ADDRESS"] == "temporal:7233"  # merged, not replaced
+        assert services[name].get("profiles") == config["services"][name].get("profiles")
+    assert services["inventory-migrate"]["depends_on"]["mariadb"]["condition"] == "service_healthy"
+    assert services["temporal"]["environment"] == config["services"]["temporal"]["environment"]
+    for name in SERVICES - APP_SERVICES:
+        assert services[name] == config["services"][name]

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import MARIADB_ADMIN_URL, POSTGRES_ADMIN_URL
 from tests.support.ceph import ceph_missing
 from volume_manage.inventory.db import dispose_engines, transaction
-from volume_manage.inventory.migrate import scratch_postgresql
+from volume_manage.inventory.migrate import scratch_mysql, scratch_postgresql
 from volume_manage.inventory.models import Volume
 from volume_manage.operations.cephcluster import running_daemons, stop_directory
 from volume_manage.operations.devserver import free_port
@@ -68,15 +68,17 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
-    """A demo on the database it defaults to (SQLite under DEMO_DATA) or on PostgreSQL;
+    """A demo on the database it defaults to (SQLite under DEMO_DATA), PostgreSQL or MariaDB;
     whatever it leaves running is stopped afterwards, also when the test failed."""
     data = tmp_path / "data"
     data.mkdir()
     with contextlib.ExitStack() as stack:
         url = (f"sqlite:///{data}/inventory.db" if request.param == "sqlite" else
-               stack.enter_context(scratch_postgresql(POSTGRES_ADMIN_URL, "vm_demo")))
+               stack.enter_context(scratch_postgresql(POSTGRES_ADMIN_URL, "vm_demo"))
+               if request.param == "postgresql" else
+               stack.enter_context(scratch_mysql(MARIADB_ADMIN_URL, "vm_demo")))
         running = Demo(data, url)
         try:
             yield running

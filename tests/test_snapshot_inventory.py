@@ -12,10 +12,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
 
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import MARIADB_ADMIN_URL, POSTGRES_ADMIN_URL
 from volume_manage.inventory import snapshots as snaps
 from volume_manage.inventory.db import get_engine, transaction
-from volume_manage.inventory.migrate import ALEMBIC_INI, scratch_postgresql, upgrade
+from volume_manage.inventory.migrate import (
+    ALEMBIC_INI,
+    scratch_mysql,
+    scratch_postgresql,
+    upgrade,
+)
 from volume_manage.inventory.models import Volume
 from volume_manage.inventory.resolve import DEFAULT_VOLUME_TYPE
 from volume_manage.shared import naming, statuses
@@ -58,14 +63,16 @@ def test_one_live_entry_per_snapshot_of_a_volume(database_url: str) -> None:
         assert created and snaps.live_snapshot_count(session, volume_id) == 1
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'inventory.db'}"
         upgrade(url)
         yield url
         return
-    with scratch_postgresql(POSTGRES_ADMIN_URL, "vm_snapmig") as url:
+    scratch = scratch_postgresql(POSTGRES_ADMIN_URL, "vm_snapmig") if request.param == (
+        "postgresql") else scratch_mysql(MARIADB_ADMIN_URL, "vm_snapmig")
+    with scratch as url:
         yield url
 
 
@@ -73,7 +80,7 @@ def test_migration_0005_goes_down_and_up(fresh_database: str) -> None:
     config = Config(str(ALEMBIC_INI))
     with get_engine(fresh_database).connect() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0003")
+        command.downgrade(config, "0004")
         connection.commit()
     assert "snapshots" not in inspect(get_engine(fresh_database)).get_table_names()
     upgrade(fresh_database)

@@ -2,7 +2,8 @@
 
 SQLite gets WAL and a busy timeout so the API worker and backend workers can share one file,
 and transactions that write start with BEGIN IMMEDIATE so read-then-write steps (quota) are
-serialised instead of failing on lock upgrades.
+serialised instead of failing on lock upgrades. MariaDB/MySQL runs at READ COMMITTED, the
+isolation PostgreSQL runs at and the code assumes (see `_mysql_engine`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from volume_manage.inventory.dialects import is_mysql
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -85,6 +88,8 @@ def dispose_engines() -> None:
 
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
+    if is_mysql(parsed.get_backend_name()):
+        return _mysql_engine(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
@@ -108,6 +113,20 @@ def _create_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _mysql_engine(url: str) -> Engine:
+    """InnoDB's default REPEATABLE READ keeps one snapshot per transaction, so a row another
+    transaction committed meanwhile stays invisible to plain reads (a lost insert race that
+    reads the winner's row found nothing), and its gap locks on the empty ranges a locking
+    read scans make two inserts into one range deadlock. READ COMMITTED, as on PostgreSQL,
+    reads the latest committed rows and takes no gap locks; the unique indexes and SELECT
+    ... FOR UPDATE keep their guarantees. utf8mb4 unless the URL says otherwise."""
+    parsed = make_url(url)
+    if "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                         pool_recycle=3600, isolation_level="READ COMMITTED")
 
 
 @contextmanager

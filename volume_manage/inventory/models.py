@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -33,7 +34,11 @@ def as_utc(moment: datetime) -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    # MySQL's plain DATETIME has no fraction of a second (migration 0004 makes it DATETIME(6)).
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
+    }
 
 
 class VolumeType(Base):
@@ -72,7 +77,9 @@ class Volume(Base):
 
     __tablename__ = "volumes"
     __table_args__ = (
-        # One adoption per backend object, enforced where races cannot slip through.
+        # One adoption per backend object, enforced where races cannot slip through. MySQL
+        # has no partial index: there it is over (backend, live_backend_ref_key), a generated
+        # column NULL for deleted rows that only the database knows (migration 0004).
         Index(
             "uq_volumes_live_backend_ref",
             "backend",

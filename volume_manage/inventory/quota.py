@@ -1,8 +1,9 @@
 """Quota reservations: reserve -> commit, or reserve -> roll back; release on unmanage.
 
-Race-free: the usage rows of the project are locked (SELECT ... FOR UPDATE on PostgreSQL;
-on SQLite every writing transaction starts with BEGIN IMMEDIATE, which serialises them)
-before the limit check, so concurrent adoptions cannot both take the last unit. Each call is
+Race-free: the usage rows of the project are locked (SELECT ... FOR UPDATE on PostgreSQL
+and MariaDB/MySQL; on SQLite every writing transaction starts with BEGIN IMMEDIATE, which
+serialises them) before the limit check, so concurrent adoptions cannot both take the last
+unit. Each call is
 keyed by volume id and idempotent: a retry finds its reservations in the state it left them.
 """
 
@@ -14,6 +15,7 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from volume_manage.inventory.dialects import insert_unless_duplicate, is_mysql
 from volume_manage.inventory.models import (
     Quota,
     QuotaClass,
@@ -103,13 +105,22 @@ def _locked_usages(session: Session, project_id: str, resources: list[str]
     missing = [r for r in sorted(resources) if r not in usages]
     if not missing:
         return usages
-    for resource in missing:
-        try:
-            with session.begin_nested():
-                session.add(QuotaUsage(project_id=project_id, resource=resource, in_use=0,
-                                       reserved=0))
-        except IntegrityError:
-            pass  # created meanwhile by a concurrent transaction; lock that one
+    if is_mysql(session.get_bind().dialect.name):
+        # InnoDB leaves a shared lock on the row behind a duplicate-key error (a savepoint's
+        # rollback keeps it), and two transactions holding one, both asking for the row
+        # lock, deadlock (seen in the suite). ON DUPLICATE KEY UPDATE takes the exclusive
+        # lock at once instead: the creators queue, as on PostgreSQL.
+        session.execute(insert_unless_duplicate(session, table_of(QuotaUsage)), [
+            {"project_id": project_id, "resource": r, "in_use": 0, "reserved": 0}
+            for r in missing])
+    else:
+        for resource in missing:
+            try:
+                with session.begin_nested():
+                    session.add(QuotaUsage(project_id=project_id, resource=resource,
+                                           in_use=0, reserved=0))
+            except IntegrityError:
+                pass  # created meanwhile by a concurrent transaction; lock that one
     usages = {u.resource: u
               for u in session.scalars(query.execution_options(populate_existing=True))}
     assert len(usages) == len(set(resources))

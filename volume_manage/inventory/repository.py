@@ -22,11 +22,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from volume_manage.inventory.dialects import insert_unless_duplicate
 from volume_manage.inventory.models import (
     Event,
     Service,
@@ -179,7 +178,7 @@ def insert_volume_entries(
     """Insert many entries in `managing` at once: ((id, deleted, status, error) by id,
     refused duplicates by id).
 
-    The batch form of insert_volume_entry: one INSERT ... ON CONFLICT DO NOTHING, so the
+    The batch form of insert_volume_entry: one INSERT that skips duplicates, so the
     unique index still decides who holds an object, then one read to see who got in. Ids
     already present (a re-run) are returned as they are.
     """
@@ -188,9 +187,7 @@ def insert_volume_entries(
     rows = [_entry_row(volume_id, spec, workflow_id)
             for volume_id, spec in entries if volume_id not in before]
     if rows:
-        dialect = session.get_bind().dialect.name
-        insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        session.execute(insert_(table_of(Volume)).on_conflict_do_nothing(), rows)
+        session.execute(insert_unless_duplicate(session, table_of(Volume)), rows)
     table = table_of(Volume).c
     present = {row.id: row for row in session.execute(
         select(table.id, table.deleted, table.status, table.error).where(table.id.in_(ids)))}

@@ -6,11 +6,10 @@ Cinder's default (10 per project; `gigabytes` is shared with volumes, as in Cind
 
 Dialect-neutral. MySQL/MariaDB have no partial index: there the rule is a unique index over
 (volume_id, live_backend_ref_key), a stored generated column NULL for deleted rows (as
-0004_mysql does for volumes). Written on a branch beside 0004_mysql: when both are merged,
-`down_revision` becomes "0004" (nothing here depends on 0004, nor 0004 on this).
+0004_mysql does for volumes).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -19,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
