@@ -10,6 +10,9 @@ from activities.batch import BatchActivities
 from activities.entries import EntryActivities
 from activities.listing import ListingActivities
 from activities.manager import ManagerActivities
+from activities.snapshot_manager import SnapshotManagerActivities
+from activities.snapshot_unmanage import SnapshotUnmanageActivities
+from activities.snapshots import SnapshotApiActivities, SnapshotEntryActivities
 from activities.unmanage import UnmanageActivities
 from volume_manage.shared.types import BatchCompensation, BatchStep, Compensation
 from workflows.saga import COMPENSATION_DEADLINE
@@ -24,7 +27,9 @@ from workflows.steps import (
 )
 
 ACTIVITY_CLASSES = (ApiActivities, EntryActivities, ManagerActivities, UnmanageActivities,
-                    ListingActivities, BatchActivities)
+                    ListingActivities, BatchActivities, SnapshotApiActivities,
+                    SnapshotEntryActivities, SnapshotManagerActivities,
+                    SnapshotUnmanageActivities)
 
 
 def activity_names() -> set[str]:
