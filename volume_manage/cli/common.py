@@ -18,6 +18,7 @@ from rich.text import Text
 
 from volume_manage.sdk import ManageError, Settings, VolumeEntry, VolumeManage
 from volume_manage.shared.errors import RequestError
+from volume_manage.shared.types import SnapshotEntry
 
 T = TypeVar("T")
 
@@ -80,7 +81,8 @@ def show_ref(ref: dict[str, str]) -> str:
     return ref["source-name"] if list(ref) == ["source-name"] else json.dumps(ref)
 
 
-def print_entry(entry: VolumeEntry, as_json: bool) -> None:
+def print_entry(entry: VolumeEntry | SnapshotEntry, as_json: bool) -> None:
+    """A volume's or a snapshot's entry: JSON, or a table of its non-empty fields."""
     if as_json:
         print_json(dataclasses.asdict(entry))
         return

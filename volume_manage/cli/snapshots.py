@@ -7,7 +7,6 @@ import dataclasses
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from volume_manage import sdk
 from volume_manage.cli.common import (
@@ -18,6 +17,7 @@ from volume_manage.cli.common import (
     out,
     parse_pairs,
     parse_ref,
+    print_entry,
     print_json,
 )
 from volume_manage.shared import errors, statuses
@@ -49,7 +49,7 @@ def snapshot_manage(
         return await vm.wait_until_snapshot_done(entry.id) if wait else entry
 
     entry = call(go)
-    print_snapshot(entry, as_json)
+    print_entry(entry, as_json)
     if entry.status == statuses.ERROR_MANAGING:
         raise typer.Exit(1)
 
@@ -59,7 +59,7 @@ def snapshot_show(snapshot_id: str, as_json: bool = JsonOpt) -> None:
     entry = call(lambda vm: vm.get_snapshot(snapshot_id, include_deleted=True))
     if entry is None:
         fail(f"{errors.SNAPSHOT_NOT_FOUND}: no snapshot with id {snapshot_id!r}")
-    print_snapshot(entry, as_json)
+    print_entry(entry, as_json)
 
 
 def snapshots(
@@ -86,20 +86,10 @@ def snapshot_unmanage(snapshot_id: str, as_json: bool = JsonOpt) -> None:
     """Give a snapshot back: it leaves the inventory, the snapshot stays under its old name."""
     entry = call(lambda vm: vm.unmanage_snapshot(snapshot_id))
     if as_json:
-        print_snapshot(entry, as_json)
+        print_entry(entry, as_json)
     else:
         out.print(f"snapshot {entry.id} unmanaged; it is back on volume {entry.volume_id}")
 
-
-def print_snapshot(entry: SnapshotEntry, as_json: bool) -> None:
-    if as_json:
-        print_json(dataclasses.asdict(entry))
-        return
-    table = Table(show_header=False, box=None)
-    for key, value in dataclasses.asdict(entry).items():
-        if value not in (None, {}, ""):
-            table.add_row(Text(key, style="bold"), str(value))
-    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
