@@ -33,7 +33,7 @@ from bench.bulk import Adoption, adopt_all
 from volume_manage.drivers import rbd_fastpath
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
-from volume_manage.operations.cephcluster import CephCluster, missing_binaries
+from volume_manage.operations.cephcluster import CephCluster, not_installed
 from volume_manage.shared import naming, statuses
 from volume_manage.shared.types import DEFAULT_BATCH_SIZE
 
@@ -170,9 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database", default="sqlite", help="sqlite, postgresql, mariadb or a URL")
     parser.add_argument("--no-write", action="store_true", help="print only; no result file")
     args = parser.parse_args(argv)
-    if missing_binaries():
-        print(f"Ceph is not installed (no {', '.join(missing_binaries())}): "
-              "run scripts/setup.sh", file=sys.stderr)
+    if why := not_installed():
+        print(why, file=sys.stderr)
         return 1
     count = args.images or (QUICK_IMAGES if args.quick else IMAGES)
     result = asyncio.run(run(count, args.database, batch_size=args.batch_size,

@@ -29,7 +29,7 @@ from typing import Any
 from bench import common
 from volume_manage.drivers import rbd_fastpath
 from volume_manage.drivers.rbd import RbdDriver, RbdOptions
-from volume_manage.operations.cephcluster import CephCluster, missing_binaries
+from volume_manage.operations.cephcluster import CephCluster, not_installed
 
 STEPS = ("describe", "size + watchers", "rename")
 MEASURES = ("wall ms", "client CPU ms", "OSD CPU ms", "OSD ops")
@@ -108,9 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true", help="print only; no result file")
     args = parser.parse_args(argv)
-    if missing_binaries():
-        print(f"Ceph is not installed (no {', '.join(missing_binaries())}): "
-              "run scripts/setup.sh", file=sys.stderr)
+    if why := not_installed():
+        print(why, file=sys.stderr)
         return 1
     run(args.images, write=not args.no_write)
     return 0

@@ -43,6 +43,14 @@ def missing_binaries() -> list[str]:
     return [name for name in DAEMONS if shutil.which(name) is None]
 
 
+def not_installed() -> str | None:
+    """Why no cluster can start here (one line), or None when Ceph is installed."""
+    missing = missing_binaries()
+    if not missing:
+        return None
+    return f"Ceph is not installed (missing {', '.join(missing)}): run scripts/setup.sh"
+
+
 class CephError(RuntimeError):
     pass
 
@@ -137,10 +145,9 @@ admin socket = {d}/run/osd.0.asok
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout_s: float = 60.0) -> None:
-        missing = missing_binaries()
-        if missing:
-            raise CephError(f"Ceph is not installed (missing {', '.join(missing)}): "
-                            "run scripts/setup.sh")
+        why = not_installed()
+        if why:
+            raise CephError(why)
         for sub in ("run", "log", "mon.a", "mgr.x", "osd.0"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self._write_conf()
