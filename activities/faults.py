@@ -168,3 +168,25 @@ class FaultInjectingSnapshotDriver(FaultInjectingDriver, ManageableSnapshots):
         self.plan.check("get_manageable_snapshots")
         items: list[ManageableItem] = self.driver.get_manageable_snapshots(managed)
         return items
+
+    def list_manageable_snapshot_objects(self, *, sizes: bool = True,
+                                         progress: Progress = no_progress
+                                         ) -> ManageableListing:
+        self.plan.check("list_manageable_snapshot_objects")
+
+        def checked(done: int) -> None:
+            self.plan.check(LISTING_PROGRESS)
+            progress(done)
+
+        listed: ManageableListing = self.driver.list_manageable_snapshot_objects(
+            sizes=sizes, progress=checked)
+        return listed
+
+    def describe_manageable_snapshots(
+        self, references: Sequence[dict[str, str]], sources: Sequence[dict[str, str]],
+        managed: dict[str, str],
+    ) -> list[ManageableItem]:
+        self.plan.check("describe_manageable_snapshots")
+        items: list[ManageableItem] = self.driver.describe_manageable_snapshots(
+            references, sources, managed)
+        return items

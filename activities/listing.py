@@ -1,4 +1,8 @@
-"""Listing what could be adopted on a backend: only that backend's worker can see it."""
+"""Listing what could be adopted on a backend: only that backend's worker can see it.
+
+One activity for both resources (`ManageableQuery.resource`): volumes, and snapshots
+(Cinder's manageable_snapshots), through the same paging and the same steps, so the
+listing workflow and its recorded histories are the same for both."""
 
 from __future__ import annotations
 
@@ -12,9 +16,15 @@ from temporalio import activity
 
 from activities.errors import typed_errors
 from activities.manager import driver_errors
-from volume_manage.drivers.base import Driver, ManageableListing
+from volume_manage.drivers.base import (
+    SNAPSHOT,
+    Driver,
+    ManageableListing,
+    ManageableSnapshots,
+    cannot_adopt,
+)
 from volume_manage.inventory.db import transaction
-from volume_manage.inventory.models import Volume
+from volume_manage.inventory.models import Snapshot, Volume
 from volume_manage.shared import naming, statuses
 from volume_manage.shared.paging import page_window
 from volume_manage.shared.types import (
@@ -84,8 +94,60 @@ class ListingActivities:
                 managed.setdefault(ref["source-name"], vid)
         return managed if names is None else {n: v for n, v in managed.items() if n in wanted}
 
+    def managed_snapshots(self, backend: str, names: Iterable[str] | None = None
+                          ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+        """The snapshot entries of the backend: adopted snapshots' names (`snapshot-<id>`)
+        -> snapshot id, and the adoptions under way by (volume object name, ref name) ->
+        snapshot id (a snapshot's ref names it only on its volume's object). With `names`,
+        only the entries those `snapshot-<id>` names carry, and the adoptions under way."""
+        query = (select(Snapshot.id, Snapshot.status, Snapshot.backend_ref, Snapshot.volume_id)
+                 .where(Snapshot.backend == backend, Snapshot.deleted.is_(False)))
+        if names is not None:
+            ids = [sid for sid in map(naming.managed_snapshot_id, names) if sid]
+            query = query.where(or_(Snapshot.id.in_(ids),
+                                    Snapshot.status == statuses.MANAGING))
+        with transaction(self.database_url, readonly=True) as session:
+            rows = session.execute(query).all()
+        adopted = {naming.managed_snapshot_name(sid): sid for sid, _, _, _ in rows}
+        under_way = {(naming.managed_object_name(vid), ref["source-name"]): sid
+                     for sid, status, ref, vid in rows
+                     if status == statuses.MANAGING and "source-name" in (ref or {})}
+        return adopted, under_way
+
     @activity.defn
     def list_manageable(self, query: ManageableQuery) -> ManageablePage:
+        if query.resource == SNAPSHOT:
+            return self._list_snapshots(query)
+        return self._list_volumes(query)
+
+    def _list_snapshots(self, query: ManageableQuery) -> ManageablePage:
+        """The volume listing's steps for snapshots: list cheaply, page by (reference,
+        source), describe the page's snapshots only. A snapshot an adoption under way
+        still knows by its ref is shown already managed, as its volume would be."""
+        driver = self.driver
+        sizes = query.sort_key == "size"
+        with typed_errors(), driver_errors():
+            if not isinstance(driver, ManageableSnapshots):
+                raise cannot_adopt(driver, SNAPSHOT)
+            listed = _filtered(driver.list_manageable_snapshot_objects(
+                sizes=sizes, progress=Heartbeat("sizing" if sizes else "listing")), query)
+            sources = listed.sources or [{} for _ in listed.references]
+            positions, more = page_window(listed.references, listed.sizes, query, sources)
+            chosen = [listed.references[i] for i in positions]
+            chosen_sources = [sources[i] for i in positions]
+            adopted, under_way = self.managed_snapshots(query.backend, self._names(chosen))
+            items = driver.describe_manageable_snapshots(chosen, chosen_sources, adopted)
+            for item in items:
+                held = under_way.get(((item.source_reference or {}).get("source-name", ""),
+                                      item.reference.get("source-name", "")))
+                if held is not None:
+                    item.safe_to_manage, item.reason_not_safe = False, "already managed"
+                    item.cinder_id = held
+            return ManageablePage(items=items, total=len(listed.references), more=more,
+                                  last=chosen[-1] if chosen else None,
+                                  last_source=chosen_sources[-1] if chosen else None)
+
+    def _list_volumes(self, query: ManageableQuery) -> ManageablePage:
         # Page first, then do the per-object work for the page only. Before, the driver built
         # a full entry for each of 10,000 objects (half of the activity's time, pyinstrument
         # on bench/listing.py) and paging encoded and sorted them all (the other half),
@@ -131,10 +193,13 @@ def _filtered(listed: ManageableListing, query: ManageableQuery) -> ManageableLi
     they are adopted (`volume-<id>`), names not matching the pattern."""
     if not query.unmanaged_only and not query.pattern:
         return listed
+    adopted_id = (naming.managed_snapshot_id if query.resource == SNAPSHOT
+                  else naming.managed_volume_id)
     keep = [i for i, ref in enumerate(listed.references)
-            if not (query.unmanaged_only and naming.managed_volume_id(ref.get("source-name", "")))
+            if not (query.unmanaged_only and adopted_id(ref.get("source-name", "")))
             and (not query.pattern
                  or fnmatch.fnmatchcase(ref.get("source-name", ""), query.pattern))]
-    sizes = listed.sizes
+    sizes, sources = listed.sizes, listed.sources
     return ManageableListing([listed.references[i] for i in keep],
-                             None if sizes is None else [sizes[i] for i in keep])
+                             None if sizes is None else [sizes[i] for i in keep],
+                             None if sources is None else [sources[i] for i in keep])

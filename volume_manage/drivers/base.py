@@ -84,6 +84,10 @@ class ManageableListing:
 
     references: list[dict[str, str]]
     sizes: list[int] | None = None  # GiB, rounded up, in the same order; None if not read
+    # A snapshot listing's: the reference of the object each snapshot lives on (its volume's
+    # `{"source-name": "volume-<id>"}`), in the same order. A snapshot's reference is unique
+    # only on its object, so (reference, source) is what names it on the backend.
+    sources: list[dict[str, str]] | None = None
 
 
 # How a listing tells its caller how far it is, without the driver knowing who listens (the
@@ -215,8 +219,42 @@ class ManageableSnapshots(ABC):
 
     @abstractmethod
     def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
-        """Every snapshot on the backend; `managed` maps names to their snapshot ids (the
-        listing is issue 17's next part: it adds `source_reference`, the volume's ref)."""
+        """Every snapshot on the backend, each with its `source_reference` (the reference of
+        the object it lives on, as Cinder's); `managed` maps adopted snapshots' names
+        (`snapshot-<id>`) to their snapshot ids. (Snapshots an adoption under way still
+        knows by their ref are marked by the listing activity, not the driver.)"""
+
+    # The listing pages before describing, as for volumes (ManageableVolumes). Both calls
+    # default to get_manageable_snapshots, which suits a backend whose snapshots are cheap
+    # to describe all at once (the fake one); a driver overrides them when describing every
+    # snapshot costs more than listing them.
+
+    def list_manageable_snapshot_objects(self, *, sizes: bool = True,
+                                         progress: Progress = no_progress
+                                         ) -> ManageableListing:
+        """Every snapshot get_manageable_snapshots would list: references, sources and,
+        with `sizes`, sizes."""
+        items = self.get_manageable_snapshots({})
+        progress(len(items))
+        return ManageableListing([item.reference for item in items],
+                                 [item.size for item in items] if sizes else None,
+                                 [item.source_reference or {} for item in items])
+
+    def describe_manageable_snapshots(
+        self, references: Sequence[dict[str, str]], sources: Sequence[dict[str, str]],
+        managed: dict[str, str],
+    ) -> list[ManageableItem]:
+        """The full entries of the snapshots (references[i] on sources[i]), in their order;
+        one gone since it was listed is left out."""
+        by_name = {(_key(item.reference), _key(item.source_reference or {})): item
+                   for item in self.get_manageable_snapshots(managed)}
+        found = (by_name.get((_key(ref), _key(src)))
+                 for ref, src in zip(references, sources, strict=True))
+        return [item for item in found if item is not None]
+
+
+def _key(reference: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(reference.items()))
 
 
 def cannot_adopt(driver: object, resource: str) -> DriverError:

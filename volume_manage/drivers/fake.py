@@ -234,11 +234,12 @@ class FakeDriver(Driver, ManageableSnapshots):
             found = [(object_name, name, snap) for object_name, obj in self.objects.items()
                      for name, snap in obj.snapshots.items()]
         result = []
-        for _object_name, name, snap in found:
+        for object_name, name, snap in found:
             cinder_id = managed.get(name) or naming.managed_snapshot_id(name)
             result.append(ManageableItem(
                 reference={"source-name": name}, size=size_in_gib(snap.size_bytes),
                 safe_to_manage=cinder_id is None,
                 reason_not_safe="already managed" if cinder_id else None,
-                cinder_id=cinder_id, extra_info={"id": snap.snapshot_id}))
+                cinder_id=cinder_id, extra_info={"id": snap.snapshot_id},
+                source_reference={"source-name": object_name}))
         return result

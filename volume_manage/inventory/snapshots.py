@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -100,10 +101,8 @@ def soft_delete_snapshot(session: Session, snapshot_id: str, reason: str) -> boo
     return True
 
 
-def list_snapshots(session: Session, *, project_id: str | None = None,
-                   volume_id: str | None = None, status: str | None = None,
-                   include_deleted: bool = False, limit: int = 100) -> Sequence[Snapshot]:
-    """Newest first."""
+def _snapshots_query(*, project_id: str | None, volume_id: str | None, status: str | None,
+                     name: str | None, include_deleted: bool) -> Any:
     query = select(Snapshot)
     if not include_deleted:
         query = query.where(Snapshot.deleted.is_(False))
@@ -113,8 +112,45 @@ def list_snapshots(session: Session, *, project_id: str | None = None,
         query = query.where(Snapshot.volume_id == volume_id)
     if status:
         query = query.where(Snapshot.status == status)
-    return session.scalars(query.order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
-                           .limit(limit)).all()
+    if name is not None:
+        query = query.where(Snapshot.name == name)
+    return query
+
+
+def list_snapshots(session: Session, *, project_id: str | None = None,
+                   volume_id: str | None = None, status: str | None = None,
+                   name: str | None = None, include_deleted: bool = False, limit: int = 100,
+                   marker: str | None = None, offset: int = 0, sort_key: str = "created_at",
+                   sort_dir: str = "desc") -> Sequence[Snapshot]:
+    """Newest first by default; `sort_key` one of SNAPSHOT_SORT_KEYS, ties broken by id;
+    `marker` the id of the last snapshot of the page before (repo.MarkerNotFound if it is
+    not in the listing), then `offset` skipped and at most `limit` returned: as volumes."""
+    column: Any = {"created_at": Snapshot.created_at, "id": Snapshot.id,
+                   "name": func.coalesce(Snapshot.name, ""), "status": Snapshot.status,
+                   "size": Snapshot.size}[sort_key]
+    descending = sort_dir == "desc"
+    query = _snapshots_query(project_id=project_id, volume_id=volume_id, status=status,
+                             name=name, include_deleted=include_deleted)
+    if marker is not None:
+        last = session.execute(query.with_only_columns(column, Snapshot.id)
+                               .where(Snapshot.id == marker)).first()
+        if last is None:
+            raise repo.MarkerNotFound(marker)
+        after = (column < last[0]) if descending else (column > last[0])
+        same = and_(column == last[0], (Snapshot.id < last[1]) if descending
+                    else (Snapshot.id > last[1]))
+        query = query.where(or_(after, same))
+    order = ((column.desc(), Snapshot.id.desc()) if descending
+             else (column.asc(), Snapshot.id.asc()))
+    return session.scalars(query.order_by(*order).offset(offset).limit(limit)).all()
+
+
+def count_snapshots(session: Session, *, project_id: str | None = None,
+                    volume_id: str | None = None, status: str | None = None,
+                    name: str | None = None) -> int:
+    query = _snapshots_query(project_id=project_id, volume_id=volume_id, status=status,
+                             name=name, include_deleted=False)
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
 def to_entry(session: Session, snapshot: Snapshot) -> SnapshotEntry:
@@ -128,6 +164,7 @@ def to_entry(session: Session, snapshot: Snapshot) -> SnapshotEntry:
         provider_id=snapshot.provider_id, provider_location=snapshot.provider_location,
         error=snapshot.error, workflow_id=snapshot.workflow_id,
         created_at=_iso(snapshot.created_at), updated_at=_iso(snapshot.updated_at),
+        volume_size=snapshot.volume_size,
     )
 
 

@@ -62,6 +62,10 @@ def volume_not_found(volume_id: str) -> CinderFault:
     return CinderFault(404, f"Volume {volume_id} could not be found.")
 
 
+def snapshot_not_found(snapshot_id: str) -> CinderFault:
+    return CinderFault(404, f"Snapshot {snapshot_id} could not be found.")
+
+
 # ManageError types (the part before the dot) -> (status, Cinder's message prefix).
 _BY_TYPE: dict[str, tuple[int, str]] = {
     errors.INVALID_INPUT: (400, "Invalid input received: "),
@@ -110,6 +114,18 @@ def manage_target_fault(err: ManageError, host: str | None, cluster: str | None
     return from_manage_error(err)
 
 
+def snapshot_manage_fault(err: ManageError) -> CinderFault:
+    """A refused snapshot manage request, as Cinder's manage_existing_snapshot answers it:
+    the volume unknown or another project's is a 404, its status a 400 InvalidVolume, its
+    service down Cinder's ServiceUnavailable; a ref already managed is a 400 naming the
+    snapshot that holds it (Cinder has no such check: the driver's rename fails later)."""
+    if err.kind in (errors.SERVICE_UNAVAILABLE, errors.HOST_NOT_FOUND):
+        return CinderFault(400, f"Service is unavailable at this time. ({err.message})")
+    if err.kind == errors.ALREADY_MANAGED:
+        return CinderFault(400, f"Invalid snapshot: {err.message}")
+    return from_manage_error(err)
+
+
 def _location(loc: Sequence[int | str]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -125,7 +141,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validation_message(errors: Sequence[Any]) -> str:
+def validation_message(errors: Sequence[Any], body_key: str = "volume") -> str:
     """Cinder's schema-validation message, for the first error: it names the field. An
     unexpected field is reported before a missing one (`{"os-extend": 1}` names os-extend)."""
     error = sorted(errors, key=lambda e: e.get("type") != "extra_forbidden")[0]
@@ -134,7 +150,7 @@ def validation_message(errors: Sequence[Any]) -> str:
     if kind == "json_invalid":
         return "Malformed request body: the body is not valid JSON"
     if kind == "missing" and tuple(loc) == ("body",):
-        return "Missing required element 'volume' in request body"
+        return f"Missing required element '{body_key}' in request body"
     where = _location(loc[:-1] if kind == "extra_forbidden" else loc)
     if kind == "extra_forbidden":
         return (f"Invalid input for field/attribute {where}. Additional properties are not "
@@ -158,8 +174,9 @@ def install(app: FastAPI) -> None:
         return fault_response(fault.status, fault.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return fault_response(400, validation_message(exc.errors()))
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        key = "snapshot" if "snapshot" in request.url.path else "volume"
+        return fault_response(400, validation_message(exc.errors(), key))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

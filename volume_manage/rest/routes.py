@@ -18,17 +18,28 @@ from volume_manage.rest.faults import (
     CinderFault,
     from_manage_error,
     manage_target_fault,
+    snapshot_manage_fault,
+    snapshot_not_found,
     volume_not_found,
 )
-from volume_manage.rest.schemas import ManageBody, VolumeAction
+from volume_manage.rest.schemas import (
+    ManageBody,
+    SnapshotAction,
+    SnapshotManageBody,
+    VolumeAction,
+)
 from volume_manage.sdk import ManageError, VolumeEntry, VolumeManage
 from volume_manage.shared import validation
 from volume_manage.shared.errors import RequestError
-from volume_manage.shared.types import ManageRequest
+from volume_manage.shared.types import ManageRequest, SnapshotEntry, SnapshotRequest
 
 MANAGE_POLICY = "volume_extension:volume_manage"
 UNMANAGE_POLICY = "volume_extension:volume_unmanage"
 LIST_MANAGEABLE_POLICY = "volume_extension:list_manageable"
+# cinder/policies/manageable_snapshots.py: all three admin-only by default.
+SNAPSHOT_MANAGE_POLICY = "snapshot_extension:snapshot_manage"
+SNAPSHOT_UNMANAGE_POLICY = "snapshot_extension:snapshot_unmanage"
+SNAPSHOT_LIST_MANAGEABLE_POLICY = "snapshot_extension:list_manageable"
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 DB_MAX_INT = 0x7FFFFFFF  # Cinder's bound for offset
 # A manage request waits for the API workflow to make the entry (well under a second when
@@ -136,10 +147,13 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
     async def manageable(request: Request, ctx: CallContext, detail: bool,
                          host: str | None, cluster: str | None, marker: str | None,
                          limit: int | None, offset: int, sort: str | None,
-                         sort_key: str | None, sort_dir: str | None) -> JSONResponse:
-        """One page; past it, an HTTP `Link: <...>; rel="next"` header (see
-        views.manageable_next_link) and a body exactly Cinder's."""
-        ctx.require_admin(LIST_MANAGEABLE_POLICY)
+                         sort_key: str | None, sort_dir: str | None,
+                         snapshots: bool = False, marker_source: str | None = None
+                         ) -> JSONResponse:
+        """One page of volumes (or `snapshots`); past it, an HTTP `Link: <...>;
+        rel="next"` header (see views.manageable_next_link) and a body exactly Cinder's."""
+        ctx.require_admin(SNAPSHOT_LIST_MANAGEABLE_POLICY if snapshots
+                          else LIST_MANAGEABLE_POLICY)
         if not ctx.version.at_least(versions.MANAGE_EXISTING_CLUSTER):
             cluster = None  # Cinder ignores it before 3.17
         if bool(host) == bool(cluster):
@@ -152,17 +166,20 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                 host or cluster or "",
                 marker=marker, limit=_limit(limit), offset=_offset(offset),
                 sort=_sort(sort, sort_key, sort_dir, "reference:desc"),
-                cluster=bool(cluster))
+                cluster=bool(cluster), resource="snapshot" if snapshots else "volume",
+                marker_source=marker_source)
         except ManageError as err:
             raise from_manage_error(err, host_not_found=404) from None
         headers = {}
         if page.items and (limit is not None or page.more):
             headers["Link"] = views.manageable_next_link(request, page.items[-1],
-                                                         _limit(limit))
-        return JSONResponse(views.manageable_list(page.items, detail=detail),
+                                                         _limit(limit), snapshots=snapshots)
+        return JSONResponse(views.manageable_list(page.items, detail=detail,
+                                                  snapshots=snapshots),
                             headers=headers)
 
-    def manageable_route(detail: bool, min_version: str | None) -> Callable[..., Any]:
+    def manageable_route(detail: bool, min_version: str | None,
+                         snapshots: bool = False) -> Callable[..., Any]:
         async def handler(
             request: Request, ctx: CallContext = Ctx,
             host: str | None = Query(None, description="host@backend#pool"),
@@ -175,10 +192,11 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             if min_version:
                 ctx.require_version(min_version)
             return await manageable(request, ctx, detail, host, cluster, marker, limit,
-                                    offset, sort, sort_key, sort_dir)
+                                    offset, sort, sort_key, sort_dir, snapshots)
         return handler
 
-    def manageable_page_route(detail: bool, min_version: str | None) -> Callable[..., Any]:
+    def manageable_page_route(detail: bool, min_version: str | None,
+                              snapshots: bool = False) -> Callable[..., Any]:
         """The page after `after` (views.manageable_next_link's `uri`): marker and limit
         in the path, the rest of the listing's query as given; an offset, which openstacksdk
         repeats on every page, is ignored (the marker places the page)."""
@@ -191,9 +209,9 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
         ) -> JSONResponse:
             if min_version:
                 ctx.require_version(min_version)
-            return await manageable(request, ctx, detail, host, cluster,
-                                    views.page_marker(after), page_limit, 0, sort,
-                                    sort_key, sort_dir)
+            marker, marker_source = views.page_marker(after)
+            return await manageable(request, ctx, detail, host, cluster, marker, page_limit,
+                                    0, sort, sort_key, sort_dir, snapshots, marker_source)
         return handler
 
     async def manage_v38(request: Request, body: ManageBody,
@@ -252,6 +270,90 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
         await vm.delete_failed_volume(volume_id)
         return Response(status_code=202)
 
+    # --- snapshots ------------------------------------------------------------------
+
+    async def manage_snapshot(request: Request, body: SnapshotManageBody,
+                              ctx: CallContext = Ctx) -> JSONResponse:
+        """cinder/api/contrib/snapshot_manage.py: the volume must be the project's (404
+        otherwise, never 403), adopted, available or in-use, on a backend that is up and
+        adopts snapshots; the 202 is the v2 snapshot view of the entry in `creating`."""
+        ctx.require_admin(SNAPSHOT_MANAGE_POLICY)
+        snapshot = body.snapshot
+        ref = {"source-name": snapshot.ref} if isinstance(snapshot.ref, str) else snapshot.ref
+        if ref is None:
+            raise CinderFault(400, "Invalid input received: ref: give the snapshot on the "
+                                   "volume's object, e.g. {\"source-name\": \"snap1\"}")
+        vm = _vm(request)
+        try:
+            entry = await asyncio.wait_for(vm.manage_snapshot(SnapshotRequest(
+                volume_id=snapshot.volume_id, ref=ref, name=snapshot.name,
+                description=snapshot.description, metadata=snapshot.metadata or {},
+                project_id=ctx.project_id, user_id=ctx.identity.user_id)), MANAGE_TIMEOUT_S)
+        except TimeoutError:
+            raise CinderFault(503, f"The API worker did not answer within {MANAGE_TIMEOUT_S} "
+                                   "s; the request may still be carried out: look for the "
+                                   "snapshot with GET snapshots before asking again.") from None
+        except ManageError as err:
+            raise snapshot_manage_fault(err) from None
+        return JSONResponse({"snapshot": views.snapshot_summary(entry)}, status_code=202)
+
+    async def manage_snapshot_v38(request: Request, body: SnapshotManageBody,
+                                  ctx: CallContext = Ctx) -> JSONResponse:
+        ctx.require_version(versions.MANAGE_EXISTING_LIST)
+        return await manage_snapshot(request, body, ctx)
+
+    def snapshots_route(detail: bool) -> Callable[..., Any]:
+        async def handler(
+            request: Request, ctx: CallContext = Ctx,
+            marker: str | None = Query(None, description="id of the last snapshot seen"),
+            limit: int | None = Query(None), offset: int = Query(0),
+            sort: str | None = Query(None, description="key[:asc|desc]"),
+            sort_key: str | None = Query(None), sort_dir: str | None = Query(None),
+            status: str | None = Query(None), name: str | None = Query(None),
+            volume_id: str | None = Query(None),
+            all_tenants: str | None = Query(None, description="admins only"),
+            tenant: str | None = Query(None, alias="project_id",
+                                       description="admins, with all_tenants"),
+            with_count: str | None = Query(None, description="from 3.45"),
+        ) -> dict[str, Any]:
+            all_projects = _bool_param("all_tenants", all_tenants) and ctx.is_admin
+            selection: dict[str, Any] = {
+                "project_id": (tenant or None) if all_projects else ctx.project_id,
+                "status": views.SNAPSHOT_FILTER_STATUS.get(status or "", status),
+                "name": name, "volume_id": volume_id}
+            page_limit = _limit(limit)
+            vm = _vm(request)
+            entries = await vm.list_snapshots(
+                limit=page_limit, marker=marker, offset=_offset(offset),
+                sort=_sort(sort, sort_key, sort_dir, "created_at:desc"), **selection)
+            counted = (ctx.version.at_least(versions.SUPPORT_COUNT_INFO)
+                       and _bool_param("with_count", with_count))
+            count = await vm.count_snapshots(**selection) if counted else None
+            query = {k: v for k, v in request.query_params.items() if k != "marker"}
+            return views.snapshot_list(ctx, entries, detail=detail, limit=page_limit,
+                                       query=query, count=count)
+        return handler
+
+    async def _visible_snapshot(ctx: CallContext, vm: VolumeManage, snapshot_id: str
+                                ) -> SnapshotEntry:
+        entry = await vm.get_snapshot(snapshot_id)
+        if entry is None or not ctx.can_see(entry.project_id):
+            raise snapshot_not_found(snapshot_id)
+        return entry
+
+    async def show_snapshot(request: Request, snapshot_id: str = Path(),
+                            ctx: CallContext = Ctx) -> dict[str, Any]:
+        entry = await _visible_snapshot(ctx, _vm(request), snapshot_id)
+        return {"snapshot": views.snapshot_detail(ctx, entry)}
+
+    async def snapshot_action(request: Request, body: SnapshotAction,
+                              snapshot_id: str = Path(), ctx: CallContext = Ctx) -> Response:
+        vm = _vm(request)
+        await _visible_snapshot(ctx, vm, snapshot_id)
+        ctx.require_admin(SNAPSHOT_UNMANAGE_POLICY)
+        await vm.start_unmanage_snapshot(snapshot_id)
+        return Response(status_code=202)
+
     ok: dict[int | str, dict[str, Any]] = {202: {"description": "accepted"}}
     router.add_api_route("/os-volume-manage", manage, methods=["POST"], status_code=202,
                          summary="Manage an existing volume", responses=ok)
@@ -267,6 +369,30 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                                                                    else ""))
         router.add_api_route(path + views.PAGE_PATH, manageable_page_route(detail, min_version),
                              methods=["GET"], include_in_schema=False)
+    router.add_api_route("/os-snapshot-manage", manage_snapshot, methods=["POST"],
+                         status_code=202, summary="Manage an existing snapshot", responses=ok)
+    router.add_api_route("/manageable_snapshots", manage_snapshot_v38, methods=["POST"],
+                         status_code=202, summary="Manage an existing snapshot (3.8)",
+                         responses=ok)
+    for path, detail, min_version in (
+            ("/os-snapshot-manage", False, None), ("/os-snapshot-manage/detail", True, None),
+            ("/manageable_snapshots", False, versions.MANAGE_EXISTING_LIST),
+            ("/manageable_snapshots/detail", True, versions.MANAGE_EXISTING_LIST)):
+        router.add_api_route(path, manageable_route(detail, min_version, snapshots=True),
+                             methods=["GET"], summary="List manageable snapshots" + (
+                                 " (detail)" if detail else ""))
+        router.add_api_route(path + views.PAGE_PATH,
+                             manageable_page_route(detail, min_version, snapshots=True),
+                             methods=["GET"], include_in_schema=False)
+    router.add_api_route("/snapshots", snapshots_route(False), methods=["GET"],
+                         summary="List snapshots")
+    router.add_api_route("/snapshots/detail", snapshots_route(True), methods=["GET"],
+                         summary="List snapshots with details")
+    router.add_api_route("/snapshots/{snapshot_id}", show_snapshot, methods=["GET"],
+                         summary="Show a snapshot")
+    router.add_api_route("/snapshots/{snapshot_id}/action", snapshot_action, methods=["POST"],
+                         status_code=202, summary="Unmanage a snapshot (os-unmanage)",
+                         response_class=Response, responses=ok)
     router.add_api_route("/volumes", volumes_route(False), methods=["GET"],
                          summary="List volumes")
     router.add_api_route("/volumes/detail", volumes_route(True), methods=["GET"],

@@ -38,3 +38,26 @@ class VolumeAction(_Strict):
     """`{"os-unmanage": null}` (python-cinderclient) or `{"os-unmanage": {}}`."""
 
     os_unmanage: dict[str, Any] | None = Field(alias="os-unmanage")
+
+
+class ManageSnapshot(_Strict):
+    """cinder/api/schemas/snapshot_manage.py: `ref` an object or a string (a string names
+    the snapshot, `{"source-name": ...}`, as Cinder's RBD driver reads it); nullable here
+    as there, and then refused naming the field."""
+
+    volume_id: StrictStr = Field(description="the adopted volume the snapshot is of")
+    ref: dict[StrictStr, StrictStr] | StrictStr | None = Field(
+        description="the snapshot on the volume's object, e.g. {\"source-name\": \"snap1\"}")
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+    metadata: dict[StrictStr, StrictStr] | None = None
+
+
+class SnapshotManageBody(_Strict):
+    snapshot: ManageSnapshot
+
+
+class SnapshotAction(_Strict):
+    """`{"os-unmanage": null}` (cinder/api/schemas/snapshot_unmanage.py)."""
+
+    os_unmanage: dict[str, Any] | None = Field(alias="os-unmanage")

@@ -29,10 +29,12 @@ VOLUME_LIST_GLANCE_METADATA = "3.4"  # glance_metadata filter
 MANAGE_EXISTING_LIST = "3.8"  # /manageable_volumes (POST and GET); 404 below
 VOLUME_LIST_GROUP = "3.10"  # group_id filter
 GROUP_VOLUME = "3.13"  # detail: group_id
+GROUP_SNAPSHOTS = "3.14"  # snapshot detail: group_snapshot_id
 VOLUME_MIGRATE_CLUSTER = "3.16"  # a manage request may name a cluster instead of a host
 MANAGE_EXISTING_CLUSTER = "3.17"  # manageable listings take cluster=
 VOLUME_DETAIL_PROVIDER_ID = "3.21"  # detail: provider_id (admins)
 LIKE_FILTER = "3.34"  # name~ / status~ filters match a part
+SNAPSHOT_LIST_USER_ID = "3.41"  # snapshot detail: user_id
 SUPPORT_COUNT_INFO = "3.45"  # list: with_count=true adds count
 VOLUME_SHARED_TARGETS_AND_SERVICE_FIELDS = "3.48"  # detail: shared_targets, service_uuid
 VOLUME_TIME_COMPARISON_FILTER = "3.60"  # created_at= / updated_at= comparisons

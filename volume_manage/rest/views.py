@@ -26,7 +26,7 @@ from volume_manage.rest import versions
 from volume_manage.rest.context import CallContext
 from volume_manage.rest.faults import CinderFault
 from volume_manage.shared import statuses
-from volume_manage.shared.types import ManageableItem, VolumeEntry
+from volume_manage.shared.types import ManageableItem, SnapshotEntry, VolumeEntry
 
 # Internal statuses shown as Cinder shows them (cinder/api/v3/views/volumes.py).
 SHOWN_STATUS = {statuses.MANAGING: "creating", statuses.ERROR_MANAGING: "error",
@@ -162,23 +162,91 @@ def volume_list(ctx: CallContext, entries: list[VolumeEntry], *, detail: bool, l
     return body
 
 
-def manageable_list(items: list[ManageableItem], *, detail: bool) -> dict[str, Any]:
+def manageable_list(items: list[ManageableItem], *, detail: bool,
+                    snapshots: bool = False) -> dict[str, Any]:
+    """cinder/api/views/manageable_volumes.py, and manageable_snapshots.py (`snapshots`),
+    whose summary adds `source_reference`."""
     rows = []
     for item in items:
         row: dict[str, Any] = {"reference": item.reference, "size": item.size,
                                "safe_to_manage": item.safe_to_manage}
+        if snapshots:
+            row["source_reference"] = item.source_reference
         if detail:
             row |= {"reason_not_safe": item.reason_not_safe, "cinder_id": item.cinder_id,
                     "extra_info": item.extra_info}
         rows.append(row)
-    return {"manageable-volumes": rows}
+    return {"manageable-snapshots" if snapshots else "manageable-volumes": rows}
+
+
+# --- snapshots (cinder/api/views/snapshots.py, cinder/api/v3/views/snapshots.py) ---------
+
+# Internal statuses shown as Cinder's snapshot statuses: an adoption under way is
+# `creating` (Cinder's row is made `creating`), a failed one `error`.
+SNAPSHOT_SHOWN_STATUS = {statuses.MANAGING: "creating", statuses.ERROR_MANAGING: "error"}
+SNAPSHOT_FILTER_STATUS = {"creating": statuses.MANAGING, "error": statuses.ERROR_MANAGING}
+
+
+def snapshot_summary(entry: SnapshotEntry) -> dict[str, Any]:
+    """The base view, summary and detail alike, and the manage request's 202 (Cinder
+    answers it with this v2 view at every microversion). Until the size is known it is the
+    volume's, as Cinder's `volume_size` at the request."""
+    return {
+        "id": entry.id,
+        "created_at": cinder_time(entry.created_at),
+        "updated_at": cinder_time(entry.updated_at),
+        "name": entry.name,
+        "description": entry.description,
+        "volume_id": entry.volume_id,
+        "status": SNAPSHOT_SHOWN_STATUS.get(entry.status, entry.status),
+        "size": entry.size or entry.volume_size,
+        "metadata": dict(entry.metadata),
+    }
+
+
+def snapshot_detail(ctx: CallContext, entry: SnapshotEntry) -> dict[str, Any]:
+    """Show, the detail list: the base view, the v3 fields of the request's microversion,
+    and the extended attributes (project and progress: Cinder's policy shows them to admins
+    and the snapshot's project)."""
+    view = snapshot_summary(entry)
+    if ctx.version.at_least(versions.GROUP_SNAPSHOTS):
+        view["group_snapshot_id"] = None
+    if ctx.version.at_least(versions.SNAPSHOT_LIST_USER_ID):
+        view["user_id"] = entry.user_id
+    if ctx.version.at_least(versions.USE_QUOTA):
+        view["consumes_quota"] = True
+    if ctx.can_see(entry.project_id):
+        view["os-extended-snapshot-attributes:project_id"] = entry.project_id
+        view["os-extended-snapshot-attributes:progress"] = (
+            "100%" if entry.status == statuses.AVAILABLE else "0%")
+    return view
+
+
+def snapshot_list(ctx: CallContext, entries: list[SnapshotEntry], *, detail: bool,
+                  limit: int, query: Mapping[str, str], count: int | None = None
+                  ) -> dict[str, Any]:
+    """`{"snapshots": [...]}`, `snapshots_links` when the page is full, `count` when asked."""
+    body: dict[str, Any] = {"snapshots": [snapshot_detail(ctx, e) if detail
+                                          else snapshot_summary(e) for e in entries]}
+    if entries and len(entries) >= limit:
+        params = dict(query) | {"marker": entries[-1].id}
+        project = f"/{ctx.project_id}" if ctx.project_in_url else ""
+        path = "snapshots/detail" if detail else "snapshots"
+        body["snapshots_links"] = [{
+            "rel": "next",
+            "href": f"{ctx.base_url}/v3{project}/{path}?{urllib.parse.urlencode(params)}",
+        }]
+    if count is not None:
+        body["count"] = count
+    return body
 
 
 # A page of a manageable listing by path (see manageable_next_link).
 PAGE_PATH = "/page/{page_limit}/{after}"
 
 
-def manageable_next_link(request: Any, last: ManageableItem, limit: int) -> str:
+def manageable_next_link(request: Any, last: ManageableItem, limit: int, *,
+                         snapshots: bool = False) -> str:
     """The next page of a manageable listing, as an RFC 8288 `Link` header.
 
     Cinder's listing has no `manageable-volumes_links`, and openstacksdk, given a `limit`,
@@ -192,24 +260,33 @@ def manageable_next_link(request: Any, last: ManageableItem, limit: int) -> str:
 
     Given after every non-empty page asked with a limit (the SDK's last request gets an
     empty page and stops) and after a full page asked without one. The marker is the last
-    item's reference; the offset, which the marker replaces, is dropped.
+    item's reference; the offset, which the marker replaces, is dropped. A snapshot's page
+    path carries its volume's reference too (`[reference, source]`): two volumes may each
+    have a snapshot of that name.
     """
     marker = json.dumps(last.reference, separators=(",", ":"))
+    placed = (json.dumps([last.reference, last.source_reference or {}], separators=(",", ":"))
+              if snapshots else marker)
     params = [(key, value) for key, value in request.query_params.multi_items()
               if key not in ("marker", "offset", "limit")]
     listing = request.url.path.split("/page/")[0]
     target = request.url.replace(path=listing, query=urllib.parse.urlencode(
         [*params, ("limit", str(limit)), ("marker", marker)]))
-    after = base64.urlsafe_b64encode(marker.encode()).rstrip(b"=").decode()
+    after = base64.urlsafe_b64encode(placed.encode()).rstrip(b"=").decode()
     page = request.url.replace(path=listing + PAGE_PATH.format(page_limit=limit, after=after),
                                query="")
     return f'<{target}>; rel="next"; uri="{page}"'
 
 
-def page_marker(after: str) -> str:
-    """The marker a PAGE_PATH carries (base64url of the reference's JSON, unpadded)."""
+def page_marker(after: str) -> tuple[str, str | None]:
+    """The marker a PAGE_PATH carries (base64url of the reference's JSON, unpadded), and
+    for a snapshot listing its volume's reference (JSON), else None."""
     try:
-        return base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
+        text = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
+        value = json.loads(text) if text.startswith("[") else None
     except ValueError:
         raise CinderFault(400, "Invalid input received: marker: not a page of this "
                                "listing") from None
+    if isinstance(value, list) and len(value) == 2:
+        return json.dumps(value[0]), json.dumps(value[1])
+    return text, None

@@ -306,13 +306,28 @@ class VolumeManage:
     @translated
     async def list_snapshots(self, *, project_id: str | None = None,
                              volume_id: str | None = None, status: str | None = None,
-                             limit: int = 100) -> list[SnapshotEntry]:
-        """Live snapshot entries, newest first (a project's, a volume's, a status's)."""
-        requests.check_filters(project_id=project_id, volume_id=volume_id, status=status)
-        requests.check_page(limit, 0)
+                             name: str | None = None, limit: int = 100,
+                             marker: str | None = None, offset: int = 0,
+                             sort: str = "created_at:desc") -> list[SnapshotEntry]:
+        """Live snapshot entries, newest first by default (a project's, a volume's, a
+        status's, a name's); paged after `marker` (a snapshot id) as list_volumes."""
+        requests.check_filters(project_id=project_id, volume_id=volume_id, status=status,
+                               name=name, marker=marker)
+        requests.check_page(limit, offset)
         return await self._db(snapshots.list_snapshots, self.settings.database_url,
                               project_id=project_id, volume_id=volume_id, status=status,
-                              limit=limit)
+                              name=name, limit=limit, marker=marker, offset=offset, sort=sort)
+
+    @translated
+    async def count_snapshots(self, *, project_id: str | None = None,
+                              volume_id: str | None = None, status: str | None = None,
+                              name: str | None = None) -> int:
+        """How many live snapshot entries list_snapshots would list on every page."""
+        requests.check_filters(project_id=project_id, volume_id=volume_id, status=status,
+                               name=name)
+        return await self._db(snapshots.count_snapshots, self.settings.database_url,
+                              project_id=project_id, volume_id=volume_id, status=status,
+                              name=name)
 
     @translated
     async def unmanage_snapshot(self, snapshot_id: str) -> SnapshotEntry:
@@ -348,6 +363,8 @@ class VolumeManage:
         self, host: str, *, marker: str | None = None, limit: int | None = None,
         offset: int = 0, sort: str = "reference:desc", cluster: bool = False,
         timeout_s: float = LISTING_TIMEOUT_S, after: dict[str, str] | None = None,
+        resource: str = "volume", marker_source: str | None = None,
+        after_source: dict[str, str] | None = None,
     ) -> ManageablePage:
         """One page of what could be adopted on `host` (host@backend[#pool]; with `cluster`,
         a cluster name[@backend][#pool]), sorted and paged like Cinder's manageable_volumes;
@@ -357,14 +374,20 @@ class VolumeManage:
 
         With no `limit`, every object from there on, read a page of 1,000 at a time (each
         page within `timeout_s`): one listing of a whole backend would grow with it, and
-        its answer would outgrow what Temporal carries (2 MB: about 14,000 objects)."""
+        its answer would outgrow what Temporal carries (2 MB: about 14,000 objects).
+
+        `resource="snapshot"` lists snapshots instead (list_manageable_snapshots)."""
         if limit is None:
             return await self._every_page(host, marker=marker, offset=offset, sort=sort,
-                                          cluster=cluster, timeout_s=timeout_s, after=after)
+                                          cluster=cluster, timeout_s=timeout_s, after=after,
+                                          resource=resource, marker_source=marker_source,
+                                          after_source=after_source)
         sort_key, sort_dir = paging.parse_sort(sort)
         query = ManageableQuery(backend="", marker=paging.parse_marker(marker), limit=limit,
                                 offset=offset, sort_key=sort_key, sort_dir=sort_dir,
-                                after=after)
+                                after=after, resource=resource,
+                                marker_source=paging.parse_marker(marker_source),
+                                after_source=after_source)
         paging.check_query(query)
         validation.check_text("cluster" if cluster else "host", host)
         query.backend = await self._db(inventory.serving_backend, self.settings, host,
@@ -377,7 +400,7 @@ class VolumeManage:
             result_type=ManageablePage,
             # a backstop: the wait below ends first, says how far it got, and terminates it
             execution_timeout=timedelta(seconds=timeout_s + LISTING_GRACE_S),
-            static_summary=f"List manageable objects on {host}",
+            static_summary=f"List manageable {resource}s on {host}",
         )
         try:
             return await asyncio.wait_for(workflow_result(handle), timeout_s)
@@ -394,24 +417,41 @@ class VolumeManage:
                 f"({far})")) from None
 
     async def _every_page(self, host: str, *, marker: str | None, offset: int, sort: str,
-                          cluster: bool, timeout_s: float, after: dict[str, str] | None
-                          ) -> ManageablePage:
+                          cluster: bool, timeout_s: float, after: dict[str, str] | None,
+                          resource: str, marker_source: str | None,
+                          after_source: dict[str, str] | None) -> ManageablePage:
         """list_manageable without a limit: pages of paging.MAX_LIMIT, each bounded by its
         size when sorted by reference (the next starts after the last reference), each
         sizing the backend again when sorted by size (the next skips what came before)."""
         by_size = paging.parse_sort(sort)[0] == "size"
-        page = await self.list_manageable(
-            host, marker=marker, limit=paging.MAX_LIMIT, offset=offset, sort=sort,
-            cluster=cluster, timeout_s=timeout_s, after=after)
+        common: dict[str, Any] = {"limit": paging.MAX_LIMIT, "sort": sort, "cluster": cluster,
+                                  "timeout_s": timeout_s, "resource": resource}
+        first: dict[str, Any] = {"marker": marker, "marker_source": marker_source,
+                                 "offset": offset, "after": after, "after_source": after_source}
+        page = await self.list_manageable(host, **common, **first)
         items, total, skipped = list(page.items), page.total, offset
         while page.more and page.last is not None:
             skipped += paging.MAX_LIMIT
             page = await self.list_manageable(
-                host, limit=paging.MAX_LIMIT, sort=sort, cluster=cluster, timeout_s=timeout_s,
-                **({"marker": marker, "offset": skipped, "after": after} if by_size
-                   else {"after": page.last}))
+                host, **common, **(first | {"offset": skipped} if by_size else
+                                   {"after": page.last, "after_source": page.last_source}))
             items += page.items
-        return ManageablePage(items=items, total=total, more=0, last=page.last)
+        return ManageablePage(items=items, total=total, more=0, last=page.last,
+                              last_source=page.last_source)
+
+    async def list_manageable_snapshots(
+        self, host: str, *, marker: str | None = None, marker_source: str | None = None,
+        limit: int | None = None, offset: int = 0, sort: str = "reference:desc",
+        cluster: bool = False, timeout_s: float = LISTING_TIMEOUT_S,
+    ) -> ManageablePage:
+        """One page of the snapshots on `host` that could be adopted (Cinder's
+        manageable_snapshots), paged and sorted as list_manageable; each item's
+        `source_reference` is the reference of its volume's object. `marker` is a snapshot's
+        reference (the first one listed with it, as Cinder's); `marker_source`, its
+        volume's, tells snapshots of the same name on two volumes apart."""
+        return await self.list_manageable(
+            host, marker=marker, marker_source=marker_source, limit=limit, offset=offset,
+            sort=sort, cluster=cluster, timeout_s=timeout_s, resource="snapshot")
 
     @translated
     async def list_backends(self) -> list[results.BackendInfo]:

@@ -7,10 +7,12 @@ import dataclasses
 import uuid
 from datetime import timedelta
 
+from volume_manage.inventory import repository as repo
 from volume_manage.inventory import snapshots as snaps
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import utcnow
-from volume_manage.sdk.errors import rejected
+from volume_manage.sdk.errors import ManageError, rejected
+from volume_manage.shared import errors, paging
 from volume_manage.shared.config import Settings
 from volume_manage.shared.errors import RequestError
 from volume_manage.shared.types import SnapshotEntry, SnapshotRequest
@@ -44,10 +46,26 @@ def get_snapshot(database_url: str, snapshot_id: str, *, include_deleted: bool =
 
 
 def list_snapshots(database_url: str, *, project_id: str | None, volume_id: str | None,
-                   status: str | None, limit: int) -> list[SnapshotEntry]:
+                   status: str | None, limit: int, name: str | None = None,
+                   marker: str | None = None, offset: int = 0,
+                   sort: str = "created_at:desc") -> list[SnapshotEntry]:
+    key, direction = paging.parse_sort(sort, keys=snaps.SNAPSHOT_SORT_KEYS)
     with transaction(database_url, readonly=True) as session:
-        return [snaps.to_entry(session, row) for row in snaps.list_snapshots(
-            session, project_id=project_id, volume_id=volume_id, status=status, limit=limit)]
+        try:
+            rows = snaps.list_snapshots(
+                session, project_id=project_id, volume_id=volume_id, status=status, name=name,
+                limit=limit, marker=marker, offset=offset, sort_key=key, sort_dir=direction)
+        except repo.MarkerNotFound:
+            raise ManageError(f"{errors.MARKER_NOT_FOUND}.marker",
+                              f"Marker {marker} could not be found.") from None
+        return [snaps.to_entry(session, row) for row in rows]
+
+
+def count_snapshots(database_url: str, *, project_id: str | None, volume_id: str | None,
+                    status: str | None, name: str | None = None) -> int:
+    with transaction(database_url, readonly=True) as session:
+        return snaps.count_snapshots(session, project_id=project_id, volume_id=volume_id,
+                                     status=status, name=name)
 
 
 def live_snapshot_count(database_url: str, volume_id: str) -> int:

@@ -70,8 +70,18 @@ def parse_marker(text: str | None) -> dict[str, str] | None:
     return {"source-name": text}
 
 
+RESOURCES = ("volume", "snapshot")
+
+
 def check_query(query: ManageableQuery) -> None:
     parse_sort(f"{query.sort_key}:{query.sort_dir}")
+    if query.resource not in RESOURCES:
+        raise RequestError("resource", f"must be one of {', '.join(RESOURCES)}, got "
+                                       f"{query.resource!r}")
+    if query.marker_source is not None and query.marker is None:
+        raise RequestError("marker_source", "names the volume of a marker: give the marker")
+    if query.after_source is not None and query.after is None:
+        raise RequestError("after_source", "names the volume of a position: give after")
     if query.limit is not None and not 0 <= query.limit <= MAX_LIMIT:
         raise RequestError("limit", f"must be between 0 and {MAX_LIMIT}, got {query.limit}")
     if query.offset < 0:
@@ -84,46 +94,67 @@ def check_query(query: ManageableQuery) -> None:
 
 
 def page_positions(references: Sequence[dict[str, str]], sizes: Sequence[int] | None,
-                   query: ManageableQuery) -> list[int]:
+                   query: ManageableQuery, sources: Sequence[dict[str, str]] | None = None
+                   ) -> list[int]:
     """Which of the listed objects make the page `query` asks for, in its order (see
     `page_window`)."""
-    return page_window(references, sizes, query)[0]
+    return page_window(references, sizes, query, sources)[0]
 
 
 def page_window(references: Sequence[dict[str, str]], sizes: Sequence[int] | None,
-                query: ManageableQuery) -> tuple[list[int], int]:
+                query: ManageableQuery, sources: Sequence[dict[str, str]] | None = None
+                ) -> tuple[list[int], int]:
     """Which of the listed objects make the page `query` asks for, in its order: sorted,
     then past the marker (or the `after` position), then `offset` skipped and at most
     `limit` kept, as Cinder does; and how many objects follow the page.
 
-    `sizes` (in the same order as `references`) are read only to sort by size. Each key is
-    built once and the sort moves positions, not items. (A heap picking the first
-    `offset + limit` was no faster: it loses to the sort when the backend lists in order, as
-    the fake one does, or when the offset is deep.)
+    `sizes` (in the same order as `references`) are read only to sort by size; `sources`
+    (a snapshot listing's volume references, same order) break ties between snapshots of
+    the same name on different volumes. Each key is built once and the sort moves
+    positions, not items. (A heap picking the first `offset + limit` was no faster: it
+    loses to the sort when the backend lists in order, as the fake one does, or when the
+    offset is deep.)
     """
     check_query(query)
     keys: list[Any]
+    names: list[Any] = list(map(reference_key, references))
+    if sources is not None:
+        names = list(zip(names, map(reference_key, sources), strict=True))
     if query.sort_key == "size":
         if sizes is None:
             raise ValueError("sorting by size needs the sizes")
-        keys = list(zip(sizes, map(reference_key, references), strict=True))
+        keys = list(zip(sizes, names, strict=True))
     else:
-        keys = list(map(reference_key, references))
+        keys = names
     descending = query.sort_dir == "desc"
     if query.after is not None and query.marker is None:
-        return _window_after(keys, reference_key(query.after), descending, query)
+        after: Any = reference_key(query.after)
+        if sources is not None:
+            after = (after, reference_key(query.after_source or {}))
+        return _window_after(keys, after, descending, query)
     ordered = sorted(range(len(keys)), key=keys.__getitem__, reverse=descending)
     start = 0
     if query.marker is not None:
-        try:
-            at = references.index(query.marker)
-        except ValueError:
-            raise RequestError(
-                "marker", f"no object with reference {query.marker} on the backend") from None
-        start = ordered.index(at) + 1
+        start = _past_marker(references, sources, ordered, query)
     start += query.offset
     end = len(ordered) if query.limit is None else min(len(ordered), start + query.limit)
     return ordered[start:end], max(0, len(ordered) - end)
+
+
+def _past_marker(references: Sequence[dict[str, str]],
+                 sources: Sequence[dict[str, str]] | None, ordered: list[int],
+                 query: ManageableQuery) -> int:
+    """Where the page after the marker starts in `ordered`: past the first listed object
+    with the marker's reference (and its volume's, if given), as Cinder looks it up."""
+    marked = {i for i, ref in enumerate(references) if ref == query.marker
+              and (query.marker_source is None or sources is None
+                   or sources[i] == query.marker_source)}
+    for place, i in enumerate(ordered):
+        if i in marked:
+            return place + 1
+    on = f" on {query.marker_source}" if query.marker_source is not None else ""
+    raise RequestError(
+        "marker", f"no object with reference {query.marker}{on} on the backend")
 
 
 def _window_after(keys: list[Any], after: Any, descending: bool, query: ManageableQuery

@@ -162,6 +162,14 @@ class ManageableQuery:
     # not matching the glob: before paging, so a page holds only objects worth describing.
     unmanaged_only: bool = False
     pattern: str | None = None
+    # What is listed: "volume" (Cinder's manageable_volumes) or "snapshot"
+    # (manageable_snapshots). A snapshot's reference names it only on its volume's object,
+    # so snapshots are sorted by (reference, source reference) and a marker or position may
+    # name the volume's reference too (`marker_source`, `after_source`); a marker without it
+    # is the first snapshot with that reference in the listing's order, as Cinder's.
+    resource: str = "volume"
+    marker_source: dict[str, str] | None = None
+    after_source: dict[str, str] | None = None
 
 
 @dataclass
@@ -184,6 +192,8 @@ class ManageableItem:
     reason_not_safe: str | None = None
     cinder_id: str | None = None
     extra_info: dict[str, str] | None = None
+    # A snapshot's: the reference of the object it lives on (its volume's), as Cinder's.
+    source_reference: dict[str, str] | None = None
 
 
 @dataclass
@@ -195,6 +205,7 @@ class ManageablePage:
     # it went away between listing and describing).
     more: int = 0
     last: dict[str, str] | None = None
+    last_source: dict[str, str] | None = None  # a snapshot listing's: `last`'s volume ref
 
 
 @dataclass
@@ -378,6 +389,7 @@ class SnapshotEntry:
     workflow_id: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    volume_size: int = 0  # the volume's size at the request (Cinder's `volume_size`)
 
 
 @dataclass
