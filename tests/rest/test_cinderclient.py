@@ -20,6 +20,7 @@ from keystoneauth1 import session as ks_session
 
 from tests.support.stack import Stack
 from volume_manage.shared import naming, statuses
+from volume_manage.shared.types import SnapshotEntry
 
 CINDER = str(Path(sys.executable).parent / "cinder")
 
@@ -119,3 +120,43 @@ async def test_cinderclient_python_api(stack: Stack, served: str) -> None:
     entry = stack.volume(failed.id)
     assert entry is not None and entry.status == statuses.DELETED
     assert "vol-2" in stack.fake.objects and await call(cs.volumes.list) == []
+
+
+async def test_cinder_cli_snapshot_manage_manageable_list_unmanage(
+    stack: Stack, served: str, tmp_path: Path
+) -> None:
+    """snapshot-manage (POST os-snapshot-manage, then GET snapshots/ID),
+    snapshot-manageable-list (GET manageable_snapshots/detail) and snapshot-unmanage."""
+    stack.fake.add_object("vol-1", size_gib=2)
+    stack.fake.add_snapshot("vol-1", "snap-1")
+    stack.fake.add_snapshot("vol-1", "snap-2", size_gib=2)
+    volume = await stack.manage_and_wait("vol-1")
+
+    code, out = await cinder(served, stack, tmp_path, "snapshot-manage", volume.id, "snap-1",
+                             "--name", "daily", "--metadata", "team=storage")
+    assert code == 0, out
+    snapshot_id = field(out, "id")
+    assert (field(out, "name"), field(out, "volume_id")) == ("daily", volume.id)
+    assert field(out, "status") in ("creating", "available")
+    assert field(out, "os-extended-snapshot-attributes:project_id") == stack.project
+    entry = await stack.vm.wait_until_snapshot_done(snapshot_id)
+    assert (entry.status, entry.size, entry.metadata) == (
+        statuses.AVAILABLE, 1, {"team": "storage"})
+    assert f"snapshot-{snapshot_id}" in stack.fake.snapshot_names(f"volume-{volume.id}")
+
+    code, out = await cinder(served, stack, tmp_path, "snapshot-manageable-list", stack.host)
+    assert code == 0, out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines()
+            if line.startswith("| {")}
+    assert set(rows) == {"{'source-name': 'snap-2'}",
+                         f"{{'source-name': 'snapshot-{snapshot_id}'}}"}
+    held = rows[f"{{'source-name': 'snapshot-{snapshot_id}'}}"]
+    assert "already managed" in held and snapshot_id in held and f"volume-{volume.id}" in held
+
+    code, out = await cinder(served, stack, tmp_path, "snapshot-unmanage", snapshot_id)
+    assert code == 0, out
+    handle = stack.client.get_workflow_handle(
+        naming.unmanage_snapshot_workflow_id(snapshot_id), result_type=SnapshotEntry)
+    assert (await handle.result()).status == statuses.DELETED
+    assert stack.fake.snapshot_names(f"volume-{volume.id}") == ["snap-1", "snap-2"]
+    assert await stack.vm.list_snapshots(project_id=stack.project) == []

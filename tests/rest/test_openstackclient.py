@@ -26,6 +26,7 @@ from volume_manage.drivers.fake import FakeDriver
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
 from volume_manage.shared import naming, statuses
+from volume_manage.shared.types import SnapshotEntry
 from volume_manage.workers.build import backend_worker
 from volume_manage.workers.service import report_service
 
@@ -264,3 +265,101 @@ async def test_openstacksdk(stack: Stack, served: str, served_tokens: str) -> No
     await call(admin.block_storage.unmanage_volume, adopted.id)
     await unmanaged(stack, adopted.id)
     assert {"vol-1", "vol-2", "vol-3"} <= set(stack.fake.objects)
+
+
+async def snapshot_unmanaged(stack: Stack, snapshot_id: str) -> None:
+    handle = stack.client.get_workflow_handle(
+        naming.unmanage_snapshot_workflow_id(snapshot_id), result_type=SnapshotEntry)
+    assert (await handle.result()).status == statuses.DELETED
+
+
+async def test_openstack_cli_snapshots(stack: Stack, served: str, tmp_path: Path) -> None:
+    """volume snapshot create --remote-source, show, list, block storage snapshot
+    manageable list and volume snapshot delete --remote."""
+    stack.fake.add_object("vol-1", size_gib=2)
+    stack.fake.add_snapshot("vol-1", "snap-1")
+    stack.fake.add_snapshot("vol-1", "snap-2", size_gib=2)
+    volume = await stack.manage_and_wait("vol-1")
+    endpoint = f"{served}/v3/{stack.project}"
+
+    def cli(*args: str, version: str | None = None) -> Any:
+        return openstack(endpoint, tmp_path, *args, version=version)
+
+    created = shown(await cli("volume", "snapshot", "create", "--volume", volume.id,
+                              "--remote-source", "source-name=snap-1", "--description",
+                              "adopted", "--property", "team=storage", "-f", "json", "daily"))
+    assert (created["status"], created["name"], created["volume_id"]) == (
+        "creating", "daily", volume.id)  # the 202's view, not read again
+    entry = await stack.vm.wait_until_snapshot_done(created["id"])
+    assert (entry.status, entry.size, entry.metadata, entry.description) == (
+        statuses.AVAILABLE, 1, {"team": "storage"}, "adopted")
+
+    show, listing, manageable = await asyncio.gather(
+        cli("volume", "snapshot", "show", "daily", "-f", "json"),  # found by name
+        cli("volume", "snapshot", "list", "--long", "-f", "json"),
+        cli("block", "storage", "snapshot", "manageable", "list", stack.host, "--long",
+            "--sort", "reference:asc", "-f", "json", version="3.8"))
+    snapshot = shown(show)
+    assert (snapshot["id"], snapshot["status"], snapshot["size"]) == (entry.id, "available", 1)
+    assert (snapshot["properties"], snapshot["description"]) == ({"team": "storage"}, "adopted")
+    [row] = shown(listing)
+    assert (row["ID"], row["Name"], row["Status"], row["Size"]) == (
+        entry.id, "daily", "available", 1)
+    on = {"source-name": f"volume-{volume.id}"}
+    assert shown(manageable) == [
+        {"reference": {"source-name": "snap-2"}, "size": 2, "safe_to_manage": True,
+         "source_reference": on, "reason_not_safe": None, "cinder_id": None,
+         "extra_info": {"id": "fake-1-snap-2"}},
+        {"reference": {"source-name": f"snapshot-{entry.id}"}, "size": 1,
+         "safe_to_manage": False, "source_reference": on,
+         "reason_not_safe": "already managed", "cinder_id": entry.id,
+         "extra_info": {"id": "fake-1-snap-1"}}]
+
+    code, out, err = await cli("volume", "snapshot", "delete", "--remote", entry.id)
+    assert (code, out, err) == (0, "", "")
+    await snapshot_unmanaged(stack, entry.id)
+    assert stack.fake.snapshot_names(f"volume-{volume.id}") == ["snap-1", "snap-2"]
+
+
+async def test_openstacksdk_snapshots(stack: Stack, served: str) -> None:
+    """manage_snapshot (3.65 hard-coded, POST manageable_snapshots), manageable_snapshots
+    (every page, with and without limit) and unmanage_snapshot; a refusal as the SDK's
+    error with Cinder's message."""
+    for name in ("vol-1", "vol-2"):
+        stack.fake.add_object(name, size_gib=2)
+        stack.fake.add_snapshot(name, "daily")
+    one, two = [await stack.manage_and_wait(name) for name in ("vol-1", "vol-2")]
+    endpoint = f"{served}/v3/{stack.project}"
+    conn = connect(endpoint)
+    listing = connect(endpoint, version="3.8")
+
+    def call(method: Any, *args: Any, **kwargs: Any) -> Any:
+        return asyncio.to_thread(method, *args, **kwargs)
+
+    def every(method: Any, **kwargs: Any) -> Any:
+        return asyncio.to_thread(lambda: list(method(**kwargs)))
+
+    snapshot = await call(conn.block_storage.manage_snapshot, volume_id=one.id,
+                          ref={"source-name": "daily"}, name="sdk", metadata={"k": "v"})
+    assert (snapshot.status, snapshot.name, snapshot.volume_id) == ("creating", "sdk", one.id)
+    entry = await stack.vm.wait_until_snapshot_done(snapshot.id)
+    assert entry.status == statuses.AVAILABLE
+    got = await call(conn.block_storage.get_snapshot, snapshot.id)
+    assert (got.status, got.size, got.metadata) == ("available", 1, {"k": "v"})
+
+    whole = await every(listing.block_storage.manageable_snapshots, host=stack.host,
+                        details=True, sort="reference:asc")
+    assert [(m.reference["source-name"], m.source_reference["source-name"],
+             m.safe_to_manage) for m in whole] == [
+        ("daily", f"volume-{two.id}", True), (f"snapshot-{entry.id}", f"volume-{one.id}", False)]
+    assert whole[1].cinder_id == entry.id and whole[1].reason_not_safe == "already managed"
+    paged = await every(listing.block_storage.manageable_snapshots, host=stack.host,
+                        limit=1, sort="reference:asc")
+    assert [m.reference for m in paged] == [m.reference for m in whole]
+
+    with pytest.raises(sdk_errors.NotFoundException, match=f"Volume {stack.project}"):
+        await call(conn.block_storage.manage_snapshot, volume_id=stack.project,
+                   ref={"source-name": "daily"})
+    await call(conn.block_storage.unmanage_snapshot, snapshot.id)
+    await snapshot_unmanaged(stack, snapshot.id)
+    assert stack.fake.snapshot_names(f"volume-{one.id}") == ["daily"]
