@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -379,6 +380,55 @@ def test_after_pages_only_by_reference_and_without_a_marker(
     query = ManageableQuery(backend="b", after={"source-name": "a"}, **fields)  # type: ignore[arg-type]
     with pytest.raises(RequestError, match=words):
         paging.page_window([{"source-name": "a"}], [1], query)
+
+
+def test_snapshots_of_one_name_on_two_volumes_page_apart() -> None:
+    """A snapshot listing sorts by (reference, source); a marker with its source, or a
+    position with its source, starts the page past that very snapshot; a marker without
+    one past the first snapshot of that name, as Cinder's."""
+    refs = [{"source-name": n} for n in ("daily", "daily", "weekly", "daily")]
+    sources = [{"source-name": v} for v in ("vol-b", "vol-a", "vol-a", "vol-c")]
+    ordered = paging.page_positions(refs, None, ManageableQuery(
+        backend="b", sort_dir="asc", resource="snapshot"), sources)
+    assert ordered == [1, 0, 3, 2]
+    for marked, rest in ((0, [3, 2]), (1, [0, 3, 2]), (3, [2])):
+        query = ManageableQuery(backend="b", sort_dir="asc", resource="snapshot",
+                                marker=refs[marked], marker_source=sources[marked])
+        assert paging.page_positions(refs, None, query, sources) == rest
+        query = ManageableQuery(backend="b", sort_dir="asc", resource="snapshot", limit=5,
+                                after=refs[marked], after_source=sources[marked])
+        assert paging.page_positions(refs, None, query, sources) == rest
+    query = ManageableQuery(backend="b", sort_dir="asc", resource="snapshot",
+                            marker={"source-name": "daily"})
+    assert paging.page_positions(refs, None, query, sources) == [0, 3, 2]
+    with pytest.raises(RequestError, match=re.escape("on {'source-name': 'vol-z'}")):
+        paging.page_window(refs, None, ManageableQuery(
+            backend="b", resource="snapshot", marker=refs[0],
+            marker_source={"source-name": "vol-z"}), sources)
+    with pytest.raises(RequestError, match="resource: must be one of volume, snapshot"):
+        paging.check_query(ManageableQuery(backend="b", resource="backup"))
+
+
+def test_the_listing_activity_lists_snapshots_too(database_url: str) -> None:
+    """The activity lists snapshots through the volume listing's steps: a page by
+    (reference, source), `last_source` for the next page, sorted by size too."""
+    driver = FakeDriver()
+    driver.add_object("loose")
+    driver.add_snapshot("loose", "a")
+    driver.add_snapshot("loose", "b", size_gib=2)
+    listing = ListingActivities(database_url, driver)
+    backend = f"snaps-{uuid.uuid4().hex[:8]}@fake"
+
+    page = listing.list_manageable(ManageableQuery(backend=backend, limit=1, sort_dir="asc",
+                                                   resource="snapshot"))
+    assert [(i.reference, i.source_reference, i.safe_to_manage) for i in page.items] == [
+        ({"source-name": "a"}, {"source-name": "loose"}, True)]
+    assert (page.total, page.more, page.last_source) == (2, 1, {"source-name": "loose"})
+    by_size = listing.list_manageable(ManageableQuery(
+        backend=backend, sort_key="size", resource="snapshot"))
+    assert [(i.reference["source-name"], i.size) for i in by_size.items] == [("b", 2), ("a", 1)]
+    volumes = listing.list_manageable(ManageableQuery(backend=backend))
+    assert [i.reference for i in volumes.items] == [{"source-name": "loose"}]
 
 
 def test_a_listing_attempt_is_sized_by_its_page() -> None:

@@ -217,6 +217,24 @@ async def test_record_heartbeating_listing_history(stack: Stack) -> None:
 
 
 @record_only
+async def test_record_snapshot_listing_history(stack: Stack) -> None:
+    """A manageable snapshots listing (issue 17): the same workflow and activity as the
+    volume listing, its query naming the resource; a bounded page (one local activity) and
+    a page sorted by size (the heartbeating activity). Record only these:
+    `-k snapshot_listing`."""
+    stack.fake.add_object("vol-1")
+    for n in range(3):
+        stack.fake.add_snapshot("vol-1", f"snap-{n}", size_gib=n + 1)
+    queue = naming.backend_task_queue(stack.backend)
+    for shape, sort in (("snapshots-page", "reference:asc"), ("snapshots-sized", "size:asc")):
+        page = await stack.vm.list_manageable_snapshots(stack.host, sort=sort, limit=2)
+        assert len(page.items) == 2 and page.items[0].source_reference
+        runs = [w async for w in stack.client.list_workflows(
+            f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = '{queue}'")]
+        await save(stack, runs[0].id, shape)
+
+
+@record_only
 async def test_record_snapshot_histories(stack: Stack) -> None:
     """The snapshot workflows (issue 17): both halves' happy paths, an unwind after the
     rename, a refused request, an unmanage and an unmanage undone. Record only these:

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from tests.test_cli import cli
 from volume_manage import sdk
 from volume_manage.drivers.file import FileDriver
 from volume_manage.inventory import repository as repo
+from volume_manage.inventory import snapshots as snaps
 from volume_manage.inventory.db import transaction
-from volume_manage.inventory.models import Snapshot
+from volume_manage.inventory.models import Snapshot, utcnow
 from volume_manage.shared import errors, naming, search, statuses
 from volume_manage.shared.types import (
     Adopted,
@@ -353,6 +355,13 @@ async def test_the_cli_manages_shows_lists_and_unmanages_snapshots(
 
     code, out, _ = await cli(cli_env, "snapshot-show", entry["id"], "--json")
     assert code == 0 and json.loads(out)["id"] == entry["id"]
+    code, out, _ = await cli(cli_env, "snapshot-manageable", stack.host, "--detail", "--json")
+    assert code == 0, out
+    assert json.loads(out) == {"manageable-snapshots": [{
+        "reference": {"source-name": f"snapshot-{entry['id']}"}, "size": 1,
+        "safe_to_manage": False, "source_reference": {"source-name": f"volume-{volume.id}"},
+        "reason_not_safe": "already managed", "cinder_id": entry["id"],
+        "extra_info": {"id": "fake-1-snap-1"}}]}
     code, out, _ = await cli(cli_env, "snapshots", "--volume", volume.id, "--json")
     assert code == 0 and [s["id"] for s in json.loads(out)] == [entry["id"]]
 
@@ -402,3 +411,23 @@ async def test_steps_run_again_after_a_crash_recognise_their_effects(stack: Stac
     assert (used(stack), stack.fake.renames, stack.events(done.id)) == (usage, renames, events)
     assert await stack.vm.get_snapshot(done.id) == done
 
+
+
+async def test_the_manageable_listing_shows_an_adoption_under_way_as_managed(
+        stack: Stack) -> None:
+    """A snapshot whose entry is still `managing` has its old name on the backend; the
+    listing knows it from the entry (by volume and ref), not from the driver."""
+    volume = await adopted_volume(stack, "vol-1", "snap-1", "snap-2")
+    snapshot_id = str(uuid.uuid4())
+    with transaction(stack.database_url) as session:
+        spec = snaps.resolve_snapshot_request(
+            session, request(stack, volume.id), now=utcnow(), down_time=timedelta(hours=1))
+        snaps.insert_snapshot_entry(session, snapshot_id, spec, "made-by-hand")
+
+    page = await stack.vm.list_manageable_snapshots(stack.host, sort="reference:asc")
+
+    assert [(i.reference["source-name"], i.safe_to_manage, i.cinder_id, i.reason_not_safe)
+            for i in page.items] == [("snap-1", False, snapshot_id, "already managed"),
+                                     ("snap-2", True, None, None)]
+    with transaction(stack.database_url) as session:
+        snaps.soft_delete_snapshot(session, snapshot_id, "made by the test")
