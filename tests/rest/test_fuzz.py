@@ -15,15 +15,17 @@ from sqlalchemy import func, select
 
 from tests.support.stack import Stack
 from volume_manage.inventory.db import transaction
-from volume_manage.inventory.models import Volume
+from volume_manage.inventory.models import Snapshot, Volume
 from volume_manage.rest.faults import FAULT_NAMES
 
 EXAMPLES_PER_MODE = 40
 
 
-def volume_rows(database_url: str) -> int:
+def volume_rows(database_url: str) -> tuple[int, int]:
+    """Volume and snapshot rows: a rejected request makes neither."""
     with transaction(database_url, readonly=True) as session:
-        return int(session.scalar(select(func.count()).select_from(Volume)) or 0)
+        return (int(session.scalar(select(func.count()).select_from(Volume)) or 0),
+                int(session.scalar(select(func.count()).select_from(Snapshot)) or 0))
 
 
 async def test_fuzzed_requests_get_cinder_answers_and_leave_nothing(

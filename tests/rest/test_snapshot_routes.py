@@ -94,6 +94,11 @@ async def test_manage_show_list_and_unmanage_a_snapshot(stack: Stack,
     assert [s["id"] for s in rest["snapshots"]] == [entry.id]
     by_name = (await api.get(f"{project}/snapshots/detail?name=s1")).json()
     assert [s["id"] for s in by_name["snapshots"]] == [entry.id]
+    for query, words in (("sort=volume_id", "sort: sort key must be one of created_at"),
+                         ("marker=nope", "Marker nope could not be found."),
+                         ("limit=-1", "limit param must be positive")):
+        bad = await api.get(f"{project}/snapshots?{query}")
+        assert words in fault(bad, "itemNotFound" if "marker" in query else "badRequest")
 
     refused = await api.post(f"{project}/snapshots/{entry.id}/action",
                              json={"os-extend": {"new_size": 2}})
