@@ -71,7 +71,8 @@ async def test_hostile_manage_command_lines(
 
 
 @FAST
-@given(command=st.sampled_from(["show", "unmanage", "manageable", "quota", "delete"]),
+@given(command=st.sampled_from(["show", "unmanage", "manageable", "snapshot-manageable",
+                                 "quota", "delete"]),
        value=arg_text, extra=st.lists(arg_text, max_size=2))
 async def test_hostile_arguments_to_other_commands(
     stack: Stack, cli_env: dict[str, str], command: str, value: str, extra: list[str]
