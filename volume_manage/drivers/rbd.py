@@ -47,6 +47,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -64,6 +65,7 @@ from volume_manage.drivers.base import (
     no_progress,
     size_in_gib,
 )
+from volume_manage.drivers.rbd_directory import DirectoryRenames, encoded, errno_of
 from volume_manage.shared import naming
 from volume_manage.shared.types import Adopted, ManageableItem
 
@@ -81,8 +83,9 @@ OPEN_WINDOW = 64  # images opened at once when listing
 WATCH_TIMEOUT_S = 30.0  # Ceph's default osd_client_watch_timeout
 RBD_ID_PREFIX = "rbd_id."  # librbd's object naming an image: rbd_id.<name> holds its id
 RBD_HEADER_PREFIX = "rbd_header."  # an image's header object: rbd_header.<id>
-RBD_DIRECTORY = "rbd_directory"  # the pool's directory: name <-> id of every image
 NOSNAP = (1 << 64) - 2  # CEPH_NOSNAP: the image itself, not a snapshot
+SIZED_KEPT = 4096  # adoptions whose size step's reading is kept for their rename
+SIZED_FOR_S = 60.0  # and for how long: a feature enabled since is then seen
 # What librbd's rename does more for than its four writes (see `_rename_image`).
 RENAMED_BY_LIBRBD = (librbd.RBD_FEATURE_JOURNALING | librbd.RBD_FEATURE_MIGRATING
                      | librbd.RBD_FEATURE_OPERATIONS | librbd.RBD_FEATURE_NON_PRIMARY
@@ -127,6 +130,16 @@ class ClusterRefused(DriverError):
     retryable = False
 
 
+@dataclass(frozen=True)
+class _Sized:
+    """What an adoption's size step read of its image, at `at` (monotonic seconds)."""
+
+    name: str
+    image_id: str
+    features: int
+    at: float
+
+
 @dataclass(eq=False)
 class _Connection:
     """One librados connection and its pool context, with the calls using it: shut down
@@ -136,6 +149,7 @@ class _Connection:
     ioctx: Any
     watch_timeout: float  # the OSDs' osd_client_watch_timeout, as the client reads it
     fast: Any = None  # rbd_fastpath.FastPath: headers read without opening images, or None
+    directory: DirectoryRenames | None = None  # the pool directory's renames, grouped
     users: int = 0
     retired: bool = False
 
@@ -172,6 +186,8 @@ class RbdDriver(Driver):
         self.connect_attempts = 0  # how many connections were tried (tests read it)
         self._failed: DriverError | None = None  # the last attempt's error
         self._rbd = librbd.RBD()
+        # What each adoption's size step read of its image, for its rename moments later.
+        self._sized: OrderedDict[str, _Sized] = OrderedDict()
 
     # --- the connection -------------------------------------------------------------------
 
@@ -225,7 +241,8 @@ class RbdDriver(Driver):
             watch_timeout = float(cluster.conf_get("osd_client_watch_timeout"))
         except (librados.Error, ValueError, TypeError):
             watch_timeout = WATCH_TIMEOUT_S
-        return _Connection(cluster, ioctx, watch_timeout, self._fast_path(conf))
+        return _Connection(cluster, ioctx, watch_timeout, self._fast_path(conf),
+                           DirectoryRenames(ioctx, librados))
 
     def _fast_path(self, conf: dict[str, str]) -> Any:
         """The helper's connection, or None (not built, or it could not connect: the
@@ -421,7 +438,7 @@ class RbdDriver(Driver):
                 with image:
                     return size_in_gib(image.size())
             if connection.fast is not None and "source-name" in ref:
-                return self._size_from_header(connection, ref)
+                return self._size_from_header(connection, volume_id, ref)
             name, image = self._resolve(ioctx, ref)
             with image:
                 self._check_name(ref, name)
@@ -431,10 +448,12 @@ class RbdDriver(Driver):
                                                 "client has it open.")
                 return size_in_gib(image.size())
 
-    def _size_from_header(self, connection: _Connection, ref: dict[str, str]) -> int:
+    def _size_from_header(self, connection: _Connection, volume_id: str,
+                          ref: dict[str, str]) -> int:
         """`manage_existing_get_size` of a `source-name` ref without opening the image:
         its id object, then one read of its header (size, features, watchers), with the
-        open's answers: missing, not openable by this client, in use."""
+        open's answers: missing, not openable by this client, in use. The image's id and
+        features are kept for the adoption's rename (`_recall`)."""
         ioctx, fast = connection.ioctx, connection.fast
         name = self._image_name(ref)
         try:
@@ -450,7 +469,25 @@ class RbdDriver(Driver):
                                                    connection.watch_timeout):
             raise InvalidReference(ref, f"image {name!r} has watchers ({IN_USE}): a "
                                         "client has it open.")
+        self._remember(volume_id, _Sized(name, image_id, header.features, time.monotonic()))
         return size_in_gib(header.size)
+
+    def _remember(self, volume_id: str, sized: _Sized) -> None:
+        with self._lock:
+            self._sized[volume_id] = sized
+            while len(self._sized) > SIZED_KEPT:
+                self._sized.popitem(last=False)
+
+    def _recall(self, volume_id: str, name: str) -> tuple[str, int] | None:
+        """The image id and features the size step read of `name` for this adoption, if
+        read lately: its rename then skips reading them again (two of the five OSD calls
+        of a rename). A stale id cannot rename another image: the directory refuses a
+        source it does not list under that id, and the rename then reads it anew."""
+        with self._lock:
+            sized = self._sized.pop(volume_id, None)
+        if sized is None or sized.name != name or time.monotonic() - sized.at > SIZED_FOR_S:
+            return None
+        return sized.image_id, sized.features
 
     @staticmethod
     def _check_name(ref: dict[str, str], name: str) -> None:
@@ -492,7 +529,7 @@ class RbdDriver(Driver):
             image_id = None
             if not managed_id:
                 image_id = self._rename(ioctx, name, target, lambda: InvalidReference(
-                    ref, self._missing(ioctx, name)))
+                    ref, self._missing(ioctx, name)), self._recall(volume_id, name))
             return Adopted(provider_id=image_id or self._image_id(ioctx, target),
                            provider_location=self.ceph_pool)
 
@@ -541,7 +578,8 @@ class RbdDriver(Driver):
             return name
 
     def _rename(self, ioctx: Any, source: str, dest: str,
-                missing: Callable[[], Exception]) -> str | None:
+                missing: Callable[[], Exception],
+                known: tuple[str, int] | None = None) -> str | None:
         """Rename `source` to `dest`, where a retry may find the work done, or half done;
         the image's id if a plain rename by the driver's own writes learnt it, else None.
 
@@ -554,7 +592,7 @@ class RbdDriver(Driver):
         renamed again. Without this the cut rename was taken for done: the entry said
         `volume-<id>` while the pool still listed the old name."""
         try:
-            return self._rename_image(ioctx, source, dest)
+            return self._rename_image(ioctx, source, dest, known)
         except librbd.ImageExists:
             listed = self._cut_rename(ioctx, source, dest)
             if listed is not None:
@@ -567,7 +605,8 @@ class RbdDriver(Driver):
                 raise missing() from None
         return None
 
-    def _rename_image(self, ioctx: Any, source: str, dest: str) -> str | None:
+    def _rename_image(self, ioctx: Any, source: str, dest: str,
+                      known: tuple[str, int] | None = None) -> str | None:
         """librbd's rename of a format 2 image as its own four OSD calls, in its order
         (librbd/operation/RenameRequest.cc): read `source`'s id object, create `dest`'s
         exclusively with the same content, move the directory entry (the `rbd` class's
@@ -581,18 +620,27 @@ class RbdDriver(Driver):
         mirroring), one being migrated, one with operation features or not primary (it
         refuses those), and a format 1 image (no id object).
 
+        `known`: the image's id and features as the adoption's size step read them (the
+        first read and the features' are skipped); the directory update of concurrent
+        renames goes as one OSD operation (`rbd_directory.DirectoryRenames`).
+
         Returns the image's id, None when librbd renamed it (one OSD call spared: the
         adoption's provider id). Raises librbd's ImageNotFound / ImageExists as its rename
-        does. A directory update
-        refused after the exclusive create removes that new id object again (only this
-        call made it), so a lost race leaves no second name behind."""
-        try:
-            id_object = ioctx.read(RBD_ID_PREFIX + source)
-        except librados.ObjectNotFound:
-            self._rbd.rename(ioctx, source, dest)  # format 1, or missing: librbd says
-            return None
-        image_id = _decoded_string(id_object)
-        if image_id is None or self._features(ioctx, image_id) & RENAMED_BY_LIBRBD:
+        does. A directory update refused after the exclusive create removes that new id
+        object again (only this call made it), so a lost race leaves no second name
+        behind; one that failed otherwise (a timeout: it may have been applied) leaves it,
+        a cut rename that the retry finishes."""
+        if known is None:
+            try:
+                id_object = ioctx.read(RBD_ID_PREFIX + source)
+            except librados.ObjectNotFound:
+                self._rbd.rename(ioctx, source, dest)  # format 1, or missing: librbd says
+                return None
+            image_id = _decoded_string(id_object)
+            features = self._features(ioctx, image_id) if image_id is not None else 0
+        else:
+            (image_id, features), id_object = known, encoded(known[0])
+        if image_id is None or features & RENAMED_BY_LIBRBD:
             self._rbd.rename(ioctx, source, dest)
             return None
         with librados.WriteOpCtx() as op:
@@ -603,19 +651,29 @@ class RbdDriver(Driver):
             except librados.ObjectExists:
                 raise librbd.ImageExists(f"image {dest!r} exists") from None
         try:
-            ioctx.execute(RBD_DIRECTORY, "rbd", "dir_rename_image",
-                          _encoded(source) + _encoded(dest) + _encoded(image_id))
+            self._directory(ioctx).rename(source, dest, image_id)
         except librados.Error as err:
+            refused = (isinstance(err, librados.ObjectExists | librados.ObjectNotFound)
+                       or errno_of(err) == errno.ESTALE)
+            if not refused:
+                raise
             with contextlib.suppress(librados.ObjectNotFound):
                 ioctx.remove_object(RBD_ID_PREFIX + dest)
             if isinstance(err, librados.ObjectExists):
                 raise librbd.ImageExists(f"image {dest!r} exists") from None
-            if isinstance(err, librados.ObjectNotFound) or _errno(err) == errno.ESTALE:
-                raise librbd.ImageNotFound(f"no image {source!r} in the directory") from None
-            raise
+            if known is not None:  # the size step's id is not the one listed now: read it
+                return self._rename_image(ioctx, source, dest)
+            raise librbd.ImageNotFound(f"no image {source!r} in the directory") from None
         with contextlib.suppress(librados.ObjectNotFound):  # as librbd: its absence is fine
             ioctx.remove_object(RBD_ID_PREFIX + source)
         return image_id
+
+    def _directory(self, ioctx: Any) -> DirectoryRenames:
+        """The grouped directory renames of the connection `ioctx` belongs to."""
+        connection = self._connection
+        if connection is not None and connection.ioctx is ioctx and connection.directory:
+            return connection.directory
+        return DirectoryRenames(ioctx, librados)  # an ioctx of its own (benchmarks): alone
 
     @staticmethod
     def _features(ioctx: Any, image_id: str) -> int:
@@ -787,12 +845,6 @@ class RbdDriver(Driver):
         return result
 
 
-def _encoded(text: str) -> bytes:
-    """A Ceph-encoded string: its length (32 bits, little-endian), then its bytes."""
-    data = text.encode()
-    return len(data).to_bytes(4, "little") + data
-
-
 def _decoded_string(data: bytes) -> str | None:
     """The string a Ceph-encoded buffer holds, or None if it is not exactly one."""
     if len(data) < 4 or int.from_bytes(data[:4], "little") != len(data) - 4:
@@ -801,12 +853,6 @@ def _decoded_string(data: bytes) -> str | None:
         return bytes(data[4:]).decode()
     except UnicodeDecodeError:
         return None
-
-
-def _errno(err: Exception) -> int | None:
-    """The errno of a rados error (the bindings keep it positive)."""
-    code = getattr(err, "errno", None)
-    return abs(code) if isinstance(code, int) else None
 
 
 def _header_or_none(fast: Any, image_id: str | None) -> Any:
