@@ -8,12 +8,10 @@ database, and they hold a step for seconds on purpose.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib.util
 import json
 import re
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -23,19 +21,16 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from tests.support.held import HeldDriver
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage.cli import app as starter
-from volume_manage.drivers.fake import FakeDriver
 from volume_manage.observability import ObservabilityError, metrics, tracing, with_interceptors
 from volume_manage.shared import naming, statuses
-from volume_manage.shared.types import Adopted
 from volume_manage.workers import cli as worker
 from workflows import registry
 
 ROOT = Path(__file__).resolve().parent.parent
-# How long the held driver step waits at most for the test to release it.
-HOLD_LIMIT_S = 120.0
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
@@ -150,18 +145,6 @@ def test_a_bad_log_format_is_one_line() -> None:
     assert "Traceback" not in result.output
 
 
-@dataclasses.dataclass
-class HeldDriver(FakeDriver):
-    """The fake driver, its rename held until the test releases it: a blocked driver step
-    that lasts as long as the answers take, however loaded the machine is."""
-
-    release: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
-        self.release.wait(timeout=HOLD_LIMIT_S)
-        return super().manage_existing(volume_id, ref)
-
-
 @sqlite_only
 async def test_query_and_current_details_show_the_blocked_step(
     client: Client, database_url: str
@@ -208,7 +191,8 @@ async def test_query_and_current_details_show_the_blocked_step(
         assert running_now() == 0
         assert (await handle.query("saga_state"))["step"] == "done"
         final = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-        assert final.current_details == "done"
+        assert final.current_details.startswith("done\n")  # and the links (test_web_ui.py)
+        assert f"requested by [{entry.workflow_id}]" in final.current_details
         # the UI's event list shows each step with its volume (the activity summaries)
         history = await handle.fetch_history()
         summaries = [json.loads(e.user_metadata.summary.data) for e in history.events
