@@ -10,6 +10,7 @@ from activities.batch import BatchActivities
 from activities.entries import EntryActivities
 from activities.listing import ListingActivities
 from activities.manager import ManagerActivities
+from activities.notifications import NotificationActivities
 from activities.snapshot_manager import SnapshotManagerActivities
 from activities.snapshot_unmanage import SnapshotUnmanageActivities
 from activities.snapshots import SnapshotApiActivities, SnapshotEntryActivities
@@ -29,7 +30,7 @@ from workflows.steps import (
 ACTIVITY_CLASSES = (ApiActivities, EntryActivities, ManagerActivities, UnmanageActivities,
                     ListingActivities, BatchActivities, SnapshotApiActivities,
                     SnapshotEntryActivities, SnapshotManagerActivities,
-                    SnapshotUnmanageActivities)
+                    SnapshotUnmanageActivities, NotificationActivities)
 
 
 def activity_names() -> set[str]:
