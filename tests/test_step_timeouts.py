@@ -22,6 +22,7 @@ from workflows.steps import (
     DATABASE,
     DRIVER,
     LISTING,
+    RELAY,
     STEP_KINDS,
     attempt_timeout,
     step_kind,
@@ -55,7 +56,7 @@ def test_each_kind_of_step_gets_its_own_timeouts() -> None:
     assert DATABASE.attempt > timedelta(seconds=30)
     # The listing of a whole backend is no longer cut at the old fixed 30 s (issue 14).
     assert LISTING.attempt >= timedelta(minutes=15)
-    for kind in set(STEP_KINDS.values()):
+    for kind in set(STEP_KINDS.values()) - {RELAY}:  # the relay retries for ever
         assert kind.deadline >= kind.attempt_for(1000)  # at least one attempt of a full batch
         assert kind.deadline < COMPENSATION_DEADLINE
 

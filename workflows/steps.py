@@ -111,7 +111,8 @@ LISTING_PAGE = StepKind("listing a page", attempt=timedelta(minutes=1),
 # heartbeat mean a dead worker or a broker that stopped answering. There is no deadline:
 # it is retried (RELAY_RETRY) for as long as the broker is down, and adoptions never wait.
 RELAY = StepKind("notifications relay", attempt=timedelta(minutes=5),
-                 deadline=timedelta(days=3650), heartbeat=timedelta(seconds=30))
+                 deadline=timedelta(minutes=5),  # unused: RELAY_RETRY has no end
+                 heartbeat=timedelta(seconds=30))
 # Retry for ever, at most 5 s apart: a broker back up is used within 5 s.
 RELAY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=5), maximum_attempts=0)

@@ -6,12 +6,14 @@ whose objects tests can see; `fail` makes any activity or driver call fail by it
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from types import TracebackType
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from volume_manage.drivers.base import Driver
@@ -78,9 +80,10 @@ class Stack:
                 await self.assert_consistent()
         finally:
             if self.settings.transport_url:
-                await self.client.get_workflow_handle(
-                    naming.notifications_relay_workflow_id(self.settings.api_task_queue)
-                ).terminate("test over")
+                with contextlib.suppress(RPCError):  # a test may have ended it already
+                    await self.client.get_workflow_handle(
+                        naming.notifications_relay_workflow_id(self.settings.api_task_queue)
+                    ).terminate("test over")
             for worker in reversed(self.workers):
                 await worker.__aexit__(exc_type, exc, tb)
 

@@ -85,14 +85,11 @@ def notifications(session: Session, page: list[OutboxEvent],
     if not relayed:
         return []
     ids = {e.object_id for e in relayed}
-    volumes: dict[str, Mapping[str, Any]] = {row.id: dict(row._mapping) for row in session.execute(
-        select(table_of(Volume)).where(table_of(Volume).c.id.in_(ids)))}
-    snapshots: dict[str, Mapping[str, Any]] = {row.id: dict(row._mapping) for row in session.execute(
-        select(table_of(Snapshot)).where(table_of(Snapshot).c.id.in_(ids - volumes.keys())))}
+    volumes = _rows(session, Volume, ids)
+    snapshots = _rows(session, Snapshot, ids - volumes.keys())
     parents = {s["volume_id"] for s in snapshots.values()} - volumes.keys()
     if parents:
-        volumes.update({row.id: dict(row._mapping) for row in session.execute(
-            select(table_of(Volume)).where(table_of(Volume).c.id.in_(parents)))})
+        volumes.update(_rows(session, Volume, parents))
     started = _started_before(session, [e for e in relayed if e.event_type == MARK_ERROR])
     out: list[Notification] = []
     for event in relayed:
@@ -108,6 +105,13 @@ def notifications(session: Session, page: list[OutboxEvent],
         if made is not None:
             out.append(made)
     return out
+
+
+def _rows(session: Session, model: type[Volume] | type[Snapshot],
+          ids: set[str]) -> dict[str, Mapping[str, Any]]:
+    table = table_of(model)
+    return {row.id: dict(row._mapping)
+            for row in session.execute(select(table).where(table.c.id.in_(ids)))}
 
 
 def _started_before(session: Session, failures: list[OutboxEvent]) -> set[tuple[str, int]]:
