@@ -16,10 +16,12 @@ from workflows.manage_existing import ManageExistingWorkflow
 from workflows.manage_existing_snapshot import ManageExistingSnapshotWorkflow
 from workflows.manage_snapshot import ManageSnapshotWorkflow
 from workflows.manage_volume import ManageVolumeWorkflow
+from workflows.notifications_relay import NotificationsRelayWorkflow
 from workflows.unmanage_snapshot import UnmanageSnapshotWorkflow
 from workflows.unmanage_volume import UnmanageVolumeWorkflow
 
-API_WORKFLOWS = [ManageExistingWorkflow, BulkManageWorkflow, ManageExistingSnapshotWorkflow]
+API_WORKFLOWS = [ManageExistingWorkflow, BulkManageWorkflow, ManageExistingSnapshotWorkflow,
+                 NotificationsRelayWorkflow]
 BACKEND_WORKFLOWS = [ManageVolumeWorkflow, UnmanageVolumeWorkflow, ListManageableWorkflow,
                      ManageBatchWorkflow, ManageSnapshotWorkflow, UnmanageSnapshotWorkflow]
 ALL_WORKFLOWS = API_WORKFLOWS + BACKEND_WORKFLOWS
