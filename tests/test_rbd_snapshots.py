@@ -6,6 +6,7 @@ under its name, unprotected, with the quota as it was; unmanage and adopt again.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from temporalio.client import Client
 
 from tests.support.ceph import RbdPool
+from tests.support.processes import service_registered, wait_for
+from tests.support.rbd_stack import RbdStack
 from tests.support.stack import Stack
 from tests.test_rbd_snapshot_driver import metadata, snaps
 from tests.test_snapshots import MANAGER_STEPS, manage_and_wait, request, snapshot_usage, used
@@ -119,3 +122,34 @@ async def test_each_step_failing_leaves_the_snapshot_as_it_was(
         assert used(stack) == before, step
         assert (snaps(pool, volume.id), metadata(pool, volume.id)) == (names, {}), step
         await stack.vm.unmanage_snapshot(failed.id)
+
+
+async def test_a_backend_worker_killed_mid_snapshot_adoption_adopts_it_once(
+        rbd_stack: RbdStack) -> None:
+    """A real `worker.py backend --driver rbd` SIGKILLed after the snap was renamed and
+    protected, before the quota was committed: the worker that comes back runs the earlier
+    steps again, and they find their work done. One name, one protection, quota once,
+    nothing `managing`; the fixture's audit ends clean."""
+    stack, backend, pool = rbd_stack
+    pool.create("vol")
+    pool.cluster.rbd("snap", "create", f"{pool.name}/vol@nightly")
+    backend.start("commit_snapshot_quota:delay=5")
+    await wait_for(lambda: service_registered(stack))
+    volume = await stack.manage_and_wait("vol")
+    entry = await stack.vm.manage_snapshot(request(stack, volume.id, "nightly"))
+    target = naming.managed_snapshot_name(entry.id)
+
+    await wait_for(lambda: snaps(pool, volume.id) == {target: True}, timeout=60)
+    backend.signal(signal.SIGKILL)
+    backend.wait()
+    assert snapshot_usage(stack)[0] == (0, 1)  # reserved, not committed: killed mid-saga
+    backend.start()
+
+    done = await stack.vm.wait_until_snapshot_done(entry.id)
+    assert done.status == statuses.AVAILABLE
+    assert snaps(pool, volume.id) == {target: True}
+    assert list(metadata(pool, volume.id).values()) == [entry.id]
+    assert snapshot_usage(stack)[0] == (1, 0)
+    assert stack.events(entry.id).count("manage_existing.end") == 1
+    await stack.vm.unmanage_snapshot(done.id)
+    assert snaps(pool, volume.id) == {"nightly": False}
