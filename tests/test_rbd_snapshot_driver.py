@@ -57,7 +57,7 @@ def test_adopt_renames_protects_and_undo_gives_back_only_what_it_did(rbd_pool: R
     by_image = {"source-name": f"volume-{volume_id}@kept"}  # the image@snap form, same image
     driver.manage_existing_snapshot(second, volume_id, by_image)
     assert snaps(pool, volume_id) == {f"snapshot-{first}": True, f"snapshot-{second}": True}
-    assert metadata(pool, volume_id) == {PROTECTED_KEY + adopted.provider_id: first}
+    assert metadata(pool, volume_id) == {PROTECTED_KEY + str(adopted.provider_id): first}
 
     assert driver.revert_manage_existing_snapshot(first, volume_id, ref) is True
     assert driver.revert_manage_existing_snapshot(first, volume_id, ref) is False  # once
