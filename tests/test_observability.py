@@ -126,6 +126,35 @@ async def test_failures_are_counted_by_reason_and_compensations_by_step(
                  step="rollback_quota") == before_undo + 1
 
 
+@sqlite_only
+async def test_snapshot_adoptions_and_unmanages_are_counted(
+    client: Client, database_url: str
+) -> None:
+    from tests.test_snapshots import adopted_volume, manage_and_wait
+
+    observed = with_interceptors(client, [metrics.MetricsInterceptor()])
+    names = [("volume_manage_manages_succeeded_total", "ManageSnapshotWorkflow"),
+             ("volume_manage_manages_succeeded_total", "ManageExistingSnapshotWorkflow"),
+             ("volume_manage_unmanages_succeeded_total", "UnmanageSnapshotWorkflow"),
+             ("volume_manage_unmanages_succeeded_total", "UnmanageVolumeWorkflow")]
+
+    def values() -> list[float]:
+        text = metrics.metrics_text(None).decode()
+        return [sample(text, name, workflow=kind) or 0.0 for name, kind in names]
+
+    before = values()
+    async with Stack(observed, database_url) as stack:
+        volume = await adopted_volume(stack, "vol-1", "snap-1")
+        done = await manage_and_wait(stack, volume.id)
+        await stack.vm.unmanage_snapshot(done.id)
+        await stack.vm.unmanage(volume.id)
+    for _ in range(50):
+        if values() == [b + 1 for b in before]:
+            break
+        await asyncio.sleep(0.1)
+    assert values() == [b + 1 for b in before]
+
+
 def test_the_compensation_list_matches_the_workflows() -> None:
     registered = set()
     for path in (ROOT / "workflows").glob("*.py"):
@@ -135,7 +164,7 @@ def test_the_compensation_list_matches_the_workflows() -> None:
 
 def test_the_adoption_workflows_counted_are_registered_workflows() -> None:
     names = {workflow._Definition.must_from_class(cls).name for cls in registry.ALL_WORKFLOWS}
-    assert registry.ADOPTION_WORKFLOWS.issubset(names)
+    assert (registry.ADOPTION_WORKFLOWS | registry.UNMANAGE_WORKFLOWS).issubset(names)
 
 
 def test_a_bad_log_format_is_one_line() -> None:

@@ -30,6 +30,18 @@ Semantics:
   named `*.deleted` ("volume marked as deleted"): Cinder's three reasons, in its order.
 - Capacity: the pool's (a quota if set, else the cluster's), and free space from the
   monitor's `df`, as Cinder's `_update_volume_stats`.
+- Snapshots (`ManageableSnapshots`, Cinder's `manage_existing_snapshot`): a ref names a
+  snapshot of the adopted volume's image `volume-<volume id>` by `source-name` (its snap
+  name; `volume-<volume id>@name` is accepted, another image's `image@name` refused).
+  Adopting renames the snap to `snapshot-<id>` (one atomic update of the image's header:
+  at every moment the snap has exactly one name) and protects it, as Cinder does; a snap it
+  protected is marked in the image's metadata (PROTECTED_KEY), the mark written before the
+  protection, so undo and unmanage unprotect only what adopting protected (Cinder's
+  unmanage unprotects any protected snap without clones) and give the snap its original
+  name back (`unmanaged-<snap id>` if taken), the volume rule. Size: the snap's, in GiB
+  rounded up. Listing: every snap of every image; not safe when already managed, when it
+  has clones or is named `*.clone_snap` ("used for clone snap"), or is a backup's
+  `backup*.snap.*` ("used for volume backup"): Cinder's reasons and texts.
 - Image data is never read or written: only names, sizes and watchers.
 - An unreachable cluster (connect or operation timeout) is a retryable DriverError, so the
   step is retried. An OSD operation's timeout retires the connection (the next call makes
@@ -61,6 +73,7 @@ from volume_manage.drivers.base import (
     DriverError,
     InvalidReference,
     ManageableListing,
+    ManageableSnapshots,
     Progress,
     no_progress,
     size_in_gib,
@@ -76,6 +89,12 @@ except ImportError:  # pragma: no cover - checked when the driver is built
     librados = librbd = None
 
 IN_USE = "volume in use"
+CLONE_SNAP = "used for clone snap"  # Cinder's reasons for a snapshot not safe to manage
+BACKUP_SNAP = "used for volume backup"
+# The image metadata key saying this driver protected snapshot <RBD snap id> when it adopted
+# it (value: the snapshot's inventory id), so that giving it back unprotects only what
+# adopting protected: an operator's protection stays.
+PROTECTED_KEY = "volume_manage.protected_snap."
 MARKED_DELETED = "volume marked as deleted"
 ALREADY_MANAGED = "already managed"
 TRASH_KEY = "trash"
@@ -163,7 +182,7 @@ class _Connection:
             self.cluster.shutdown()
 
 
-class RbdDriver(Driver):
+class RbdDriver(Driver, ManageableSnapshots):
     # A batch step's calls wait on the cluster and librbd takes calls from many threads;
     # a kill cuts as many renames as are in flight, and `_rename` finishes each on retry.
     concurrent_calls = 16
@@ -702,6 +721,160 @@ class RbdDriver(Driver):
             return None
         ioctx.remove_object(RBD_ID_PREFIX + (other if listed == one else one))
         return listed
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    def _snap_name(self, volume_id: str, ref: dict[str, str]) -> str:
+        """The snap name a snapshot ref gives on volume `volume_id`'s image: `source-name`
+        (Cinder's RBD form), or `volume-<volume id>@name`; another image's `image@name` is
+        refused with the reason (it is not a snapshot of this volume)."""
+        if "source-name" not in ref:
+            raise InvalidReference(ref, "Reference must contain source-name element.",
+                                   kind="snapshot")
+        name = ref["source-name"]
+        if "@" in name:
+            image, _, name = name.rpartition("@")
+            image = image.split("/")[-1]
+            if image != naming.managed_object_name(volume_id):
+                raise InvalidReference(
+                    ref, f"names a snapshot of image {image!r}, not of volume {volume_id}'s "
+                         f"image {naming.managed_object_name(volume_id)!r}.", kind="snapshot")
+        if not name or "\x00" in name:
+            raise InvalidReference(ref, "source-name must name an RBD snapshot.",
+                                   kind="snapshot")
+        return name
+
+    @contextlib.contextmanager
+    def _volume_image(self, volume_id: str, ref: dict[str, str], *, read_only: bool,
+                      missing_ok: bool = False) -> Iterator[Any]:
+        """Volume `volume_id`'s image opened (None with `missing_ok` if it has none)."""
+        with self._calls() as ioctx:
+            try:
+                image = librbd.Image(ioctx, naming.managed_object_name(volume_id),
+                                     read_only=read_only)
+            except librbd.ImageNotFound:
+                if missing_ok:
+                    yield None
+                    return
+                raise InvalidReference(ref, f"volume {volume_id} has no image "
+                                            f"{naming.managed_object_name(volume_id)!r} in pool "
+                                            f"{self.ceph_pool!r}.", kind="snapshot") from None
+            with image:
+                yield image
+
+    def _found_snap(self, image: Any, snapshot_id: str, volume_id: str,
+                    ref: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        """(current name, librbd's snap entry) of the snapshot: under `snapshot-<id>` if a
+        run before a crash adopted it, else the one `ref` names, refused if missing or
+        another entry's."""
+        snaps = {snap["name"]: snap for snap in image.list_snaps()}
+        target = naming.managed_snapshot_name(snapshot_id)
+        if target in snaps:
+            return target, snaps[target]
+        name = self._snap_name(volume_id, ref)
+        if name not in snaps:
+            raise InvalidReference(ref, "Specified snapshot does not exist.", kind="snapshot")
+        managed_id = naming.managed_snapshot_id(name)
+        if managed_id:
+            raise AlreadyManaged(ref, managed_id, kind="snapshot")
+        return name, snaps[name]
+
+    def manage_existing_snapshot_get_size(self, snapshot_id: str, volume_id: str,
+                                          ref: dict[str, str]) -> int:
+        with self._volume_image(volume_id, ref, read_only=True) as image:
+            _, snap = self._found_snap(image, snapshot_id, volume_id, ref)
+            return size_in_gib(int(snap["size"]))
+
+    def manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                 ref: dict[str, str]) -> Adopted:
+        """Rename, then protect (Cinder's order). Each part is checked before it is done, so
+        a run again after a crash finishes what the earlier one began: renamed already, it
+        goes on to the protection; the mark is written before `protect_snap`, so a crash
+        between them leaves a mark on an unprotected snap, which undo simply removes."""
+        target = naming.managed_snapshot_name(snapshot_id)
+        with self._volume_image(volume_id, ref, read_only=False) as image:
+            name, snap = self._found_snap(image, snapshot_id, volume_id, ref)
+            if name != target:
+                image.rename_snap(name, target)
+            if (image.features() & librbd.RBD_FEATURE_LAYERING
+                    and not image.is_protected_snap(target)):
+                image.metadata_set(PROTECTED_KEY + str(snap["id"]), snapshot_id)
+                image.protect_snap(target)
+            return Adopted(provider_id=str(snap["id"]), provider_location=self.ceph_pool)
+
+    def revert_manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                        ref: dict[str, str]) -> bool:
+        return self.unmanage_snapshot(snapshot_id, volume_id, ref) is not None
+
+    def unmanage_snapshot(self, snapshot_id: str, volume_id: str,
+                          ref: dict[str, str]) -> str | None:
+        """Unprotect (only if adopting protected it, and only without clones: librbd refuses
+        to unprotect a parent), remove the mark, then rename back: the rename last, so a run
+        again after a crash still finds the snap under `snapshot-<id>` and finishes."""
+        target = naming.managed_snapshot_name(snapshot_id)
+        with self._volume_image(volume_id, ref, read_only=False, missing_ok=True) as image:
+            if image is None:
+                return None
+            snaps = {snap["name"]: snap for snap in image.list_snaps()}
+            snap = snaps.get(target)
+            if snap is None:
+                return None
+            key = PROTECTED_KEY + str(snap["id"])
+            if self._metadata(image, key) == snapshot_id:
+                if image.is_protected_snap(target) and not self._children(image, target):
+                    image.unprotect_snap(target)
+                image.metadata_remove(key)
+            try:
+                original = {"source-name": self._snap_name(volume_id, ref)}
+            except InvalidReference:
+                original = {}
+            name = naming.returned_name(original, str(snap["id"]), lambda n: n in snaps)
+            image.rename_snap(target, name)
+            return name
+
+    @staticmethod
+    def _metadata(image: Any, key: str) -> str | None:
+        try:
+            value: str = image.metadata_get(key)
+        except KeyError:
+            return None
+        return value
+
+    @staticmethod
+    def _children(image: Any, snap: str) -> list[Any]:
+        """The clones of snap `snap` (librbd's list_children2 of the snap set)."""
+        image.set_snap(snap)
+        try:
+            return list(image.list_children2())
+        finally:
+            image.set_snap(None)
+
+    def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
+        """Every snap of every image of the pool (its trash left out), Cinder's reasons in
+        its order, with "has clones" counted as used for a clone. Opens each image."""
+        result = []
+        with self._calls() as ioctx:
+            for image_name in sorted(self._rbd.list(ioctx)):
+                try:
+                    image = librbd.Image(ioctx, image_name, read_only=True)
+                except (librbd.ImageNotFound, librbd.InvalidArgument):
+                    continue  # gone since listed, or not openable by this client
+                with image:
+                    for snap in image.list_snaps():
+                        name = snap["name"]
+                        cinder_id = managed.get(name) or naming.managed_snapshot_id(name)
+                        reason = (ALREADY_MANAGED if cinder_id
+                                  else CLONE_SNAP if (name.endswith(".clone_snap")
+                                                      or self._children(image, name))
+                                  else BACKUP_SNAP if (name.startswith("backup")
+                                                       and ".snap." in name)
+                                  else None)
+                        result.append(ManageableItem(
+                            reference={"source-name": name}, size=size_in_gib(int(snap["size"])),
+                            safe_to_manage=reason is None, reason_not_safe=reason,
+                            cinder_id=cinder_id,
+                            extra_info={"id": str(snap["id"]), "image": image_name}))
+        return result
 
     # --- listing --------------------------------------------------------------------------
 
