@@ -17,7 +17,7 @@ from activities.errors import typed_errors
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import utcnow
 from volume_manage.inventory.resolve import resolve_manage_request
-from volume_manage.shared import naming, search, statuses
+from volume_manage.shared import naming, search, statuses, ui
 from volume_manage.shared.types import CastInput, ManageRequest, ManageSpec, ManageVolumeInput
 from volume_manage.shared.validation import validate_request_fields
 
@@ -58,7 +58,13 @@ class ApiActivities:
                 task_queue=naming.backend_task_queue(entry.backend),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"Adopt {entry.ref} on {entry.host or entry.cluster}",
+                static_summary=ui.plain(f"Adopt {ui.ref_text(entry.ref)} on "
+                                        f"{entry.host or entry.cluster}"),
+                static_details=ui.lines(
+                    ui.fields(volume=entry.id, name=entry.name, project=entry.project_id,
+                              user=entry.user_id),
+                    ui.adoption_links(activity.info().namespace, entry.id,
+                                      entry.workflow_id)),
                 search_attributes=search.volume_attributes(
                     entry.id, entry.project_id, entry.host or entry.backend, statuses.MANAGING),
             )

@@ -26,7 +26,7 @@ from volume_manage.inventory import repository as repo
 from volume_manage.inventory import snapshots as snaps
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import utcnow
-from volume_manage.shared import errors, events, naming, search, statuses
+from volume_manage.shared import errors, events, naming, search, statuses, ui
 from volume_manage.shared.types import (
     CreateSnapshotEntryInput,
     ManageSnapshotInput,
@@ -67,7 +67,8 @@ class SnapshotApiActivities:
                 id=workflow_id, task_queue=naming.backend_task_queue(entry.backend),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"Adopt snapshot {entry.ref} of volume {entry.volume_id}",
+                static_summary=ui.plain(f"Adopt snapshot {ui.ref_text(entry.ref)} of volume "
+                                        f"{entry.volume_id}"),
                 search_attributes=search.snapshot_attributes(
                     entry.id, entry.volume_id, entry.project_id, entry.host or entry.backend,
                     statuses.MANAGING),

@@ -19,6 +19,13 @@ if ! .venv/bin/python -c "import pymysql; pymysql.connect(host='127.0.0.1', port
     fi
 fi
 
+# And RabbitMQ (guest/guest), for the notification tests.
+if ! (echo > /dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+    if [ -x /etc/init.d/rabbitmq-server ]; then
+        /etc/init.d/rabbitmq-server start >/dev/null || true
+    fi
+fi
+
 .venv/bin/ruff check .
 .venv/bin/mypy .
 set +e

@@ -27,3 +27,34 @@ async def test_an_orphan_on_the_last_page_is_found(
     assert [(v.kind, v.subject) for v in report.violations] == [
         ("orphan_object", f"{stack.backend}:{orphan}")]
     del stack.fake.objects[orphan]
+
+
+async def test_snapshots_stuck_or_off_their_quota_are_reported(stack: Stack) -> None:
+    """A snapshot `managing` with no workflow running for it, and a `snapshots` usage that
+    the live snapshots do not account for: each a violation, gone once put right."""
+    from sqlalchemy import update
+
+    from tests.test_snapshots import adopted_volume, manage_and_wait
+    from volume_manage.inventory.db import transaction
+    from volume_manage.inventory.models import QuotaUsage, Snapshot
+
+    volume = await adopted_volume(stack, "vol-1", "snap-1")
+    done = await manage_and_wait(stack, volume.id)
+    usage = QuotaUsage.project_id == stack.project, QuotaUsage.resource == "snapshots"
+
+    def change(status: str, in_use: int) -> None:
+        with transaction(stack.database_url) as session:
+            session.execute(update(Snapshot).where(Snapshot.id == done.id).values(
+                status=status))
+            session.execute(update(QuotaUsage).where(*usage).values(in_use=in_use))
+
+    change("managing", 2)
+    report = await stack.vm.audit(project_id=stack.project, backend=stack.backend)
+    assert [(v.kind, v.subject) for v in report.violations] == [("stuck", done.id)]
+    change("available", 2)  # the quota is checked once nothing is under way
+    report = await stack.vm.audit(project_id=stack.project, backend=stack.backend)
+    assert [(v.kind, v.subject, v.detail) for v in report.violations] == [
+        ("quota", f"{stack.project}:snapshots",
+         "in use 2, reserved 0; live volumes account for 1")]
+    change("available", 1)
+    await stack.vm.unmanage_snapshot(done.id)

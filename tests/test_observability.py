@@ -8,12 +8,10 @@ database, and they hold a step for seconds on purpose.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib.util
 import json
 import re
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -23,19 +21,16 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from tests.support.held import HeldDriver
 from tests.support.processes import BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from volume_manage.cli import app as starter
-from volume_manage.drivers.fake import FakeDriver
 from volume_manage.observability import ObservabilityError, metrics, tracing, with_interceptors
 from volume_manage.shared import naming, statuses
-from volume_manage.shared.types import Adopted
 from volume_manage.workers import cli as worker
 from workflows import registry
 
 ROOT = Path(__file__).resolve().parent.parent
-# How long the held driver step waits at most for the test to release it.
-HOLD_LIMIT_S = 120.0
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
@@ -131,6 +126,35 @@ async def test_failures_are_counted_by_reason_and_compensations_by_step(
                  step="rollback_quota") == before_undo + 1
 
 
+@sqlite_only
+async def test_snapshot_adoptions_and_unmanages_are_counted(
+    client: Client, database_url: str
+) -> None:
+    from tests.test_snapshots import adopted_volume, manage_and_wait
+
+    observed = with_interceptors(client, [metrics.MetricsInterceptor()])
+    names = [("volume_manage_manages_succeeded_total", "ManageSnapshotWorkflow"),
+             ("volume_manage_manages_succeeded_total", "ManageExistingSnapshotWorkflow"),
+             ("volume_manage_unmanages_succeeded_total", "UnmanageSnapshotWorkflow"),
+             ("volume_manage_unmanages_succeeded_total", "UnmanageVolumeWorkflow")]
+
+    def values() -> list[float]:
+        text = metrics.metrics_text(None).decode()
+        return [sample(text, name, workflow=kind) or 0.0 for name, kind in names]
+
+    before = values()
+    async with Stack(observed, database_url) as stack:
+        volume = await adopted_volume(stack, "vol-1", "snap-1")
+        done = await manage_and_wait(stack, volume.id)
+        await stack.vm.unmanage_snapshot(done.id)
+        await stack.vm.unmanage(volume.id)
+    for _ in range(50):
+        if values() == [b + 1 for b in before]:
+            break
+        await asyncio.sleep(0.1)
+    assert values() == [b + 1 for b in before]
+
+
 def test_the_compensation_list_matches_the_workflows() -> None:
     registered = set()
     for path in (ROOT / "workflows").glob("*.py"):
@@ -140,7 +164,7 @@ def test_the_compensation_list_matches_the_workflows() -> None:
 
 def test_the_adoption_workflows_counted_are_registered_workflows() -> None:
     names = {workflow._Definition.must_from_class(cls).name for cls in registry.ALL_WORKFLOWS}
-    assert registry.ADOPTION_WORKFLOWS.issubset(names)
+    assert (registry.ADOPTION_WORKFLOWS | registry.UNMANAGE_WORKFLOWS).issubset(names)
 
 
 def test_a_bad_log_format_is_one_line() -> None:
@@ -148,18 +172,6 @@ def test_a_bad_log_format_is_one_line() -> None:
     assert result.exit_code == 2
     assert "log format must be one of text, json" in result.output
     assert "Traceback" not in result.output
-
-
-@dataclasses.dataclass
-class HeldDriver(FakeDriver):
-    """The fake driver, its rename held until the test releases it: a blocked driver step
-    that lasts as long as the answers take, however loaded the machine is."""
-
-    release: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-    def manage_existing(self, volume_id: str, ref: dict[str, str]) -> Adopted:
-        self.release.wait(timeout=HOLD_LIMIT_S)
-        return super().manage_existing(volume_id, ref)
 
 
 @sqlite_only
@@ -208,7 +220,8 @@ async def test_query_and_current_details_show_the_blocked_step(
         assert running_now() == 0
         assert (await handle.query("saga_state"))["step"] == "done"
         final = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-        assert final.current_details == "done"
+        assert final.current_details.startswith("done\n")  # and the links (test_web_ui.py)
+        assert f"requested by [{entry.workflow_id}]" in final.current_details
         # the UI's event list shows each step with its volume (the activity summaries)
         history = await handle.fetch_history()
         summaries = [json.loads(e.user_metadata.summary.data) for e in history.events

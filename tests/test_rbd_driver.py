@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import rados
 
 from tests.support.ceph import RbdPool, client_options
 from volume_manage.drivers import rbd_fastpath
@@ -22,6 +23,12 @@ from volume_manage.drivers.rbd import (
     ClusterUnreachable,
     RbdDriver,
     RbdOptions,
+)
+from volume_manage.drivers.rbd_directory import (
+    DirectoryRenames,
+    _Rename,
+    encoded,
+    rename_call,
 )
 from volume_manage.operations.cephcluster import CephCluster
 from volume_manage.operations.devserver import free_port
@@ -229,6 +236,68 @@ def test_a_rename_refused_by_the_directory_leaves_no_second_name(rbd_pool: RbdPo
         rbd_pool.driver.manage_existing(vid(), {"source-name": "disk"})
     assert rbd_pool.names() == ["elsewhere"]
     assert rbd_pool.id_objects() == ["disk", "elsewhere"]  # nothing under volume-<id>
+
+
+def test_renames_in_flight_share_the_directorys_operations(rbd_pool: RbdPool) -> None:
+    """A batch's renames all write the pool's one directory object: those in flight
+    together go as one OSD operation (rbd_directory.DirectoryRenames), and each image
+    still ends under exactly one name."""
+    names = [f"disk-{n}" for n in range(48)]
+    rbd_pool.create_many(names)
+    driver = rbd_pool.driver
+    volume_ids = [vid() for _ in names]
+
+    def adopt(n: int) -> None:
+        ref = {"source-name": names[n]}
+        driver.manage_existing_get_size(volume_ids[n], ref)
+        driver.manage_existing(volume_ids[n], ref)
+
+    with ThreadPoolExecutor(driver.concurrent_calls) as pool:
+        list(pool.map(adopt, range(len(names))))
+    expected = sorted(f"volume-{v}" for v in volume_ids)
+    assert rbd_pool.names() == expected and rbd_pool.id_objects() == expected
+    directory = driver._connection.directory  # type: ignore[union-attr]
+    assert directory is not None and 1 <= directory.operations <= len(names)
+
+
+def test_a_refused_rename_in_a_group_fails_alone(rbd_pool: RbdPool) -> None:
+    """One operation carries a group's renames, all or none: when one of them is refused
+    (its source is not listed under that id), the group is sent again one by one, so the
+    others are renamed and only that caller gets the refusal."""
+    rbd_pool.create_many(["a", "b", "c"])
+    with rbd_pool.cluster.admin().open_ioctx(rbd_pool.name) as ioctx:
+        ids = {name: RbdDriver._image_id(ioctx, name) for name in ("a", "b", "c")}
+        for name in ("a", "c"):  # what _rename_image writes before the directory's move
+            ioctx.write_full(f"rbd_id.{name}-new", encoded(ids[name]))
+        directory = DirectoryRenames(ioctx, rados)
+        group = [_Rename(rename_call("a", "a-new", ids["a"])),
+                 _Rename(rename_call("b", "b-new", "not-its-id")),
+                 _Rename(rename_call("c", "c-new", ids["c"]))]
+        directory._send(group)
+    assert [r.done for r in group] == [True] * 3
+    assert group[0].error is None and group[2].error is None
+    assert group[1].error is not None
+    assert directory.operations == 4  # the group, refused, then each alone
+    assert sorted(rbd_pool.names()) == ["a-new", "b", "c-new"]
+
+
+def test_a_stale_size_step_reading_renames_the_image_the_name_has_now(
+        rbd_pool: RbdPool) -> None:
+    """The rename reuses the id the size step read; if the name went to another image
+    meanwhile, the directory refuses that id and the rename reads the name again."""
+    rbd_pool.create("disk")
+    driver, volume_id, ref = rbd_pool.driver, vid(), {"source-name": "disk"}
+    assert driver.manage_existing_get_size(volume_id, ref) == 1
+    rbd_pool.rename("disk", "elsewhere")
+    rbd_pool.create("disk")
+    with rbd_pool.cluster.admin().open_ioctx(rbd_pool.name) as ioctx:
+        new_id = RbdDriver._image_id(ioctx, "disk")
+
+    adopted = driver.manage_existing(volume_id, ref)
+
+    assert adopted.provider_id == new_id
+    assert sorted(rbd_pool.names()) == sorted(["elsewhere", f"volume-{volume_id}"])
+    assert sorted(rbd_pool.id_objects()) == sorted(["elsewhere", f"volume-{volume_id}"])
 
 
 def test_a_journaled_image_is_renamed_by_librbd(rbd_pool: RbdPool) -> None:

@@ -297,3 +297,24 @@ async def test_replay_catches_a_careless_change() -> None:
     with pytest.raises(Exception, match=r"[Nn]ondeterminism"):
         await replayer.replay_workflow(history)
 
+
+
+@record_only
+async def test_record_notifications_relay(client: Any, database_url: str) -> None:
+    """The relay sending the notifications of one adoption (then terminated: it never ends
+    by itself while notifications are on)."""
+    from tests.support.bus import RABBIT_URL, Bus
+
+    bus = Bus()
+    bus.start()
+    try:
+        async with Stack(client, database_url, transport_url=RABBIT_URL,
+                         notification_topic=bus.topic) as stack:
+            stack.fake.add_object("vol-n")
+            entry = await stack.manage_and_wait("vol-n")
+            await bus.wait_for(entry.id, "volume.manage_existing.end")
+            relay = naming.notifications_relay_workflow_id(stack.settings.api_task_queue)
+            await client.get_workflow_handle(relay).terminate("recorded")
+            await save(stack, relay, "one-adoption")
+    finally:
+        bus.stop()

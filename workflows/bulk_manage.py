@@ -25,7 +25,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, TimeoutError
 
-from volume_manage.shared import errors, naming, search
+from volume_manage.shared import errors, naming, search, ui
 from volume_manage.shared.errors import RequestError
 from volume_manage.shared.paging import MAX_LIMIT as MAX_PAGE_SIZE
 from volume_manage.shared.types import (
@@ -313,6 +313,8 @@ class BulkManageWorkflow:
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(search.VOLUME_IDS, [i.volume_id for i in items])]),
                 static_summary=f"Batch {number}: {len(items)} volumes on {data.host}",
+                static_details="part of " + ui.workflow_link(workflow.info().namespace,
+                                                             _root_id()),
             )
         except ChildWorkflowError as err:  # cancelled or terminated from outside
             reason = failure_of(err)[1]
@@ -334,11 +336,13 @@ class BulkManageWorkflow:
         p = self.progress
         adopting = (f"{p.done} adopted, {p.failed} failed, {p.in_flight} in flight "
                     f"of {p.total}")
+        batches = ui.list_link(workflow.info().namespace, search.batches_query(_root_id()),
+                               "its batches")
         if not p.pages or p.finished:
-            return adopting
+            return ui.lines(adopting, batches)
         listing = (f"listed {p.listed} objects" if p.listing_finished
                    else f"listing: {p.listed} objects listed, {p.to_list} to go")
-        return f"{listing} (pages read: {p.pages}); {adopting}"
+        return ui.lines(f"{listing} (pages read: {p.pages}); {adopting}", batches)
 
     @workflow.query
     def bulk_progress(self) -> BulkProgress:

@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from volume_manage.shared import naming
+from volume_manage.shared import naming, ui
 from volume_manage.shared.types import BatchCompensation, BatchInput, BatchItem, BatchStep
 from workflows.saga import REPORT_FINISHED, SagaWorkflow, failure_of
 
@@ -72,6 +72,8 @@ class ManageBatchWorkflow(SagaWorkflow):
             for item in self.items.values():
                 if item.status == PENDING:
                     item.status, item.error = FAILED, reason
+        self.links = ui.batch_links(workflow.info().namespace, data.bulk_workflow_id,
+                                    list(self.items.values()))
         self.step = "done"
         return list(self.items.values())
 

@@ -11,7 +11,7 @@ import asyncio
 
 from temporalio import workflow
 
-from volume_manage.shared import naming
+from volume_manage.shared import naming, ui
 from volume_manage.shared.types import (
     CastInput,
     Compensation,
@@ -43,9 +43,13 @@ class ManageExistingWorkflow(SagaWorkflow):
             )
 
             self.tag(entry)  # no VolumeStatus: this workflow ends while the volume is managing
+            namespace = workflow.info().namespace
+            self.links = ui.volume_link(namespace, volume_id)
 
             self.saga.register(EntryActivities.mark_error_managing, undo)
             await self.run_step(ApiActivities.cast_manage, CastInput(entry))
+            self.links = ui.lines("adoption: " + ui.workflow_link(
+                namespace, naming.manage_volume_workflow_id(volume_id)), self.links)
         except (Exception, asyncio.CancelledError) as err:
             raise await self.compensate(err, "manage request failed") from err
         self.step = "done"

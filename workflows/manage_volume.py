@@ -14,7 +14,7 @@ import asyncio
 
 from temporalio import workflow
 
-from volume_manage.shared import naming, statuses
+from volume_manage.shared import naming, statuses, ui
 from volume_manage.shared.types import (
     Compensation,
     FinishInput,
@@ -40,6 +40,7 @@ class ManageVolumeWorkflow(SagaWorkflow):
         # breaks queries that replay a running workflow (docs/architecture.md).
         reports_finished = workflow.patched(REPORT_FINISHED)
         self.tag_unless_started_tagged(entry, statuses.MANAGING)
+        self.links = ui.adoption_links(workflow.info().namespace, entry.id, entry.workflow_id)
         # The whole saga list is registered before the first step, each undo beside the
         # step it undoes. Every undo is a no-op when its step never ran, and a run resumed
         # after a worker died in the middle of unwinding must finish the whole unwind,

@@ -16,17 +16,24 @@ from workflows.manage_existing import ManageExistingWorkflow
 from workflows.manage_existing_snapshot import ManageExistingSnapshotWorkflow
 from workflows.manage_snapshot import ManageSnapshotWorkflow
 from workflows.manage_volume import ManageVolumeWorkflow
+from workflows.notifications_relay import NotificationsRelayWorkflow
 from workflows.unmanage_snapshot import UnmanageSnapshotWorkflow
 from workflows.unmanage_volume import UnmanageVolumeWorkflow
 
-API_WORKFLOWS = [ManageExistingWorkflow, BulkManageWorkflow, ManageExistingSnapshotWorkflow]
+API_WORKFLOWS = [ManageExistingWorkflow, BulkManageWorkflow, ManageExistingSnapshotWorkflow,
+                 NotificationsRelayWorkflow]
 BACKEND_WORKFLOWS = [ManageVolumeWorkflow, UnmanageVolumeWorkflow, ListManageableWorkflow,
                      ManageBatchWorkflow, ManageSnapshotWorkflow, UnmanageSnapshotWorkflow]
 ALL_WORKFLOWS = API_WORKFLOWS + BACKEND_WORKFLOWS
 
-# The workflows that adopt volumes: their starts, successes and failures are "manages".
+# The workflows that adopt volumes or snapshots: their starts, successes and failures are
+# "manages" (the `workflow` label tells the kind); those that give them back, "unmanages".
 ADOPTION_WORKFLOWS = frozenset({naming.MANAGE_EXISTING_WORKFLOW, naming.MANAGE_VOLUME_WORKFLOW,
-                                naming.MANAGE_BATCH_WORKFLOW})
+                                naming.MANAGE_BATCH_WORKFLOW,
+                                naming.MANAGE_EXISTING_SNAPSHOT_WORKFLOW,
+                                naming.MANAGE_SNAPSHOT_WORKFLOW})
+UNMANAGE_WORKFLOWS = frozenset({naming.UNMANAGE_VOLUME_WORKFLOW,
+                                naming.UNMANAGE_SNAPSHOT_WORKFLOW})
 
 # The activities the workflows above register with `saga.register`: the steps that undo
 # another. tests/test_observability.py checks this list against the workflows' source.

@@ -24,7 +24,7 @@ from temporalio.exceptions import (
     ChildWorkflowError,
 )
 
-from volume_manage.shared import search
+from volume_manage.shared import search, ui
 from volume_manage.shared.types import (
     BatchCompensation,
     Compensation,
@@ -138,6 +138,8 @@ class SagaWorkflow:
         self.saga = Saga()
         self._step = "starting"
         self.tagged = False
+        self.reason = ""  # why it failed, for the UI's current details
+        self.links = ""  # Markdown the UI shows under how it ended (volume_manage/shared/ui.py)
 
     @property
     def step(self) -> str:
@@ -149,11 +151,14 @@ class SagaWorkflow:
         instead of naming the last step (details are metadata: replay is unaffected)."""
         self._step = value
         if value == "done":
-            workflow.set_current_details("done")
+            workflow.set_current_details(ui.lines("done", self.links))
         elif value == "failed":
-            workflow.set_current_details(
-                f"failed; compensations run: {self.saga.unwound or 'none'}"
-                + (f"; could not run: {self.saga.failed}" if self.saga.failed else ""))
+            could_not = ", ".join(self.saga.failed)
+            workflow.set_current_details(ui.lines(
+                f"**failed**: {ui.text(self.reason)}" if self.reason else "**failed**",
+                f"compensations run: {ui.text(', '.join(self.saga.unwound) or 'none')}",
+                f"compensations that could not run: {ui.text(could_not)}" if could_not else "",
+                self.links))
 
     def tag(self, entry: VolumeEntry, status: str | None = None) -> None:
         """Let the UI and `list_workflows` find this workflow by volume, project and backend
@@ -203,7 +208,8 @@ class SagaWorkflow:
         """Unwind the saga; return what the workflow should raise (cancellation stays one)."""
         self.step = "compensating"
         workflow.set_current_details(f"compensating: {self.saga.pending}")
-        await self.saga.unwind(failure_of(err)[1])
+        self.reason = failure_of(err)[1]
+        await self.saga.unwind(self.reason)
         self.step = "failed"
         if isinstance(err, asyncio.CancelledError):
             return err

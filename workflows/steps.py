@@ -105,6 +105,18 @@ LISTING = StepKind("listing", attempt=timedelta(hours=1), deadline=timedelta(hou
 LISTING_PAGE = StepKind("listing a page", attempt=timedelta(minutes=1),
                         per_object=timedelta(milliseconds=100), deadline=timedelta(hours=1))
 
+# The notifications relay's step (activities/notifications.py): waits up to 10 s for new
+# events, heartbeating every 0.2 s while it waits and every 100 notifications while it
+# sends, then sends a page of at most 500. Five minutes bound an attempt; 30 s without a
+# heartbeat mean a dead worker or a broker that stopped answering. There is no deadline:
+# it is retried (RELAY_RETRY) for as long as the broker is down, and adoptions never wait.
+RELAY = StepKind("notifications relay", attempt=timedelta(minutes=5),
+                 deadline=timedelta(minutes=5),  # unused: RELAY_RETRY has no end
+                 heartbeat=timedelta(seconds=30))
+# Retry for ever, at most 5 s apart: a broker back up is used within 5 s.
+RELAY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=5), maximum_attempts=0)
+
 STEP_KINDS: dict[str, StepKind] = {
     # ManageExistingWorkflow (the API worker)
     "validate_manage_request": DATABASE,
@@ -164,6 +176,8 @@ STEP_KINDS: dict[str, StepKind] = {
     "driver_unmanage_snapshot": DRIVER,
     "readopt_snapshot": DRIVER,
     "finish_unmanage_snapshot": DATABASE,
+    # NotificationsRelayWorkflow (the API worker)
+    "relay_notifications": RELAY,
 }
 
 

@@ -11,7 +11,7 @@ import asyncio
 
 from temporalio import workflow
 
-from volume_manage.shared import naming, statuses
+from volume_manage.shared import naming, statuses, ui
 from volume_manage.shared.types import Compensation, UnmanageInput, VolumeEntry
 from workflows.saga import SagaWorkflow
 
@@ -28,6 +28,7 @@ class UnmanageVolumeWorkflow(SagaWorkflow):
             self.saga.register(UnmanageActivities.restore_status, undo)
             entry: VolumeEntry = await self.run_step(UnmanageActivities.start_unmanage, data)
             self.tag(entry, statuses.UNMANAGING)
+            self.links = ui.volume_link(workflow.info().namespace, entry.id)
 
             self.saga.register(UnmanageActivities.readopt, undo)
             await self.run_step(UnmanageActivities.driver_unmanage, entry)

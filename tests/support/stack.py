@@ -6,12 +6,14 @@ whose objects tests can see; `fail` makes any activity or driver call fail by it
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from types import TracebackType
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from volume_manage.drivers.base import Driver
@@ -19,6 +21,7 @@ from volume_manage.drivers.fake import FakeDriver
 from volume_manage.inventory import quota
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
+from volume_manage.notifications.relay import start_relay
 from volume_manage.sdk import VolumeManage
 from volume_manage.shared import naming
 from volume_manage.shared.config import Settings
@@ -31,15 +34,18 @@ from volume_manage.workers.service import report_service
 class Stack:
     def __init__(self, client: Client, database_url: str, *, driver: Driver | None = None,
                  zone: str = "nova", backend_in_process: bool = True,
-                 backend_driver: str | None = None) -> None:
+                 backend_driver: str | None = None, transport_url: str | None = None,
+                 notification_topic: str = "notifications") -> None:
         """`backend_driver` names the backend's driver when its worker is not in this
-        process (a `worker.py backend --driver file` of the test's); else it is `driver`'s."""
+        process (a `worker.py backend --driver file` of the test's); else it is `driver`'s.
+        With `transport_url` the API worker relays notifications, as `worker.py api` does."""
         tag = uuid.uuid4().hex[:8]
         self.client = client
         self.database_url = database_url
         self.settings = Settings(
             temporal_address="", temporal_namespace="default", database_url=database_url,
             api_task_queue=f"volume-api-{tag}", service_down_time_s=60,
+            transport_url=transport_url, notification_topic=notification_topic,
         )
         self.vm = VolumeManage(self.settings, client=client)  # the SDK, on this stack's queues
         self.faults = FaultPlan()
@@ -64,6 +70,7 @@ class Stack:
                                                self.driver, faults=self.faults))
         for worker in self.workers:
             await worker.__aenter__()
+        await start_relay(self.client, self.settings)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -72,6 +79,11 @@ class Stack:
             if exc_type is None:
                 await self.assert_consistent()
         finally:
+            if self.settings.transport_url:
+                with contextlib.suppress(RPCError):  # a test may have ended it already
+                    await self.client.get_workflow_handle(
+                        naming.notifications_relay_workflow_id(self.settings.api_task_queue)
+                    ).terminate("test over")
             for worker in reversed(self.workers):
                 await worker.__aexit__(exc_type, exc, tb)
 

@@ -4,8 +4,8 @@ Split as Cinder splits it (cinder/volume/driver.py): what every driver has (`Dri
 pool, its capabilities), and one interface per resource it can adopt — `ManageableVolumes`
 (Cinder's ManageableVD: size, adopt, list, give back) and `ManageableSnapshots` (Cinder's
 ManageableSnapshotsVD). A driver declares what it adopts by the interfaces it implements,
-and `driver.adopts` tells the worker and the scheduler (fake: volumes and snapshots; file
-and rbd: volumes; the backend worker reports it with its capabilities, so a request a
+and `driver.adopts` tells the worker and the scheduler (fake and rbd: volumes and
+snapshots; file: volumes; the backend worker reports it with its capabilities, so a request a
 backend cannot serve is refused before anything is written). Every adopting call is
 idempotent, because an activity may run it again after a crash.
 

@@ -30,6 +30,18 @@ Semantics:
   named `*.deleted` ("volume marked as deleted"): Cinder's three reasons, in its order.
 - Capacity: the pool's (a quota if set, else the cluster's), and free space from the
   monitor's `df`, as Cinder's `_update_volume_stats`.
+- Snapshots (`ManageableSnapshots`, Cinder's `manage_existing_snapshot`): a ref names a
+  snapshot of the adopted volume's image `volume-<volume id>` by `source-name` (its snap
+  name; `volume-<volume id>@name` is accepted, another image's `image@name` refused).
+  Adopting renames the snap to `snapshot-<id>` (one atomic update of the image's header:
+  at every moment the snap has exactly one name) and protects it, as Cinder does; a snap it
+  protected is marked in the image's metadata (PROTECTED_KEY), the mark written before the
+  protection, so undo and unmanage unprotect only what adopting protected (Cinder's
+  unmanage unprotects any protected snap without clones) and give the snap its original
+  name back (`unmanaged-<snap id>` if taken), the volume rule. Size: the snap's, in GiB
+  rounded up. Listing: every snap of every image; not safe when already managed, when it
+  has clones or is named `*.clone_snap` ("used for clone snap"), or is a backup's
+  `backup*.snap.*` ("used for volume backup"): Cinder's reasons and texts.
 - Image data is never read or written: only names, sizes and watchers.
 - An unreachable cluster (connect or operation timeout) is a retryable DriverError, so the
   step is retried. An OSD operation's timeout retires the connection (the next call makes
@@ -47,6 +59,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -60,10 +73,12 @@ from volume_manage.drivers.base import (
     DriverError,
     InvalidReference,
     ManageableListing,
+    ManageableSnapshots,
     Progress,
     no_progress,
     size_in_gib,
 )
+from volume_manage.drivers.rbd_directory import DirectoryRenames, encoded, errno_of
 from volume_manage.shared import naming
 from volume_manage.shared.types import Adopted, ManageableItem
 
@@ -74,6 +89,12 @@ except ImportError:  # pragma: no cover - checked when the driver is built
     librados = librbd = None
 
 IN_USE = "volume in use"
+CLONE_SNAP = "used for clone snap"  # Cinder's reasons for a snapshot not safe to manage
+BACKUP_SNAP = "used for volume backup"
+# The image metadata key saying this driver protected snapshot <RBD snap id> when it adopted
+# it (value: the snapshot's inventory id), so that giving it back unprotects only what
+# adopting protected: an operator's protection stays.
+PROTECTED_KEY = "volume_manage.protected_snap."
 MARKED_DELETED = "volume marked as deleted"
 ALREADY_MANAGED = "already managed"
 TRASH_KEY = "trash"
@@ -81,8 +102,9 @@ OPEN_WINDOW = 64  # images opened at once when listing
 WATCH_TIMEOUT_S = 30.0  # Ceph's default osd_client_watch_timeout
 RBD_ID_PREFIX = "rbd_id."  # librbd's object naming an image: rbd_id.<name> holds its id
 RBD_HEADER_PREFIX = "rbd_header."  # an image's header object: rbd_header.<id>
-RBD_DIRECTORY = "rbd_directory"  # the pool's directory: name <-> id of every image
 NOSNAP = (1 << 64) - 2  # CEPH_NOSNAP: the image itself, not a snapshot
+SIZED_KEPT = 4096  # adoptions whose size step's reading is kept for their rename
+SIZED_FOR_S = 60.0  # and for how long: a feature enabled since is then seen
 # What librbd's rename does more for than its four writes (see `_rename_image`).
 RENAMED_BY_LIBRBD = (librbd.RBD_FEATURE_JOURNALING | librbd.RBD_FEATURE_MIGRATING
                      | librbd.RBD_FEATURE_OPERATIONS | librbd.RBD_FEATURE_NON_PRIMARY
@@ -127,6 +149,16 @@ class ClusterRefused(DriverError):
     retryable = False
 
 
+@dataclass(frozen=True)
+class _Sized:
+    """What an adoption's size step read of its image, at `at` (monotonic seconds)."""
+
+    name: str
+    image_id: str
+    features: int
+    at: float
+
+
 @dataclass(eq=False)
 class _Connection:
     """One librados connection and its pool context, with the calls using it: shut down
@@ -136,6 +168,7 @@ class _Connection:
     ioctx: Any
     watch_timeout: float  # the OSDs' osd_client_watch_timeout, as the client reads it
     fast: Any = None  # rbd_fastpath.FastPath: headers read without opening images, or None
+    directory: DirectoryRenames | None = None  # the pool directory's renames, grouped
     users: int = 0
     retired: bool = False
 
@@ -149,7 +182,7 @@ class _Connection:
             self.cluster.shutdown()
 
 
-class RbdDriver(Driver):
+class RbdDriver(Driver, ManageableSnapshots):
     # A batch step's calls wait on the cluster and librbd takes calls from many threads;
     # a kill cuts as many renames as are in flight, and `_rename` finishes each on retry.
     concurrent_calls = 16
@@ -172,6 +205,8 @@ class RbdDriver(Driver):
         self.connect_attempts = 0  # how many connections were tried (tests read it)
         self._failed: DriverError | None = None  # the last attempt's error
         self._rbd = librbd.RBD()
+        # What each adoption's size step read of its image, for its rename moments later.
+        self._sized: OrderedDict[str, _Sized] = OrderedDict()
 
     # --- the connection -------------------------------------------------------------------
 
@@ -225,7 +260,8 @@ class RbdDriver(Driver):
             watch_timeout = float(cluster.conf_get("osd_client_watch_timeout"))
         except (librados.Error, ValueError, TypeError):
             watch_timeout = WATCH_TIMEOUT_S
-        return _Connection(cluster, ioctx, watch_timeout, self._fast_path(conf))
+        return _Connection(cluster, ioctx, watch_timeout, self._fast_path(conf),
+                           DirectoryRenames(ioctx, librados))
 
     def _fast_path(self, conf: dict[str, str]) -> Any:
         """The helper's connection, or None (not built, or it could not connect: the
@@ -421,7 +457,7 @@ class RbdDriver(Driver):
                 with image:
                     return size_in_gib(image.size())
             if connection.fast is not None and "source-name" in ref:
-                return self._size_from_header(connection, ref)
+                return self._size_from_header(connection, volume_id, ref)
             name, image = self._resolve(ioctx, ref)
             with image:
                 self._check_name(ref, name)
@@ -431,10 +467,12 @@ class RbdDriver(Driver):
                                                 "client has it open.")
                 return size_in_gib(image.size())
 
-    def _size_from_header(self, connection: _Connection, ref: dict[str, str]) -> int:
+    def _size_from_header(self, connection: _Connection, volume_id: str,
+                          ref: dict[str, str]) -> int:
         """`manage_existing_get_size` of a `source-name` ref without opening the image:
         its id object, then one read of its header (size, features, watchers), with the
-        open's answers: missing, not openable by this client, in use."""
+        open's answers: missing, not openable by this client, in use. The image's id and
+        features are kept for the adoption's rename (`_recall`)."""
         ioctx, fast = connection.ioctx, connection.fast
         name = self._image_name(ref)
         try:
@@ -450,7 +488,25 @@ class RbdDriver(Driver):
                                                    connection.watch_timeout):
             raise InvalidReference(ref, f"image {name!r} has watchers ({IN_USE}): a "
                                         "client has it open.")
+        self._remember(volume_id, _Sized(name, image_id, header.features, time.monotonic()))
         return size_in_gib(header.size)
+
+    def _remember(self, volume_id: str, sized: _Sized) -> None:
+        with self._lock:
+            self._sized[volume_id] = sized
+            while len(self._sized) > SIZED_KEPT:
+                self._sized.popitem(last=False)
+
+    def _recall(self, volume_id: str, name: str) -> tuple[str, int] | None:
+        """The image id and features the size step read of `name` for this adoption, if
+        read lately: its rename then skips reading them again (two of the five OSD calls
+        of a rename). A stale id cannot rename another image: the directory refuses a
+        source it does not list under that id, and the rename then reads it anew."""
+        with self._lock:
+            sized = self._sized.pop(volume_id, None)
+        if sized is None or sized.name != name or time.monotonic() - sized.at > SIZED_FOR_S:
+            return None
+        return sized.image_id, sized.features
 
     @staticmethod
     def _check_name(ref: dict[str, str], name: str) -> None:
@@ -492,7 +548,7 @@ class RbdDriver(Driver):
             image_id = None
             if not managed_id:
                 image_id = self._rename(ioctx, name, target, lambda: InvalidReference(
-                    ref, self._missing(ioctx, name)))
+                    ref, self._missing(ioctx, name)), self._recall(volume_id, name))
             return Adopted(provider_id=image_id or self._image_id(ioctx, target),
                            provider_location=self.ceph_pool)
 
@@ -541,7 +597,8 @@ class RbdDriver(Driver):
             return name
 
     def _rename(self, ioctx: Any, source: str, dest: str,
-                missing: Callable[[], Exception]) -> str | None:
+                missing: Callable[[], Exception],
+                known: tuple[str, int] | None = None) -> str | None:
         """Rename `source` to `dest`, where a retry may find the work done, or half done;
         the image's id if a plain rename by the driver's own writes learnt it, else None.
 
@@ -554,7 +611,7 @@ class RbdDriver(Driver):
         renamed again. Without this the cut rename was taken for done: the entry said
         `volume-<id>` while the pool still listed the old name."""
         try:
-            return self._rename_image(ioctx, source, dest)
+            return self._rename_image(ioctx, source, dest, known)
         except librbd.ImageExists:
             listed = self._cut_rename(ioctx, source, dest)
             if listed is not None:
@@ -567,7 +624,8 @@ class RbdDriver(Driver):
                 raise missing() from None
         return None
 
-    def _rename_image(self, ioctx: Any, source: str, dest: str) -> str | None:
+    def _rename_image(self, ioctx: Any, source: str, dest: str,
+                      known: tuple[str, int] | None = None) -> str | None:
         """librbd's rename of a format 2 image as its own four OSD calls, in its order
         (librbd/operation/RenameRequest.cc): read `source`'s id object, create `dest`'s
         exclusively with the same content, move the directory entry (the `rbd` class's
@@ -581,18 +639,27 @@ class RbdDriver(Driver):
         mirroring), one being migrated, one with operation features or not primary (it
         refuses those), and a format 1 image (no id object).
 
+        `known`: the image's id and features as the adoption's size step read them (the
+        first read and the features' are skipped); the directory update of concurrent
+        renames goes as one OSD operation (`rbd_directory.DirectoryRenames`).
+
         Returns the image's id, None when librbd renamed it (one OSD call spared: the
         adoption's provider id). Raises librbd's ImageNotFound / ImageExists as its rename
-        does. A directory update
-        refused after the exclusive create removes that new id object again (only this
-        call made it), so a lost race leaves no second name behind."""
-        try:
-            id_object = ioctx.read(RBD_ID_PREFIX + source)
-        except librados.ObjectNotFound:
-            self._rbd.rename(ioctx, source, dest)  # format 1, or missing: librbd says
-            return None
-        image_id = _decoded_string(id_object)
-        if image_id is None or self._features(ioctx, image_id) & RENAMED_BY_LIBRBD:
+        does. A directory update refused after the exclusive create removes that new id
+        object again (only this call made it), so a lost race leaves no second name
+        behind; one that failed otherwise (a timeout: it may have been applied) leaves it,
+        a cut rename that the retry finishes."""
+        if known is None:
+            try:
+                id_object = ioctx.read(RBD_ID_PREFIX + source)
+            except librados.ObjectNotFound:
+                self._rbd.rename(ioctx, source, dest)  # format 1, or missing: librbd says
+                return None
+            image_id = _decoded_string(id_object)
+            features = self._features(ioctx, image_id) if image_id is not None else 0
+        else:
+            (image_id, features), id_object = known, encoded(known[0])
+        if image_id is None or features & RENAMED_BY_LIBRBD:
             self._rbd.rename(ioctx, source, dest)
             return None
         with librados.WriteOpCtx() as op:
@@ -603,19 +670,29 @@ class RbdDriver(Driver):
             except librados.ObjectExists:
                 raise librbd.ImageExists(f"image {dest!r} exists") from None
         try:
-            ioctx.execute(RBD_DIRECTORY, "rbd", "dir_rename_image",
-                          _encoded(source) + _encoded(dest) + _encoded(image_id))
+            self._directory(ioctx).rename(source, dest, image_id)
         except librados.Error as err:
+            refused = (isinstance(err, librados.ObjectExists | librados.ObjectNotFound)
+                       or errno_of(err) == errno.ESTALE)
+            if not refused:
+                raise
             with contextlib.suppress(librados.ObjectNotFound):
                 ioctx.remove_object(RBD_ID_PREFIX + dest)
             if isinstance(err, librados.ObjectExists):
                 raise librbd.ImageExists(f"image {dest!r} exists") from None
-            if isinstance(err, librados.ObjectNotFound) or _errno(err) == errno.ESTALE:
-                raise librbd.ImageNotFound(f"no image {source!r} in the directory") from None
-            raise
+            if known is not None:  # the size step's id is not the one listed now: read it
+                return self._rename_image(ioctx, source, dest)
+            raise librbd.ImageNotFound(f"no image {source!r} in the directory") from None
         with contextlib.suppress(librados.ObjectNotFound):  # as librbd: its absence is fine
             ioctx.remove_object(RBD_ID_PREFIX + source)
         return image_id
+
+    def _directory(self, ioctx: Any) -> DirectoryRenames:
+        """The grouped directory renames of the connection `ioctx` belongs to."""
+        connection = self._connection
+        if connection is not None and connection.ioctx is ioctx and connection.directory:
+            return connection.directory
+        return DirectoryRenames(ioctx, librados)  # an ioctx of its own (benchmarks): alone
 
     @staticmethod
     def _features(ioctx: Any, image_id: str) -> int:
@@ -644,6 +721,160 @@ class RbdDriver(Driver):
             return None
         ioctx.remove_object(RBD_ID_PREFIX + (other if listed == one else one))
         return listed
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    def _snap_name(self, volume_id: str, ref: dict[str, str]) -> str:
+        """The snap name a snapshot ref gives on volume `volume_id`'s image: `source-name`
+        (Cinder's RBD form), or `volume-<volume id>@name`; another image's `image@name` is
+        refused with the reason (it is not a snapshot of this volume)."""
+        if "source-name" not in ref:
+            raise InvalidReference(ref, "Reference must contain source-name element.",
+                                   kind="snapshot")
+        name = ref["source-name"]
+        if "@" in name:
+            image, _, name = name.rpartition("@")
+            image = image.split("/")[-1]
+            if image != naming.managed_object_name(volume_id):
+                raise InvalidReference(
+                    ref, f"names a snapshot of image {image!r}, not of volume {volume_id}'s "
+                         f"image {naming.managed_object_name(volume_id)!r}.", kind="snapshot")
+        if not name or "\x00" in name:
+            raise InvalidReference(ref, "source-name must name an RBD snapshot.",
+                                   kind="snapshot")
+        return name
+
+    @contextlib.contextmanager
+    def _volume_image(self, volume_id: str, ref: dict[str, str], *, read_only: bool,
+                      missing_ok: bool = False) -> Iterator[Any]:
+        """Volume `volume_id`'s image opened (None with `missing_ok` if it has none)."""
+        with self._calls() as ioctx:
+            try:
+                image = librbd.Image(ioctx, naming.managed_object_name(volume_id),
+                                     read_only=read_only)
+            except librbd.ImageNotFound:
+                if missing_ok:
+                    yield None
+                    return
+                raise InvalidReference(ref, f"volume {volume_id} has no image "
+                                            f"{naming.managed_object_name(volume_id)!r} in pool "
+                                            f"{self.ceph_pool!r}.", kind="snapshot") from None
+            with image:
+                yield image
+
+    def _found_snap(self, image: Any, snapshot_id: str, volume_id: str,
+                    ref: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        """(current name, librbd's snap entry) of the snapshot: under `snapshot-<id>` if a
+        run before a crash adopted it, else the one `ref` names, refused if missing or
+        another entry's."""
+        snaps = {snap["name"]: snap for snap in image.list_snaps()}
+        target = naming.managed_snapshot_name(snapshot_id)
+        if target in snaps:
+            return target, snaps[target]
+        name = self._snap_name(volume_id, ref)
+        if name not in snaps:
+            raise InvalidReference(ref, "Specified snapshot does not exist.", kind="snapshot")
+        managed_id = naming.managed_snapshot_id(name)
+        if managed_id:
+            raise AlreadyManaged(ref, managed_id, kind="snapshot")
+        return name, snaps[name]
+
+    def manage_existing_snapshot_get_size(self, snapshot_id: str, volume_id: str,
+                                          ref: dict[str, str]) -> int:
+        with self._volume_image(volume_id, ref, read_only=True) as image:
+            _, snap = self._found_snap(image, snapshot_id, volume_id, ref)
+            return size_in_gib(int(snap["size"]))
+
+    def manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                 ref: dict[str, str]) -> Adopted:
+        """Rename, then protect (Cinder's order). Each part is checked before it is done, so
+        a run again after a crash finishes what the earlier one began: renamed already, it
+        goes on to the protection; the mark is written before `protect_snap`, so a crash
+        between them leaves a mark on an unprotected snap, which undo simply removes."""
+        target = naming.managed_snapshot_name(snapshot_id)
+        with self._volume_image(volume_id, ref, read_only=False) as image:
+            name, snap = self._found_snap(image, snapshot_id, volume_id, ref)
+            if name != target:
+                image.rename_snap(name, target)
+            if (image.features() & librbd.RBD_FEATURE_LAYERING
+                    and not image.is_protected_snap(target)):
+                image.metadata_set(PROTECTED_KEY + str(snap["id"]), snapshot_id)
+                image.protect_snap(target)
+            return Adopted(provider_id=str(snap["id"]), provider_location=self.ceph_pool)
+
+    def revert_manage_existing_snapshot(self, snapshot_id: str, volume_id: str,
+                                        ref: dict[str, str]) -> bool:
+        return self.unmanage_snapshot(snapshot_id, volume_id, ref) is not None
+
+    def unmanage_snapshot(self, snapshot_id: str, volume_id: str,
+                          ref: dict[str, str]) -> str | None:
+        """Unprotect (only if adopting protected it, and only without clones: librbd refuses
+        to unprotect a parent), remove the mark, then rename back: the rename last, so a run
+        again after a crash still finds the snap under `snapshot-<id>` and finishes."""
+        target = naming.managed_snapshot_name(snapshot_id)
+        with self._volume_image(volume_id, ref, read_only=False, missing_ok=True) as image:
+            if image is None:
+                return None
+            snaps = {snap["name"]: snap for snap in image.list_snaps()}
+            snap = snaps.get(target)
+            if snap is None:
+                return None
+            key = PROTECTED_KEY + str(snap["id"])
+            if self._metadata(image, key) == snapshot_id:
+                if image.is_protected_snap(target) and not self._children(image, target):
+                    image.unprotect_snap(target)
+                image.metadata_remove(key)
+            try:
+                original = {"source-name": self._snap_name(volume_id, ref)}
+            except InvalidReference:
+                original = {}
+            name = naming.returned_name(original, str(snap["id"]), lambda n: n in snaps)
+            image.rename_snap(target, name)
+            return name
+
+    @staticmethod
+    def _metadata(image: Any, key: str) -> str | None:
+        try:
+            value: str = image.metadata_get(key)
+        except KeyError:
+            return None
+        return value
+
+    @staticmethod
+    def _children(image: Any, snap: str) -> list[Any]:
+        """The clones of snap `snap` (librbd's list_children2 of the snap set)."""
+        image.set_snap(snap)
+        try:
+            return list(image.list_children2())
+        finally:
+            image.set_snap(None)
+
+    def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
+        """Every snap of every image of the pool (its trash left out), Cinder's reasons in
+        its order, with "has clones" counted as used for a clone. Opens each image."""
+        result = []
+        with self._calls() as ioctx:
+            for image_name in sorted(self._rbd.list(ioctx)):
+                try:
+                    image = librbd.Image(ioctx, image_name, read_only=True)
+                except (librbd.ImageNotFound, librbd.InvalidArgument):
+                    continue  # gone since listed, or not openable by this client
+                with image:
+                    for snap in image.list_snaps():
+                        name = snap["name"]
+                        cinder_id = managed.get(name) or naming.managed_snapshot_id(name)
+                        reason = (ALREADY_MANAGED if cinder_id
+                                  else CLONE_SNAP if (name.endswith(".clone_snap")
+                                                      or self._children(image, name))
+                                  else BACKUP_SNAP if (name.startswith("backup")
+                                                       and ".snap." in name)
+                                  else None)
+                        result.append(ManageableItem(
+                            reference={"source-name": name}, size=size_in_gib(int(snap["size"])),
+                            safe_to_manage=reason is None, reason_not_safe=reason,
+                            cinder_id=cinder_id,
+                            extra_info={"id": str(snap["id"]), "image": image_name}))
+        return result
 
     # --- listing --------------------------------------------------------------------------
 
@@ -787,12 +1018,6 @@ class RbdDriver(Driver):
         return result
 
 
-def _encoded(text: str) -> bytes:
-    """A Ceph-encoded string: its length (32 bits, little-endian), then its bytes."""
-    data = text.encode()
-    return len(data).to_bytes(4, "little") + data
-
-
 def _decoded_string(data: bytes) -> str | None:
     """The string a Ceph-encoded buffer holds, or None if it is not exactly one."""
     if len(data) < 4 or int.from_bytes(data[:4], "little") != len(data) - 4:
@@ -801,12 +1026,6 @@ def _decoded_string(data: bytes) -> str | None:
         return bytes(data[4:]).decode()
     except UnicodeDecodeError:
         return None
-
-
-def _errno(err: Exception) -> int | None:
-    """The errno of a rados error (the bindings keep it positive)."""
-    code = getattr(err, "errno", None)
-    return abs(code) if isinstance(code, int) else None
 
 
 def _header_or_none(fast: Any, image_id: str | None) -> Any:

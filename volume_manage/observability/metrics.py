@@ -9,7 +9,8 @@ metrics (Runtime telemetry), out of ONE HTTP endpoint per worker,
   Temporal's dashboards expect. The two sets never share a name (`temporal_*` vs
   `volume_manage_*`, `process_*`, `python_*`).
 - **Counting without replays**: steps are timed in an activity interceptor (activities
-  never replay). Adoptions started/succeeded/failed are counted in a workflow interceptor,
+  never replay). Adoptions (of volumes and snapshots) and unmanages started/succeeded/failed
+  are counted in a workflow interceptor,
   and only when `workflow.unsafe.is_replaying()` is false, so a worker that replays a
   history after a restart or cache eviction does not count it again. A workflow task that is
   retried after a worker died may count once more: the counters are at-least-once.
@@ -42,7 +43,7 @@ from temporalio.worker import (
 )
 
 from volume_manage.shared import errors
-from workflows.registry import ADOPTION_WORKFLOWS, COMPENSATIONS
+from workflows.registry import ADOPTION_WORKFLOWS, COMPENSATIONS, UNMANAGE_WORKFLOWS
 
 MANAGES_STARTED = Counter(
     "volume_manage_manages_started", "Adoption workflows started", ["workflow"])
@@ -52,6 +53,19 @@ MANAGES_FAILED = Counter(
     "volume_manage_manages_failed",
     "Adoption workflows that failed, by error type (QuotaExceeded, InvalidInput.size, ...)",
     ["workflow", "reason"])
+UNMANAGES_STARTED = Counter(
+    "volume_manage_unmanages_started", "Unmanage workflows started", ["workflow"])
+UNMANAGES_SUCCEEDED = Counter(
+    "volume_manage_unmanages_succeeded", "Unmanage workflows that completed", ["workflow"])
+UNMANAGES_FAILED = Counter(
+    "volume_manage_unmanages_failed", "Unmanage workflows that failed, by error type",
+    ["workflow", "reason"])
+# Which counters count a workflow type: (started, succeeded, failed).
+OUTCOME_COUNTERS = {
+    **{kind: (MANAGES_STARTED, MANAGES_SUCCEEDED, MANAGES_FAILED) for kind in ADOPTION_WORKFLOWS},
+    **{kind: (UNMANAGES_STARTED, UNMANAGES_SUCCEEDED, UNMANAGES_FAILED)
+       for kind in UNMANAGE_WORKFLOWS},
+}
 COMPENSATIONS_RUN = Counter(
     "volume_manage_compensations_run", "Compensation activities that ran to completion",
     ["step"])
@@ -148,21 +162,22 @@ class _StepTiming(ActivityInboundInterceptor):
 class _ManageCounting(WorkflowInboundInterceptor):
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         kind = workflow.info().workflow_type
-        if kind not in ADOPTION_WORKFLOWS:
+        if kind not in OUTCOME_COUNTERS:
             return await self.next.execute_workflow(input)
-        _count_unless_replaying(MANAGES_STARTED, kind)
+        started, succeeded, failed = OUTCOME_COUNTERS[kind]
+        _count_unless_replaying(started, kind)
         try:
             result = await self.next.execute_workflow(input)
         except FailureError as err:
             reason = errors.CANCELLED if isinstance(err, CancelledError) else (
                 getattr(err, "type", None) or type(err).__name__)
-            _count_unless_replaying(MANAGES_FAILED, kind, reason)
+            _count_unless_replaying(failed, kind, reason)
             raise
         except BaseException as err:
             if type(err).__name__ == "CancelledError":
-                _count_unless_replaying(MANAGES_FAILED, kind, errors.CANCELLED)
+                _count_unless_replaying(failed, kind, errors.CANCELLED)
             raise  # continue-as-new, or a bug that fails the task (retried), is no outcome
-        _count_unless_replaying(MANAGES_SUCCEEDED, kind)
+        _count_unless_replaying(succeeded, kind)
         return result
 
 

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -38,7 +38,7 @@ from volume_manage.sdk.errors import (
     translated,
     workflow_result,
 )
-from volume_manage.shared import errors, naming, paging, search, statuses, validation
+from volume_manage.shared import errors, naming, paging, search, statuses, ui, validation
 from volume_manage.shared.config import Settings
 from volume_manage.shared.types import (
     BulkManageInput,
@@ -131,8 +131,13 @@ class VolumeManage:
                 result_type=VolumeEntry,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"Manage {request.ref} on {where}",
-                static_details=f"project {request.project_id}, user {request.user_id}",
+                static_summary=ui.plain(f"Manage {ui.ref_text(request.ref)} on {where}"),
+                static_details=ui.lines(
+                    ui.fields(name=request.name, project=request.project_id,
+                              user=request.user_id, type=request.volume_type,
+                              zone=request.availability_zone),
+                    "its adoption's page is linked in the current details once the "
+                    "entry is made"),
             )
         except WorkflowAlreadyStartedError:
             # The same request finished before: return its answer, adopt nothing new.
@@ -229,7 +234,9 @@ class VolumeManage:
             task_queue=naming.backend_task_queue(entry.backend),
             result_type=VolumeEntry,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"Unmanage volume {volume_id} ({entry.ref} on {entry.host})",
+            static_summary=ui.plain(f"Unmanage volume {volume_id} ({ui.ref_text(entry.ref)} "
+                                    f"on {entry.host})"),
+            static_details=ui.volume_link(client.namespace, volume_id),
         )
 
     @translated
@@ -271,7 +278,8 @@ class VolumeManage:
                 task_queue=self.settings.api_task_queue, result_type=SnapshotEntry,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"Manage snapshot {request.ref} of volume {request.volume_id}",
+                static_summary=ui.plain(f"Manage snapshot {ui.ref_text(request.ref)} of "
+                                        f"volume {request.volume_id}"),
                 static_details=f"project {request.project_id}, user {request.user_id}",
             )
         except WorkflowAlreadyStartedError:
@@ -469,13 +477,17 @@ class VolumeManage:
         what = (f"{len(data.refs)} refs" if data.refs
                 else f"all safe objects ({data.pattern or '*'})")
         client = await self.connect()
+        workflow_id = naming.bulk_manage_workflow_id(bulk_id or str(uuid.uuid4()))
         return await client.start_workflow(
             naming.BULK_MANAGE_WORKFLOW, data,
-            id=naming.bulk_manage_workflow_id(bulk_id or str(uuid.uuid4())),
+            id=workflow_id,
             task_queue=self.settings.api_task_queue, result_type=BulkProgress,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"Bulk manage {what} on {data.host}",
-            static_details=f"project {data.project_id}, batches of {data.batch_size}",
+            static_summary=ui.plain(f"Bulk manage {what} on {data.host}"),
+            static_details=ui.lines(
+                ui.fields(project=data.project_id, batches_of=data.batch_size),
+                ui.list_link(client.namespace, search.batches_query(workflow_id),
+                             "its batches"), "totals in the current details"),
         )
 
     @translated
@@ -524,13 +536,15 @@ class VolumeManage:
     @staticmethod
     def workflow_query(*, volume_id: str | None = None, status: str | None = None,
                        project_id: str | None = None, host: str | None = None,
-                       running: bool = False) -> str:
+                       running: bool = False, started_before: datetime | None = None,
+                       adoptions: bool = False) -> str:
         """The visibility filter `list_workflows` asks with ("" for all workflows); a value
         that cannot be quoted safely is an InvalidInput ManageError. No I/O, so callers can
         refuse a bad filter before connecting anywhere."""
         try:
             return search.visibility_query(volume_id=volume_id, status=status,
-                                           project_id=project_id, host=host, running=running)
+                                           project_id=project_id, host=host, running=running,
+                                           started_before=started_before, adoptions=adoptions)
         except ValueError as err:
             raise ManageError(errors.INVALID_INPUT, str(err)) from None
 
@@ -538,12 +552,13 @@ class VolumeManage:
     async def list_workflows(
         self, *, volume_id: str | None = None, status: str | None = None,
         project_id: str | None = None, host: str | None = None, running: bool = False,
-        limit: int = 100,
+        started_before: datetime | None = None, adoptions: bool = False, limit: int = 100,
     ) -> results.WorkflowList:
         """Workflows found through Temporal's visibility (search attributes), as the web UI
         finds them: of a volume (batches included), a volume status, project or backend."""
         query = self.workflow_query(volume_id=volume_id, status=status, project_id=project_id,
-                                    host=host, running=running)
+                                    host=host, running=running,
+                                    started_before=started_before, adoptions=adoptions)
         found = results.WorkflowList(query=query)
         client = await self.connect()
         async for wf in client.list_workflows(query, limit=limit):

@@ -24,6 +24,11 @@ class Settings:
     database_url: str
     api_task_queue: str
     service_down_time_s: int
+    # Cinder's notifications (volume_manage/notifications): an oslo.messaging transport URL
+    # such as rabbit://user:pass@host:5672/; None (the default) sends none and costs nothing.
+    transport_url: str | None = None
+    # The notification topic (Cinder's [oslo_messaging_notifications] topics).
+    notification_topic: str = "notifications"
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -35,6 +40,9 @@ class Settings:
             database_url=os.environ.get("DATABASE_URL") or default_database_url(),
             api_task_queue=os.environ.get("VOLUME_API_TASK_QUEUE", "volume-api"),
             service_down_time_s=int(os.environ.get("SERVICE_DOWN_TIME", "60")),
+            transport_url=os.environ.get("VOLUME_MANAGE_TRANSPORT_URL") or None,
+            notification_topic=os.environ.get("VOLUME_MANAGE_NOTIFICATION_TOPIC")
+            or "notifications",
         )
         given = {name: value for name, value in overrides.items() if value not in (None, "")}
         return dataclasses.replace(settings, **given)

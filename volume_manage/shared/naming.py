@@ -25,6 +25,7 @@ BULK_MANAGE_WORKFLOW = "BulkManageWorkflow"
 MANAGE_EXISTING_SNAPSHOT_WORKFLOW = "ManageExistingSnapshotWorkflow"
 MANAGE_SNAPSHOT_WORKFLOW = "ManageSnapshotWorkflow"
 UNMANAGE_SNAPSHOT_WORKFLOW = "UnmanageSnapshotWorkflow"
+NOTIFICATIONS_RELAY_WORKFLOW = "NotificationsRelayWorkflow"
 
 MANAGED_SNAPSHOT_NAME = re.compile(
     r"^snapshot-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
@@ -59,6 +60,11 @@ def unmanage_snapshot_workflow_id(snapshot_id: str) -> str:
 
 def bulk_manage_workflow_id(bulk_id: str) -> str:
     return f"bulk-manage-{bulk_id}"
+
+
+def notifications_relay_workflow_id(api_task_queue: str) -> str:
+    """One relay per deployment, named by its API task queue (`volume-api` by default)."""
+    return f"notifications-relay-{api_task_queue}"
 
 
 def backend_task_queue(backend: str) -> str:

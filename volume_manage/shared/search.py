@@ -5,8 +5,11 @@ workflows. The server must know them: the demo and the test fixtures register th
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from volume_manage.shared import naming
 
 VOLUME_ID = SearchAttributeKey.for_keyword("VolumeId")
 PROJECT_ID = SearchAttributeKey.for_keyword("ProjectId")
@@ -59,16 +62,29 @@ DYNAMIC_CONFIG = {
     "frontend.searchAttributesTotalSizeLimit": 131072,
 }
 
+def batches_query(bulk_workflow_id: str) -> str:
+    """A bulk adoption's batches: its child workflows."""
+    return f'ParentWorkflowId = "{bulk_workflow_id}"'
+
+
+# The workflows that adopt something (the request's, the manager's, a bulk's and its
+# batches', and the snapshots'): what "adoptions running long" looks at.
+ADOPTION_TYPES = (naming.MANAGE_EXISTING_WORKFLOW, naming.MANAGE_VOLUME_WORKFLOW,
+                  naming.BULK_MANAGE_WORKFLOW, naming.MANAGE_BATCH_WORKFLOW,
+                  naming.MANAGE_EXISTING_SNAPSHOT_WORKFLOW, naming.MANAGE_SNAPSHOT_WORKFLOW)
+
 # Values go between double quotes in a list filter; refuse what could end the quotes.
 _PLAIN_VALUE = re.compile(r"^[^\"'\\\x00-\x1f]+$")
 
 
 def visibility_query(*, volume_id: str | None = None, status: str | None = None,
                      project_id: str | None = None, host: str | None = None,
-                     running: bool = False) -> str:
+                     running: bool = False, started_before: datetime | None = None,
+                     adoptions: bool = False) -> str:
     """The list filter (as `temporal workflow list -q` and the web UI take it) for workflows
-    of a volume (batches included), a volume status, project or backend; "" matches all.
-    Raises ValueError naming the field whose value cannot be quoted safely."""
+    of a volume (batches included), a volume status, project or backend, running, started
+    before a moment, adoptions only; "" matches all. Raises ValueError naming the field
+    whose value cannot be quoted safely."""
 
     def quoted(field: str, value: str) -> str:
         if not _PLAIN_VALUE.match(value):
@@ -86,4 +102,9 @@ def visibility_query(*, volume_id: str | None = None, status: str | None = None,
             clauses.append(f"{key.name} = {quoted(field, given)}")
     if running:
         clauses.append('ExecutionStatus = "Running"')
+    if started_before is not None:
+        moment = started_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        clauses.append(f'StartTime < "{moment}"')
+    if adoptions:
+        clauses.append("WorkflowType IN ({})".format(", ".join(f'"{t}"' for t in ADOPTION_TYPES)))
     return " AND ".join(clauses)

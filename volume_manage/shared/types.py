@@ -432,3 +432,29 @@ class UnmanageSnapshotInput:
     snapshot_id: str
     project_id: str = ""
     previous_status: str = ""
+
+
+# --- notifications relay (volume_manage/notifications) --------------------------------------
+
+
+@dataclass
+class EventHole:
+    """Event ids in [low, high] not yet seen: ids are handed out when a row is inserted, not
+    when its transaction commits, so a lower id can appear after a higher one was read (or
+    never: a rolled-back insert). Kept until `seen_at` (epoch seconds) is old."""
+
+    low: int
+    high: int
+    seen_at: float
+
+
+@dataclass
+class RelayState:
+    """The relay's cursor over the `events` table: every id up to `after` was read, except
+    the `holes`. `published` counts notifications sent by this relay in all; `enabled` is
+    False once the worker has no transport URL, which ends the relay."""
+
+    after: int = 0
+    holes: list[EventHole] = field(default_factory=list)
+    published: int = 0
+    enabled: bool = True

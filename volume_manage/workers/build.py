@@ -22,6 +22,7 @@ from activities.entries import EntryActivities
 from activities.faults import FaultInterceptor, with_faults
 from activities.listing import ListingActivities
 from activities.manager import ManagerActivities
+from activities.notifications import NotificationActivities
 from activities.snapshot_manager import SnapshotManagerActivities
 from activities.snapshot_unmanage import SnapshotUnmanageActivities
 from activities.snapshots import SnapshotApiActivities, SnapshotEntryActivities
@@ -80,6 +81,7 @@ def api_worker(
         EntryActivities(settings.database_url),
         SnapshotApiActivities(settings.database_url, client, service_down_time=down_time),
         SnapshotEntryActivities(settings.database_url),
+        NotificationActivities(settings),
     )
 
 

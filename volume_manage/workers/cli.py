@@ -6,8 +6,8 @@
         --rbd-ceph-conf /etc/ceph/ceph.conf --rbd-user cinder --rbd-keyring FILE
 
 Options come from flags or the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
-DATABASE_URL, METRICS_PORT, LOG_FORMAT, VOLUME_MANAGE_TRACING, the RBD_* of the rbd
-driver's options). SIGINT/SIGTERM stop polling
+DATABASE_URL, METRICS_PORT, LOG_FORMAT, VOLUME_MANAGE_TRACING, VOLUME_MANAGE_TRANSPORT_URL,
+the RBD_* of the rbd driver's options). SIGINT/SIGTERM stop polling
 and let in-flight activities finish. `--metrics-port` serves Prometheus metrics (the SDK's
 and the project's) on one endpoint; see volume_manage/observability.
 """
@@ -27,6 +27,7 @@ import typer
 from volume_manage import sdk
 from volume_manage.drivers.rbd import RbdOptions
 from volume_manage.drivers.registry import DRIVERS, make_driver
+from volume_manage.notifications.relay import start_relay
 from volume_manage.observability import ObservabilityError
 from volume_manage.process_exit import program_name, run_then_exit
 from volume_manage.shared import naming
@@ -60,6 +61,13 @@ MetricsHostOpt = typer.Option(
 LogFormatOpt = typer.Option(
     "text", "--log-format", envvar="LOG_FORMAT",
     help="text (for humans) or json (one object a line)")
+TransportOpt = typer.Option(
+    None, "--transport-url",
+    help="send Cinder's notifications to this oslo.messaging transport, e.g. "
+         "rabbit://user:pass@host:5672/ (default: off) [VOLUME_MANAGE_TRANSPORT_URL]")
+TopicOpt = typer.Option(
+    None, "--notification-topic",
+    help="the notifications' topic (default: notifications) [VOLUME_MANAGE_NOTIFICATION_TOPIC]")
 TracingOpt = typer.Option(
     None, "--tracing", envvar="VOLUME_MANAGE_TRACING",
     help="OpenTelemetry tracing: none, console or otlp (default: otlp when "
@@ -93,6 +101,8 @@ def worker_options(
     metrics_host: str = MetricsHostOpt,
     log_format: str = LogFormatOpt,
     tracing: str | None = TracingOpt,
+    transport_url: str | None = TransportOpt,
+    notification_topic: str | None = TopicOpt,
 ) -> WorkerOptions:
     """The options every worker command takes (`worker_command` adds them to each); sets up
     logging first, so that every later line has the chosen format."""
@@ -106,7 +116,9 @@ def worker_options(
         raise typer.BadParameter(f"step[:times[:permanent]] or step:delay=SECONDS ({err})",
                                  param_hint="--fault") from None
     settings = Settings.from_env(temporal_address=temporal_address,
-                                 temporal_namespace=namespace, database_url=database_url)
+                                 temporal_namespace=namespace, database_url=database_url,
+                                 transport_url=transport_url,
+                                 notification_topic=notification_topic)
     return WorkerOptions(settings, observed, faults)
 
 
@@ -129,11 +141,16 @@ def worker_command(command: Callable[..., None]) -> Callable[..., None]:
 
 @worker_command
 def api(options: WorkerOptions) -> None:
-    """Run the API/scheduler worker (ManageExistingWorkflow on the API task queue)."""
+    """Run the API/scheduler worker (ManageExistingWorkflow on the API task queue), and with
+    --transport-url the relay of Cinder's notifications."""
 
     async def main() -> None:
         client = await connect_observed(options.settings, options.observing)
-        await run_until_signalled(api_worker(client, options.settings, faults=options.faults))
+        worker = api_worker(client, options.settings, faults=options.faults)
+        if await start_relay(client, options.settings) is not None:
+            log.info("notifications on: sending to topic %s",
+                     options.settings.notification_topic)
+        await run_until_signalled(worker)
 
     run_main(main)
 
