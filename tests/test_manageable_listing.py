@@ -431,6 +431,27 @@ def test_the_listing_activity_lists_snapshots_too(database_url: str) -> None:
     assert [i.reference for i in volumes.items] == [{"source-name": "loose"}]
 
 
+def test_a_driver_without_source_references_lists_each_snapshot_once() -> None:
+    """The default describe (from get_manageable_snapshots) hands out snapshots of one name
+    that a driver gives no source_reference for in its own order, each once."""
+
+    class NoSources(FakeDriver):
+        def get_manageable_snapshots(self, managed: dict[str, str]) -> list[ManageableItem]:
+            items = super().get_manageable_snapshots(managed)
+            for item in items:
+                item.source_reference = None
+            return items
+
+    driver = NoSources()
+    for volume in ("vol-a", "vol-b"):
+        driver.add_object(volume)
+        driver.add_snapshot(volume, "daily")
+    listed = driver.list_manageable_snapshot_objects()
+    items = driver.describe_manageable_snapshots(listed.references, listed.sources or [], {})
+    assert [item.extra_info for item in items] == [{"id": "fake-1-snap-1"},
+                                                   {"id": "fake-2-snap-1"}]
+
+
 def test_a_listing_attempt_is_sized_by_its_page() -> None:
     def attempt(**fields: object) -> timedelta:
         return attempt_timeout(ListingActivities.list_manageable,

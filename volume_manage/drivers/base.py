@@ -245,12 +245,19 @@ class ManageableSnapshots(ABC):
         managed: dict[str, str],
     ) -> list[ManageableItem]:
         """The full entries of the snapshots (references[i] on sources[i]), in their order;
-        one gone since it was listed is left out."""
-        by_name = {(_key(item.reference), _key(item.source_reference or {})): item
-                   for item in self.get_manageable_snapshots(managed)}
-        found = (by_name.get((_key(ref), _key(src)))
-                 for ref, src in zip(references, sources, strict=True))
-        return [item for item in found if item is not None]
+        one gone since it was listed is left out. Entries that name the same snapshot (a
+        driver that gives no source_reference lists two volumes' `daily` alike) are handed
+        out in the driver's order, each once."""
+        by_name: dict[Any, list[ManageableItem]] = {}
+        for item in self.get_manageable_snapshots(managed):
+            key = (_key(item.reference), _key(item.source_reference or {}))
+            by_name.setdefault(key, []).append(item)
+        found = []
+        for ref, src in zip(references, sources, strict=True):
+            same = by_name.get((_key(ref), _key(src)))
+            if same:
+                found.append(same.pop(0))
+        return found
 
 
 def _key(reference: dict[str, str]) -> tuple[tuple[str, str], ...]:
