@@ -126,6 +126,8 @@ def test_listing_gives_cinders_reasons(rbd_pool: RbdPool) -> None:
         "backup.b1.snap.123": (2, False, "used for volume backup", None)}
     assert items["parent"].extra_info == {"id": items["parent"].extra_info["id"],  # type: ignore[index]
                                           "image": f"volume-{volume_id}"}
+    assert {i.source_reference["source-name"] for i in items.values()  # type: ignore[index]
+            } == {f"volume-{volume_id}"}  # the image each lives on: pages tell volumes apart
     # a protected snap with a clone keeps its protection when given back
     second = str(uuid.uuid4())
     driver.manage_existing_snapshot(second, volume_id, {"source-name": "parent"})

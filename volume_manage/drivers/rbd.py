@@ -873,7 +873,8 @@ class RbdDriver(Driver, ManageableSnapshots):
                             reference={"source-name": name}, size=size_in_gib(int(snap["size"])),
                             safe_to_manage=reason is None, reason_not_safe=reason,
                             cinder_id=cinder_id,
-                            extra_info={"id": str(snap["id"]), "image": image_name}))
+                            extra_info={"id": str(snap["id"]), "image": image_name},
+                            source_reference={"source-name": image_name}))
         return result
 
     # --- listing --------------------------------------------------------------------------
