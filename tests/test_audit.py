@@ -58,3 +58,28 @@ async def test_snapshots_stuck_or_off_their_quota_are_reported(stack: Stack) -> 
          "in use 2, reserved 0; live volumes account for 1")]
     change("available", 1)
     await stack.vm.unmanage_snapshot(done.id)
+
+
+async def test_a_snapshot_named_as_managed_without_an_entry_is_an_orphan(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a backend that adopts snapshots, the audit pages through its snapshots too: a
+    `snapshot-<id>` no live entry holds (say, left by a lost unmanage) is reported."""
+    from tests.test_snapshots import adopted_volume, manage_and_wait
+
+    monkeypatch.setattr(audit, "OBJECTS_PER_PAGE", 2)
+    volume = await adopted_volume(stack, "vol-1", "snap-1")
+    await manage_and_wait(stack, volume.id)  # a managed snapshot: not an orphan
+    object_name = f"volume-{volume.id}"
+    for number in range(3):
+        stack.fake.add_snapshot(object_name, f"daily-{number}")
+    orphan = f"snapshot-{uuid.uuid4()}"
+    stack.fake.add_snapshot(object_name, orphan)
+
+    report = await stack.vm.audit(project_id=stack.project, backend=stack.backend)
+
+    assert report.skipped == []
+    assert [(v.kind, v.subject, v.detail) for v in report.violations] == [
+        ("orphan_object", f"{stack.backend}:{orphan}",
+         "named as a managed snapshot, but no live entry holds it")]
+    del stack.fake.objects[object_name].snapshots[orphan]

@@ -6,7 +6,8 @@
 Read-only. Used by `starter.py audit` (exit code 1 on any violation) and after every test,
 through the SDK object, whose settings, Temporal client and listing it uses.
 Checks: no entry (volume or snapshot) in `managing`/`unmanaging` without a running workflow
-for it; no backend object named `volume-<id>` without a live entry; no two live entries for
+for it; no backend object named `volume-<id>` (or snapshot named `snapshot-<id>`, on a
+backend that adopts snapshots) without a live entry; no two live entries for
 one object; per project and per type, quota usage equals the live volumes' and snapshots'
 counts and sizes; no quota reservation left open without a running workflow.
 """
@@ -14,7 +15,7 @@ counts and sizes; no quota reservation left open without a running workflow.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -164,36 +165,58 @@ async def run(vm: VolumeManage, *, project_id: str | None = None,
             report.violations.append(Violation(
                 "quota", f"{project}:{resource}", f"no usage recorded; live volumes hold {want}"))
 
-    known = {v.id for v in live}
+    known = {"volume": {v.id for v in live}, "snapshot": {s.id for s in live_snapshots}}
     for service in services if objects else []:
         queue_key = service.cluster or service.host
-        try:
-            async for item in _every_object(vm, service.host):
-                name = item.reference.get("source-name", "")
-                owner = naming.managed_volume_id(name)
-                if owner and owner not in known and (project_id is None or _owned_by(
-                        settings, owner, project_id)):
-                    report.violations.append(Violation(
-                        "orphan_object", f"{queue_key}:{name}",
-                        "named as a managed volume, but no live entry holds it"))
-        except ManageError as err:
-            report.skipped.append(f"{queue_key}: {err.message}")
+        for resource, owner_of, model in ORPHANS:
+            if resource == "snapshot" and "snapshot" not in _adopts(service):
+                continue
+            try:
+                async for item in _every_object(vm, service.host, resource):
+                    name = item.reference.get("source-name", "")
+                    owner = owner_of(name)
+                    if owner and owner not in known[resource] and (
+                            project_id is None or _owned_by(settings, model, owner,
+                                                            project_id)):
+                        report.violations.append(Violation(
+                            "orphan_object", f"{queue_key}:{name}",
+                            f"named as a managed {resource}, but no live entry holds it"))
+            except ManageError as err:
+                report.skipped.append(f"{queue_key}: {err.message}")
     return report
 
 
-async def _every_object(vm: VolumeManage, host: str) -> AsyncIterator[ManageableItem]:
-    """Every object of a backend, a page of OBJECTS_PER_PAGE at a time: each page is bounded
-    work for the backend's worker, however large the backend (one listing of 10,000 images
-    did not finish in the listing's minute)."""
+# What the audit lists on every backend for orphans: the resource, the id its managed name
+# holds (`volume-<id>`, `snapshot-<id>`), the table whose rows may hold it.
+ORPHANS: tuple[tuple[str, Callable[[str], str | None], type[Volume] | type[Snapshot]], ...] = (
+    ("volume", naming.managed_volume_id, Volume),
+    ("snapshot", naming.managed_snapshot_id, Snapshot),
+)
+
+
+def _adopts(service: Service) -> set[str]:
+    """What the backend's driver can adopt, as its service row reports (volumes if it
+    does not say)."""
+    adopts = (service.capabilities or {}).get("adopts")
+    return set(adopts) if isinstance(adopts, list) else {"volume"}
+
+
+async def _every_object(vm: VolumeManage, host: str, resource: str = "volume"
+                        ) -> AsyncIterator[ManageableItem]:
+    """Every object (or snapshot) of a backend, a page of OBJECTS_PER_PAGE at a time: each
+    page is bounded work for the backend's worker, however large the backend (one listing
+    of 10,000 images did not finish in the listing's minute)."""
     after: dict[str, str] | None = None
+    after_source: dict[str, str] | None = None
     while True:
         page = await vm.list_manageable(host, limit=OBJECTS_PER_PAGE, sort="reference:asc",
-                                        after=after)
+                                        after=after, after_source=after_source,
+                                        resource=resource)
         for item in page.items:
             yield item
         if not page.more or page.last is None:
             return
-        after = page.last
+        after, after_source = page.last, page.last_source
 
 
 def _quota_rows(session: Session, project_id: str | None) -> dict[tuple[str, str], tuple[int, int]]:
@@ -203,11 +226,13 @@ def _quota_rows(session: Session, project_id: str | None) -> dict[tuple[str, str
     return {(u.project_id, u.resource): (u.in_use, u.reserved) for u in session.scalars(query)}
 
 
-def _owned_by(settings: Settings, volume_id: str, project_id: str) -> bool:
-    """For a project-scoped audit: is this (deleted or unknown) volume the project's?"""
+def _owned_by(settings: Settings, model: type[Volume] | type[Snapshot], object_id: str,
+              project_id: str) -> bool:
+    """For a project-scoped audit: is this (deleted or unknown) volume or snapshot the
+    project's?"""
     with transaction(settings.database_url, readonly=True) as session:
-        volume = session.get(Volume, volume_id)
-        return volume is None or volume.project_id == project_id
+        owner = session.scalar(select(model.project_id).where(model.id == object_id))
+        return owner is None or owner == project_id
 
 
 def _workflows_of_snapshot(snapshot: Snapshot) -> list[str]:
