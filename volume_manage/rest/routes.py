@@ -29,6 +29,9 @@ from volume_manage.shared.types import ManageRequest
 MANAGE_POLICY = "volume_extension:volume_manage"
 UNMANAGE_POLICY = "volume_extension:volume_unmanage"
 LIST_MANAGEABLE_POLICY = "volume_extension:list_manageable"
+GET_POLICY = "volume:get"
+GET_ALL_POLICY = "volume:get_all"
+DELETE_POLICY = "volume:delete"
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 DB_MAX_INT = 0x7FFFFFFF  # Cinder's bound for offset
 # A manage request waits for the API workflow to make the entry (well under a second when
@@ -95,6 +98,10 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
 
     async def manage(request: Request, body: ManageBody, ctx: CallContext = Ctx) -> JSONResponse:
         ctx.require_admin(MANAGE_POLICY)
+        if ctx.project_id is None:
+            raise CinderFault(400, "Malformed request url: the token is scoped to no "
+                                   "project; name the project the volume goes into in the "
+                                   "path (/v3/{project_id}/manageable_volumes)")
         volume = body.volume
         if ctx.version.at_least(versions.VOLUME_MIGRATE_CLUSTER):
             if (volume.host is None) == (volume.cluster is None):
@@ -214,9 +221,14 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             tenant: str | None = Query(None, alias="project_id",
                                        description="admins, with all_tenants"),
         ) -> dict[str, Any]:
+            ctx.require_reader(GET_ALL_POLICY)
             all_projects = _bool_param("all_tenants", all_tenants) and ctx.is_admin
             project = (tenant or None) if all_projects else ctx.project_id
             page_limit = _limit(limit)
+            if project is None and not all_projects:  # a token of no project: none of its own
+                return views.volume_list(ctx, [], detail=detail, limit=page_limit, query={},
+                                         count=0 if filters.parse(
+                                             ctx, request.query_params).with_count else None)
             listed = filters.parse(ctx, request.query_params)
             selection: dict[str, Any] = {
                 "status": views.FILTER_STATUS.get(status or "", status),
@@ -235,6 +247,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
     async def show(request: Request, volume_id: str = Path(),
                    ctx: CallContext = Ctx) -> dict[str, Any]:
         entry = await _visible_volume(ctx, _vm(request), volume_id)
+        ctx.require_reader(GET_POLICY)
         return {"volume": views.volume_detail(ctx, entry)}
 
     async def action(request: Request, body: VolumeAction, volume_id: str = Path(),
@@ -249,6 +262,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                      ctx: CallContext = Ctx) -> Response:
         vm = _vm(request)
         await _visible_volume(ctx, vm, volume_id)
+        ctx.require_member(DELETE_POLICY)
         await vm.delete_failed_volume(volume_id)
         return Response(status_code=202)
 
