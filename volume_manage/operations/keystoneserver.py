@@ -135,7 +135,9 @@ class Keystone:
         log = (base / "keystone.log").open("ab")
         self.process = subprocess.Popen(
             [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--threads", "4", "--chdir", str(base),
+             # One request at a time: concurrent token requests on SQLite answered 500
+             # ("database is locked"); each takes a few ms.
+             "--workers", "1", "--threads", "1", "--chdir", str(base),
              "keystone_wsgi:application"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready()
@@ -230,19 +232,24 @@ class Admin:
 
     def volume_endpoint(self, region: str, api_url: str) -> None:
         """The `volumev3` service (made once) and its public endpoint in `region`,
-        `API/v3/%(project_id)s` as Cinder's, replacing the region's earlier one."""
-        services = self.http.get("/services", params={"type": "volumev3"}).json()["services"]
-        service = (str(services[0]["id"]) if services else
-                   self._post("/services", "service", {"type": "volumev3", "name": "cinderv3"}))
+        `API/v3/%(project_id)s` as Cinder's, replacing the region's earlier one; a new
+        region gets Keystone's own endpoint too (the openstack CLI looks for it there)."""
         if self.http.get(f"/regions/{region}").status_code == 404:
             self.http.post("/regions", json={"region": {"id": region}}).raise_for_status()
+            self._endpoint(region, "identity", "keystone", self.url)
+        self._endpoint(region, "volumev3", "cinderv3",
+                       f"{api_url.rstrip('/')}/v3/%(project_id)s")
+
+    def _endpoint(self, region: str, kind: str, name: str, url: str) -> None:
+        services = self.http.get("/services", params={"type": kind}).json()["services"]
+        service = (str(services[0]["id"]) if services else
+                   self._post("/services", "service", {"type": kind, "name": name}))
         endpoints = self.http.get("/endpoints", params={"service_id": service}).json()
         for endpoint in endpoints["endpoints"]:
-            if endpoint["region_id"] == region:
+            if endpoint["region_id"] == region and endpoint["interface"] == "public":
                 self.http.delete(f"/endpoints/{endpoint['id']}").raise_for_status()
         self._post("/endpoints", "endpoint", {
-            "service_id": service, "interface": "public", "region_id": region,
-            "url": f"{api_url.rstrip('/')}/v3/%(project_id)s"})
+            "service_id": service, "interface": "public", "region_id": region, "url": url})
 
     def revoke(self, token: str) -> None:
         self.http.delete("/auth/tokens", headers={"X-Subject-Token": token}).raise_for_status()
