@@ -111,6 +111,8 @@ class Keystone:
     port: int
     password: str
     process: subprocess.Popen[bytes] | None = None
+    bind: str = "127.0.0.1"
+    public_url: str | None = None  # the catalog's identity URL (compose: http://keystone:5000/v3)
 
     @property
     def url(self) -> str:
@@ -127,14 +129,21 @@ class Keystone:
         owner = ["--keystone-user", str(os.getuid()), "--keystone-group", str(os.getgid())]
         for args in (["db_sync"], ["fernet_setup", *owner], ["credential_setup", *owner],
                      ["bootstrap", "--bootstrap-password", self.password,
-                      "--bootstrap-admin-url", self.url, "--bootstrap-public-url", self.url,
-                      "--bootstrap-internal-url", self.url,
+                      "--bootstrap-admin-url", self.public_url or self.url,
+                      "--bootstrap-public-url", self.public_url or self.url,
+                      "--bootstrap-internal-url", self.public_url or self.url,
                       "--bootstrap-region-id", REGION]):
             subprocess.run([*manage, *args], check=True, capture_output=True, cwd=base)
-        env = {**os.environ, "OS_KEYSTONE_CONFIG_FILES": str(conf)}
+        self.serve(venv)
+
+    def serve(self, venv: Path | None = None) -> None:
+        """gunicorn over the instance's directory, until it answers."""
+        venv = install(venv)
+        base = self.directory
+        env = {**os.environ, "OS_KEYSTONE_CONFIG_FILES": str(base / "keystone.conf")}
         log = (base / "keystone.log").open("ab")
         self.process = subprocess.Popen(
-            [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
+            [str(venv / "bin" / "gunicorn"), "--bind", f"{self.bind}:{self.port}",
              # One request at a time: concurrent token requests on SQLite answered 500
              # ("database is locked"); each takes a few ms.
              "--workers", "1", "--threads", "1", "--chdir", str(base),
@@ -260,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install", action="store_true", help="build Keystone's venv")
     parser.add_argument("--serve", metavar="DIR", help="run a Keystone with its files in DIR")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--bind", default="127.0.0.1", help="address to serve on")
+    parser.add_argument("--public-url", help="Keystone's URL in the catalog (…/v3)")
     parser.add_argument("--password", default=os.environ.get("KEYSTONE_ADMIN_PASSWORD"))
     parser.add_argument("--api-url", help="register the volume API's endpoint (volumev3)")
     parser.add_argument("--service-password",
@@ -272,8 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         if not args.password:
             parser.error("--serve needs --password (or KEYSTONE_ADMIN_PASSWORD)")
-        keystone = Keystone(Path(args.serve), args.port, args.password)
-        keystone.start()
+        keystone = Keystone(Path(args.serve), args.port, args.password, bind=args.bind,
+                            public_url=args.public_url)
+        if (Path(args.serve) / "keystone.db").exists():  # a restart: keep what is there
+            keystone.serve()
+        else:
+            keystone.start()
         admin = Admin(keystone.url, args.password)
         if args.api_url:
             admin.volume_endpoint(REGION, args.api_url)
