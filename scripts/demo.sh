@@ -8,7 +8,8 @@
 #   scripts/demo.sh stop             stop what the demo started, the Ceph cluster too
 # Embedded defaults: Temporal dev server (SQLite file data/temporal.db, UI on :8233),
 # SQLite inventory data/inventory.db, a `file` backend over data/demo-backend, and the
-# Cinder-compatible REST API on http://127.0.0.1:8776 (noauth, for python-cinderclient).
+# Cinder-compatible REST API on http://127.0.0.1:8776 (noauth, for python-cinderclient;
+# development only: a cloud runs it with --auth keystone, docs/rest-api.md).
 # The driver is a variable, not a flag: like DEMO_SHORT it changes what a run does, while
 # `stop`, the one argument, stops every part whichever run started it. DEMO_DATA (data),
 # DEMO_TEMPORAL_PORT (7233), DEMO_UI_PORT (8233) and DEMO_REST_PORT (8776) move the demo.

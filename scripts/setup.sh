@@ -55,3 +55,6 @@ fi
 # The rbd driver's helper that reads image headers without opening the images (about a
 # second to compile); without it the driver opens them, slower, with the same answers.
 .venv/bin/python -m volume_manage.drivers.rbd_fastpath --build
+# A real Keystone for the `--auth keystone` tests and benchmark: its own venv beside the
+# project's (PyPI keystone and gunicorn, named for their versions; built once, ≈ 1-3 min).
+.venv/bin/python -m volume_manage.operations.keystoneserver --install >/dev/null

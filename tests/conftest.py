@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.support.ceph import bluestore_cluster, ceph_cluster, rbd_pool  # noqa: F401 - fixtures
+from tests.support.keystone import keystone  # noqa: F401 - a fixture
 from tests.support.processes import process_stack  # noqa: F401 - a fixture
 from tests.support.rbd_stack import rbd_stack  # noqa: F401 - a fixture
 from tests.support.stack import Stack

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 MARIADB_OVERRIDE = ROOT / "deploy" / "compose" / "mariadb.yml"
 SERVICES = {"postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui",
-            "inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api"}
+            "inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api",
+            "keystone", "rest-api-keystone"}
 APP_SERVICES = {"inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api"}
 LONG_RUNNING = ("api-worker", "backend-file", "backend-rbd", "rest-api")
 
@@ -268,7 +269,8 @@ def test_the_rbd_worker_is_optional_and_mounts_the_hosts_ceph_files(
     from /etc/ceph by default or where the variables say."""
     services = config["services"]
     assert services["backend-rbd"]["profiles"] == ["rbd"]
-    assert not [name for name, s in services.items() if name != "backend-rbd"
+    assert not [name for name, s in services.items()
+                if name not in ("backend-rbd", "keystone", "rest-api-keystone")
                 and "profiles" in s]
     assert mounts(services["backend-rbd"]) == {
         "/etc/ceph/ceph.conf": "/etc/ceph/ceph.conf",
@@ -303,3 +305,18 @@ def test_the_mariadb_override_moves_only_the_inventory(config: dict[str, Any]) -
     assert services["temporal"]["environment"] == config["services"]["temporal"]["environment"]
     for name in SERVICES - APP_SERVICES:
         assert services[name] == config["services"][name]
+
+
+def test_keystone_is_optional_and_the_api_beside_it_authenticates_by_it(
+        config: dict[str, Any]) -> None:
+    """`--profile keystone`: a Keystone and a second REST API with `--auth keystone` whose
+    service user is the one the Keystone service makes."""
+    services = config["services"]
+    keystone, api = services["keystone"], services["rest-api-keystone"]
+    assert keystone["profiles"] == api["profiles"] == ["keystone"]
+    assert api["command"][-2:] == ["--auth", "keystone"]
+    env = api["environment"]
+    assert env["VOLUME_API_KEYSTONE_AUTH_URL"] == "http://keystone:5000/v3"
+    assert env["VOLUME_API_KEYSTONE_PASSWORD"] == keystone["environment"][
+        "KEYSTONE_SERVICE_PASSWORD"]
+    assert "http://rest-api-keystone:8777" in keystone["command"]

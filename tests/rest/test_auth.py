@@ -4,6 +4,7 @@ refusing a bad token file with one line before it serves anything."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from volume_manage.rest.__main__ import main
 from volume_manage.rest.auth import NoAuth, TokenFile
 from volume_manage.rest.faults import CinderFault
+from volume_manage.rest.keystone import KeystoneAuth, load_options
 
 
 def test_noauth_is_cinders_every_caller_an_admin_unless_roles_are_given() -> None:
@@ -56,3 +58,48 @@ def test_python_m_rest_refuses_a_bad_token_file(
     error = capsys.readouterr().err
     assert error.startswith("error: ") and expect in error and "t1" not in error
     assert main(["--token-file", str(tmp_path / "missing.json")]) == 1
+
+
+def test_roles_imply_others_as_keystones_defaults() -> None:
+    """admin → member → reader, so a member may read as Cinder's `role:reader` rules ask."""
+    assert NoAuth().authenticate("bob:p1:member").roles == {"member", "reader"}
+    assert NoAuth().authenticate("al:p1").roles == {"admin", "member", "reader"}
+    assert NoAuth().authenticate("eve:p1:observer").roles == {"observer"}
+
+
+def test_keystone_options_from_a_file_and_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "api.conf"
+    path.write_text("[keystone_authtoken]\nauth_url = http://ks:5000/v3\nusername = vm\n"
+                    "password = s3cret\nproject_name = service\nmemcached_servers = m:11211\n")
+    options = load_options(path, {"VOLUME_API_KEYSTONE_PASSWORD": "other",
+                                  "VOLUME_API_KEYSTONE_TOKEN_CACHE_TIME": "60"})
+    assert options == {"auth_url": "http://ks:5000/v3", "username": "vm", "password": "other",
+                       "project_name": "service", "memcached_servers": "m:11211",
+                       "token_cache_time": "60"}  # the variables win
+    auth = KeystoneAuth(options)
+    assert auth.protocol._conf.get("token_cache_time") == 60  # typed by auth_token's options
+    assert auth.protocol._conf.get("service_token_roles_required") is True
+
+
+@pytest.mark.parametrize(("content", "environ", "expect"), [
+    (None, {}, "Keystone authentication needs auth_url (VOLUME_API_KEYSTONE_AUTH_URL or "
+               "[keystone_authtoken] auth_url), username"),
+    ("[keystone_authtoken]\nauth_uri = x\n", {},
+     "[keystone_authtoken] auth_uri is no option of keystonemiddleware's auth_token"),
+    (None, {"VOLUME_API_KEYSTONE_COLOUR": "red"}, "VOLUME_API_KEYSTONE_COLOUR: colour is no"),
+    ("[DEFAULT]\n", {}, "no [keystone_authtoken] section"),
+])
+def test_bad_keystone_options_are_named(tmp_path: Path, content: str | None,
+                                         environ: dict[str, str], expect: str) -> None:
+    path = None
+    if content is not None:
+        path = tmp_path / "api.conf"
+        path.write_text(content)
+    with pytest.raises(ValueError, match=re.escape(expect)):
+        load_options(path, environ)
+
+
+def test_keystone_option_of_the_wrong_type_is_named() -> None:
+    with pytest.raises(ValueError, match=re.escape(
+            "[keystone_authtoken] token_cache_time: invalid literal")):
+        KeystoneAuth({"auth_url": "http://ks/v3", "token_cache_time": "soon"})

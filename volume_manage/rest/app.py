@@ -25,6 +25,7 @@ from temporalio.client import Client
 from volume_manage.rest import faults, versions
 from volume_manage.rest.auth import Authenticator, NoAuth, TokenFile
 from volume_manage.rest.faults import CinderFault
+from volume_manage.rest.keystone import KeystoneAuth, KeystoneMiddleware, load_options
 from volume_manage.rest.routes import build_router, from_token, in_project
 from volume_manage.sdk import ManageError, VolumeManage
 from volume_manage.shared.config import Settings
@@ -145,6 +146,8 @@ def create_app(settings: Settings, authenticator: Authenticator, *,
     app.state.vm = vm
     app.state.authenticator = authenticator
     faults.install(app)
+    if isinstance(authenticator, KeystoneAuth):  # inside CinderMiddleware, as Cinder's
+        app.add_middleware(KeystoneMiddleware, keystone=authenticator)  # sizelimit first
     app.add_middleware(CinderMiddleware, max_body=max_body)
 
     @app.get("/", status_code=300, summary="API versions",
@@ -164,12 +167,19 @@ def create_app(settings: Settings, authenticator: Authenticator, *,
 
 def app_from_env() -> FastAPI:
     """For `uvicorn --factory rest.app:app_from_env`: settings from the environment as
-    everywhere, authentication from VOLUME_API_AUTH=noauth or VOLUME_API_TOKEN_FILE=PATH."""
+    everywhere, authentication from VOLUME_API_TOKEN_FILE=PATH, VOLUME_API_AUTH=keystone
+    (options: VOLUME_API_KEYSTONE_CONFIG=PATH and/or VOLUME_API_KEYSTONE_<OPTION>) or
+    VOLUME_API_AUTH=noauth (development only)."""
     token_file = os.environ.get("VOLUME_API_TOKEN_FILE")
     if token_file:
         return create_app(Settings.from_env(), TokenFile.load(token_file))
-    if os.environ.get("VOLUME_API_AUTH") == "noauth":
+    mode = os.environ.get("VOLUME_API_AUTH")
+    if mode == "keystone":
+        environ = {k: v for k, v in os.environ.items() if k != "VOLUME_API_KEYSTONE_CONFIG"}
+        options = load_options(os.environ.get("VOLUME_API_KEYSTONE_CONFIG"), environ)
+        return create_app(Settings.from_env(), KeystoneAuth(options))
+    if mode == "noauth":
         return create_app(Settings.from_env(), NoAuth())
-    raise ValueError("set VOLUME_API_TOKEN_FILE=PATH, or VOLUME_API_AUTH=noauth for "
-                     "development")
+    raise ValueError("set VOLUME_API_TOKEN_FILE=PATH or VOLUME_API_AUTH=keystone, or "
+                     "VOLUME_API_AUTH=noauth for development")
 

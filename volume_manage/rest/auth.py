@@ -1,4 +1,5 @@
-"""Who is calling: the `X-Auth-Token` header, checked by a token file or by `noauth`.
+"""Who is calling: the `X-Auth-Token` header, checked by a token file, by `noauth` or by
+Keystone (`--auth keystone`, volume_manage/rest/keystone.py).
 
 Token file (`--token-file PATH`), JSON, read once at start:
 
@@ -13,12 +14,15 @@ Cinder, every such caller is an admin. Roles may follow as a third part to try t
 a non-admin: `bob:demo:member` (comma-separated roles; admin only if `admin` is among them).
 
 Admin means the role `admin` (Cinder's default `admin_api` rule: `is_admin:True or
-role:admin`).
+role:admin`). Roles imply others as Keystone's defaults do (admin → member → reader; a
+Keystone token lists them already), so `bob:demo:member` may read as Cinder's
+`role:reader` rules ask.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,18 +32,36 @@ from volume_manage.shared.errors import RequestError
 from volume_manage.shared.validation import check_id
 
 ADMIN_ROLE = "admin"
+MEMBER_ROLE = "member"
+READER_ROLE = "reader"
+# Keystone's default implied roles (keystone-manage bootstrap makes them).
+IMPLIED_ROLES = {ADMIN_ROLE: (MEMBER_ROLE, READER_ROLE), MEMBER_ROLE: (READER_ROLE,)}
 UNAUTHORIZED = "The request you have made requires authentication."
+
+
+def with_implied_roles(roles: Iterable[str]) -> frozenset[str]:
+    given = set(roles)
+    return frozenset(given.union(*(IMPLIED_ROLES.get(role, ()) for role in given)))
 
 
 @dataclass(frozen=True)
 class Identity:
+    """A caller. `project_id` is None for a Keystone token scoped to the system or to a
+    domain (`system_scope` "all", or `domain_id`), as Cinder's context has it."""
+
     user_id: str
-    project_id: str
+    project_id: str | None
     roles: frozenset[str]
+    system_scope: str | None = None
+    domain_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
+        """Cinder's `context_is_admin` (`role:admin`, whatever the token's scope)."""
         return ADMIN_ROLE in self.roles
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
 
 
 class Authenticator(Protocol):
@@ -55,7 +77,7 @@ def _identity(user_id: Any, project_id: Any, roles: Any, where: str) -> Identity
     if not isinstance(roles, list | tuple | frozenset) or not all(
             isinstance(role, str) and role for role in roles):
         raise ValueError(f"{where}: roles must be a list of role names")
-    return Identity(user, project, frozenset(roles))
+    return Identity(user, project, with_implied_roles(roles))
 
 
 class NoAuth:

@@ -40,6 +40,11 @@ LIST_MANAGEABLE_POLICY = "volume_extension:list_manageable"
 SNAPSHOT_MANAGE_POLICY = "snapshot_extension:snapshot_manage"
 SNAPSHOT_UNMANAGE_POLICY = "snapshot_extension:snapshot_unmanage"
 SNAPSHOT_LIST_MANAGEABLE_POLICY = "snapshot_extension:list_manageable"
+GET_POLICY = "volume:get"
+GET_ALL_POLICY = "volume:get_all"
+DELETE_POLICY = "volume:delete"
+SNAPSHOT_GET_POLICY = "volume:get_snapshot"  # cinder/policies/snapshots.py: reader
+SNAPSHOT_GET_ALL_POLICY = "volume:get_all_snapshots"
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 DB_MAX_INT = 0x7FFFFFFF  # Cinder's bound for offset
 # A manage request waits for the API workflow to make the entry (well under a second when
@@ -106,6 +111,10 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
 
     async def manage(request: Request, body: ManageBody, ctx: CallContext = Ctx) -> JSONResponse:
         ctx.require_admin(MANAGE_POLICY)
+        if ctx.project_id is None:
+            raise CinderFault(400, "Malformed request url: the token is scoped to no "
+                                   "project; name the project the volume goes into in the "
+                                   "path (/v3/{project_id}/manageable_volumes)")
         volume = body.volume
         if ctx.version.at_least(versions.VOLUME_MIGRATE_CLUSTER):
             if (volume.host is None) == (volume.cluster is None):
@@ -232,9 +241,14 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
             tenant: str | None = Query(None, alias="project_id",
                                        description="admins, with all_tenants"),
         ) -> dict[str, Any]:
+            ctx.require_reader(GET_ALL_POLICY)
             all_projects = _bool_param("all_tenants", all_tenants) and ctx.is_admin
             project = (tenant or None) if all_projects else ctx.project_id
             page_limit = _limit(limit)
+            if project is None and not all_projects:  # a token of no project: none of its own
+                return views.volume_list(ctx, [], detail=detail, limit=page_limit, query={},
+                                         count=0 if filters.parse(
+                                             ctx, request.query_params).with_count else None)
             listed = filters.parse(ctx, request.query_params)
             selection: dict[str, Any] = {
                 "status": views.FILTER_STATUS.get(status or "", status),
@@ -253,6 +267,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
     async def show(request: Request, volume_id: str = Path(),
                    ctx: CallContext = Ctx) -> dict[str, Any]:
         entry = await _visible_volume(ctx, _vm(request), volume_id)
+        ctx.require_reader(GET_POLICY)
         return {"volume": views.volume_detail(ctx, entry)}
 
     async def action(request: Request, body: VolumeAction, volume_id: str = Path(),
@@ -267,6 +282,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                      ctx: CallContext = Ctx) -> Response:
         vm = _vm(request)
         await _visible_volume(ctx, vm, volume_id)
+        ctx.require_member(DELETE_POLICY)
         await vm.delete_failed_volume(volume_id)
         return Response(status_code=202)
 
@@ -278,6 +294,10 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
         otherwise, never 403), adopted, available or in-use, on a backend that is up and
         adopts snapshots; the 202 is the v2 snapshot view of the entry in `creating`."""
         ctx.require_admin(SNAPSHOT_MANAGE_POLICY)
+        if ctx.project_id is None:
+            raise CinderFault(400, "Malformed request url: the token is scoped to no "
+                                   "project; name the project the snapshot goes into in the "
+                                   "path (/v3/{project_id}/os-snapshot-manage)")
         snapshot = body.snapshot
         ref = {"source-name": snapshot.ref} if isinstance(snapshot.ref, str) else snapshot.ref
         if ref is None:
@@ -316,12 +336,16 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
                                        description="admins, with all_tenants"),
             with_count: str | None = Query(None, description="from 3.45"),
         ) -> dict[str, Any]:
+            ctx.require_reader(SNAPSHOT_GET_ALL_POLICY)
             all_projects = _bool_param("all_tenants", all_tenants) and ctx.is_admin
+            page_limit = _limit(limit)
+            if ctx.project_id is None and not all_projects:  # a token of no project
+                return views.snapshot_list(ctx, [], detail=detail, limit=page_limit, query={},
+                                           count=None)
             selection: dict[str, Any] = {
                 "project_id": (tenant or None) if all_projects else ctx.project_id,
                 "status": views.SNAPSHOT_FILTER_STATUS.get(status or "", status),
                 "name": name, "volume_id": volume_id}
-            page_limit = _limit(limit)
             vm = _vm(request)
             entries = await vm.list_snapshots(
                 limit=page_limit, marker=marker, offset=_offset(offset),
@@ -336,6 +360,7 @@ def build_router(context: Callable[..., CallContext], *, in_schema: bool) -> API
 
     async def _visible_snapshot(ctx: CallContext, vm: VolumeManage, snapshot_id: str
                                 ) -> SnapshotEntry:
+        ctx.require_reader(SNAPSHOT_GET_POLICY)
         entry = await vm.get_snapshot(snapshot_id)
         if entry is None or not ctx.can_see(entry.project_id):
             raise snapshot_not_found(snapshot_id)
