@@ -336,7 +336,7 @@ def test_backend_workers_have_no_transport_url_flag() -> None:
     """Only the API worker sends notifications: a backend worker given --transport-url
     refuses it instead of ignoring it."""
     group = typer.main.get_command(cli.app)
-    options = {name: {o for p in command.params for o in p.opts}  # type: ignore[attr-defined]
+    options = {name: {o for p in command.params for o in p.opts}
                for name, command in group.commands.items()}  # type: ignore[attr-defined]
     assert {"--transport-url", "--notification-topic"} <= options["api"]
     assert not {"--transport-url", "--notification-topic"} & options["backend"]

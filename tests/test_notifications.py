@@ -177,7 +177,7 @@ def expected_ids(stack: Stack, volume_ids: list[str]) -> set[str]:
         rows = session.execute(select(Event.workflow_id, Event.event_type, Event.volume_id).where(
             Event.volume_id.in_(volume_ids),
             Event.event_type.in_((events.MANAGE_START, events.MANAGE_END)))).all()
-    return {message_id(workflow_id, f"volume.{kind}", volume_id)
+    return {message_id(workflow_id, f"volume.{kind}", volume_id or "")
             for workflow_id, kind, volume_id in rows}
 
 

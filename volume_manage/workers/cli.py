@@ -142,10 +142,10 @@ def api(options: WorkerOptions, transport_url: str | None = TransportOpt,
         notification_topic: str | None = TopicOpt) -> None:
     """Run the API/scheduler worker (ManageExistingWorkflow on the API task queue), and with
     --transport-url the relay of Cinder's notifications."""
-    flags = {"transport_url": transport_url, "notification_topic": notification_topic}
     # A flag wins over its environment variable (which Settings.from_env has read).
-    settings = dataclasses.replace(options.settings,
-                                   **{name: value for name, value in flags.items() if value})
+    settings = dataclasses.replace(
+        options.settings, transport_url=transport_url or options.settings.transport_url,
+        notification_topic=notification_topic or options.settings.notification_topic)
 
     async def main() -> None:
         client = await connect_observed(settings, options.observing)
