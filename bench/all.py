@@ -26,6 +26,7 @@ from bench import (
     format_check,
     latency,
     listing,
+    notify,
     peer,
     throughput,
 )
@@ -49,6 +50,7 @@ async def run(quick: bool, database: str) -> dict[str, Any]:
             file_bulk.QUICK_FILES if quick else file_bulk.FILES,
             file_bulk.QUICK_QCOW2 if quick else file_bulk.QCOW2, database,
             floor_count=100 if quick else 200)),
+        ("notify", lambda: notify.run(500 if quick else 2000, 1 if quick else 2, database)),
         ("format_check", lambda: format_check.run(200 if quick else 1000)),
     ]
     seconds: dict[str, float] = {}

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +45,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 MARIADB_ADMIN_URL = os.environ.get(
     "BENCH_MARIADB_ADMIN", "mysql+pymysql://root@127.0.0.1:3306/test")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# What turns the API worker's notifications on (bench.workers reads them, as worker.py does).
+NOTIFICATION_ENV = ("VOLUME_MANAGE_TRANSPORT_URL", "VOLUME_MANAGE_NOTIFICATION_TOPIC")
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -236,7 +238,8 @@ class Env:
     @asynccontextmanager
     async def workers(self, *, ours: bool = True, floor: bool = True, objects: int = 0,
                       images: Path | None = None, extra: Sequence[str] = (),
-                      driver: str | None = None, backend_processes: int = 1
+                      driver: str | None = None, backend_processes: int = 1,
+                      environment: Mapping[str, str] | None = None
                       ) -> AsyncIterator[WorkerProcess]:
         """Start worker processes and stop them after: ours as deployed (the API worker and
         a new backend's worker, a process each: a fake backend with `objects` objects, or
@@ -244,7 +247,10 @@ class Env:
         options in `extra`), and/or the floor's. Their peak RSS and CPU can be read before
         the block ends. `backend_processes` workers serve the backend (docs/operations.md:
         a worker's Python runs on one core; a real backend takes several on one queue; the
-        fake one cannot, its objects live in one process)."""
+        fake one cannot, its objects live in one process). `environment` is added to the
+        processes' environment (the API worker's notifications: NOTIFICATION_ENV), which
+        otherwise has none of NOTIFICATION_ENV, so that no benchmark sends notifications
+        unless it says so."""
         driver = driver or ("fake" if images is None else "file")
         backend = f"bench-{self.tag}-{len(self.started)}@{driver}"
         common = [sys.executable, "-m", "bench.workers", "--address", self.server.address,
@@ -254,13 +260,15 @@ class Env:
                   *(["--path", str(images)] if images is not None else []), *extra]
         roles = [["--ours", "api"]] + [["--ours", "backend"]] * backend_processes if ours else []
         roles += [["--ours", "none", "--floor-queue", self.floor_queue]] if floor else []
+        process_env = {k: v for k, v in os.environ.items() if k not in NOTIFICATION_ENV}
+        process_env.update(environment or {})
         group = WorkerProcess([], backend, objects)
         self.started.append(group)
         try:
             for role in roles:
                 process = await asyncio.create_subprocess_exec(
                     *common, *role, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-                    start_new_session=True)
+                    start_new_session=True, env=process_env)
                 group.processes.append(process)
                 assert process.stdout is not None
                 line = await asyncio.wait_for(process.stdout.readline(), timeout=120)

@@ -29,7 +29,7 @@ END = "<!-- results:end -->"
 
 # The order bench.all runs them in; benchmarks not named here follow, by name.
 ORDER = ("floor", "latency", "throughput", "accept", "peer", "listing", "bulk", "file_bulk",
-         "format_check")
+         "notify", "format_check")
 TIMES = "\N{MULTIPLICATION SIGN}"
 
 

@@ -9,7 +9,9 @@ over a directory of images), and/or the floor's worker.
                             [--ours api|backend|both|none]
 
 A process of its own so that its peak RSS and CPU are the workers' alone. Prints `ready`
-once polling; SIGTERM stops it.
+once polling; SIGTERM stops it. The API worker relays Cinder's notifications when
+VOLUME_MANAGE_TRANSPORT_URL is set (and VOLUME_MANAGE_NOTIFICATION_TOPIC names the topic),
+as `worker.py api` does.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from volume_manage.drivers.base import Driver
 from volume_manage.drivers.fake import FakeDriver
 from volume_manage.drivers.file import FileDriver
 from volume_manage.drivers.rbd import RbdDriver, RbdOptions
+from volume_manage.notifications.relay import start_relay
 from volume_manage.process_exit import run_then_exit
 from volume_manage.shared.config import Settings
 from volume_manage.shared.converter import DATA_CONVERTER
@@ -40,7 +43,10 @@ async def main(args: argparse.Namespace) -> None:
     client = await Client.connect(args.address, data_converter=DATA_CONVERTER)
     settings = Settings(temporal_address=args.address, temporal_namespace="default",
                         database_url=args.database_url, api_task_queue=args.api_queue,
-                        service_down_time_s=3600)
+                        service_down_time_s=3600,
+                        transport_url=os.environ.get("VOLUME_MANAGE_TRANSPORT_URL") or None,
+                        notification_topic=os.environ.get("VOLUME_MANAGE_NOTIFICATION_TOPIC")
+                        or "notifications")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -50,6 +56,7 @@ async def main(args: argparse.Namespace) -> None:
             await stack.enter_async_context(floor_worker(client, args.floor_queue))
         if args.ours in ("api", "both"):
             await stack.enter_async_context(api_worker(client, settings))
+            await start_relay(client, settings)  # as worker.py api does; None when off
         if args.ours in ("backend", "both"):
             driver = make_driver(args)
             report_service(settings, args.backend, driver, cluster=None, zone="nova")

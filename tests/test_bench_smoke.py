@@ -7,7 +7,7 @@ import os
 import uuid
 from pathlib import Path
 
-from bench import common, file_bulk, peer
+from bench import common, file_bulk, notify, peer
 from bench.floor import floor_worker, run_floor, sequential_floor
 from tests.support.stack import Stack
 from volume_manage.shared.types import ManageRequest
@@ -62,3 +62,17 @@ def test_file_bulk_names_what_failed(database_url: str, tmp_path: Path) -> None:
                            "not adopted")
     assert file_bulk.failure_line(3, run, 2).startswith("FAILED: file driver (2 backend workers)")
     assert file_bulk.failure_line(3, file_bulk.FileRun()) == ""
+
+
+async def test_notifications_bench_run(database_url: str) -> None:
+    """One run of bench.notify with notifications on, through the file driver's worker
+    process: the API worker process relays to the run's topic, the listener hears a start
+    and an end per image, once each; a run that lost some says so in one line."""
+    async with common.environment(database_url) as env:
+        run = await notify.one_run(env, "file", True, 3, batch_size=2, concurrency=2)
+    assert (run.adopted, run.expected, run.unique, run.received, run.missing) == (3, 6, 6, 6, 0)
+    assert run.lag_s is not None
+    assert notify.failure_line([run]) == ""
+    lost = notify.Run("fake", True, adopted=3, expected=6, received=5, unique=5, missing=1)
+    assert notify.failure_line([lost]) == (
+        "FAILED: fake driver, notifications on: 5 of 6 notifications arrived (1 missing)")

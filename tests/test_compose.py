@@ -33,7 +33,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 MARIADB_OVERRIDE = ROOT / "deploy" / "compose" / "mariadb.yml"
 SERVICES = {"postgresql", "temporal-schema", "temporal", "temporal-setup", "temporal-ui",
             "inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api",
-            "keystone", "rest-api-keystone"}
+            "keystone", "rest-api-keystone", "rabbitmq"}
 APP_SERVICES = {"inventory-migrate", "api-worker", "backend-file", "backend-rbd", "rest-api"}
 LONG_RUNNING = ("api-worker", "backend-file", "backend-rbd", "rest-api")
 
@@ -123,6 +123,7 @@ def test_ports(config: dict[str, Any]) -> None:
     assert published(services["api-worker"]) == {9464: 9464}
     assert published(services["backend-file"]) == {9465: 9464}
     assert published(services["backend-rbd"]) == {9466: 9464}
+    assert published(services["rabbitmq"]) == {5672: 5672}
     assert "ports" not in services["postgresql"]
     everything = [port for s in services.values() for port in published(s)]
     assert len(everything) == len(set(everything)), "two services publish one port"
@@ -269,9 +270,9 @@ def test_the_rbd_worker_is_optional_and_mounts_the_hosts_ceph_files(
     from /etc/ceph by default or where the variables say."""
     services = config["services"]
     assert services["backend-rbd"]["profiles"] == ["rbd"]
-    assert not [name for name, s in services.items()
-                if name not in ("backend-rbd", "keystone", "rest-api-keystone")
-                and "profiles" in s]
+    assert {name: s["profiles"] for name, s in services.items() if "profiles" in s} == {
+        "backend-rbd": ["rbd"], "rabbitmq": ["notifications"],
+        "keystone": ["keystone"], "rest-api-keystone": ["keystone"]}
     assert mounts(services["backend-rbd"]) == {
         "/etc/ceph/ceph.conf": "/etc/ceph/ceph.conf",
         "/etc/ceph/keyring": "/etc/ceph/ceph.client.cinder.keyring"}
@@ -320,3 +321,38 @@ def test_keystone_is_optional_and_the_api_beside_it_authenticates_by_it(
     assert env["VOLUME_API_KEYSTONE_PASSWORD"] == keystone["environment"][
         "KEYSTONE_SERVICE_PASSWORD"]
     assert "http://rest-api-keystone:8777" in keystone["command"]
+
+
+def test_notifications_are_the_api_workers_and_off_unless_wired(
+        config: dict[str, Any]) -> None:
+    """The `notifications` profile's RabbitMQ, and VOLUME_MANAGE_TRANSPORT_URL on the API
+    worker alone: empty (off) by default, the broker's URL (its own user: RabbitMQ lets
+    `guest` in from the loopback only) when set as docs/operations.md says. The API worker
+    does not depend on the broker: the relay retries until it answers."""
+    services = config["services"]
+    assert services["api-worker"]["environment"]["VOLUME_MANAGE_TRANSPORT_URL"] == ""
+    assert "rabbitmq" not in services["api-worker"]["depends_on"]
+    for name in APP_SERVICES - {"api-worker"}:
+        assert "VOLUME_MANAGE_TRANSPORT_URL" not in services[name]["environment"]
+    broker = services["rabbitmq"]
+    assert broker["image"].startswith("rabbitmq:")
+    assert "rabbitmq-diagnostics" in broker["healthcheck"]["test"]
+    assert mounts(broker) == {"/var/lib/rabbitmq": "rabbitmq-data"}
+    user, password = (broker["environment"][f"RABBITMQ_DEFAULT_{k}"] for k in ("USER", "PASS"))
+    assert user != "guest"
+    url = f"rabbit://{user}:{password}@rabbitmq:5672/"
+    for doc in (ROOT / "docs" / "operations.md", COMPOSE):  # the URLs they tell users to set
+        assert set(re.findall(r"rabbit://\S*@rabbitmq\S*", doc.read_text())) == {url}, doc
+    wired = resolve(VOLUME_MANAGE_TRANSPORT_URL=url)["services"]["api-worker"]
+    assert wired["environment"]["VOLUME_MANAGE_TRANSPORT_URL"] == url
+    assert wired["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"  # merged, not replaced
+
+
+def test_backend_workers_have_no_transport_url_flag() -> None:
+    """Only the API worker sends notifications: a backend worker given --transport-url
+    refuses it instead of ignoring it."""
+    group = typer.main.get_command(cli.app)
+    options = {name: {o for p in command.params for o in p.opts}
+               for name, command in group.commands.items()}  # type: ignore[attr-defined]
+    assert {"--transport-url", "--notification-topic"} <= options["api"]
+    assert not {"--transport-url", "--notification-topic"} & options["backend"]

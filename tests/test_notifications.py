@@ -1,24 +1,33 @@
 """Cinder's notifications on the real RabbitMQ, read by an oslo.messaging notification
 listener as Ceilometer reads them, on every database: the sequences of an adoption, a
-failed one, an unmanage and a bulk adoption, and a broker cut off in the middle of a bulk
-adoption losing nothing and holding up nothing."""
+failed one, an unmanage and a bulk adoption, a broker cut off in the middle of a bulk
+adoption losing nothing and holding up nothing; and `worker.py api --transport-url` as a
+real process, sending them, and SIGKILLed with notifications unsent, losing none."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
 from tests.support.bus import RABBIT_URL, Bus
+from tests.support.processes import ApiProcess, BackendProcess, service_registered, wait_for
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory.db import transaction
+from volume_manage.inventory.models import Event
 from volume_manage.notifications.payloads import message_id
-from volume_manage.shared import naming, statuses
+from volume_manage.operations.devserver import DevServer
+from volume_manage.shared import events, naming, statuses
 from volume_manage.shared.types import BulkManageInput
 
 START, END = "volume.manage_existing.start", "volume.manage_existing.end"
@@ -144,13 +153,100 @@ async def test_the_broker_cut_off_for_10_s_in_a_bulk_adoption(
         proxy.close()
 
 
-async def retried(relay: object) -> None:
-    """Until the relay's step has failed at least once (its attempt is past the first)."""
+async def retried(relay: object, *, between_attempts: bool = False) -> None:
+    """Until the relay's step has failed at least once (its attempt is past the first);
+    `between_attempts`: and it waits for its next attempt (none running, so a worker killed
+    now holds none: the next attempt goes to the next worker at once, not after the
+    heartbeat timeout)."""
     async with asyncio.timeout(60):
         while True:
             description = await relay.describe()  # type: ignore[attr-defined]
             pending = description.raw_description.pending_activities
-            if pending and pending[0].attempt > 1:
+            if pending and pending[0].attempt > 1 and (
+                    not between_attempts
+                    or pending[0].state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED):
                 return
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
 
+
+
+def expected_ids(stack: Stack, volume_ids: list[str]) -> set[str]:
+    """The message ids of the volumes' manage_existing.start/end, made as the relay makes
+    them, from what the inventory recorded (the workflow, the event, the volume)."""
+    with transaction(stack.database_url, readonly=True) as session:
+        rows = session.execute(select(Event.workflow_id, Event.event_type, Event.volume_id).where(
+            Event.volume_id.in_(volume_ids),
+            Event.event_type.in_((events.MANAGE_START, events.MANAGE_END)))).all()
+    return {message_id(workflow_id, f"volume.{kind}", volume_id or "")
+            for workflow_id, kind, volume_id in rows}
+
+
+async def test_worker_py_api_sends_them(client: Client, database_url: str, bus: Bus,
+                                        temporal_server: DevServer, tmp_path: Path) -> None:
+    """`worker.py api --transport-url` and `worker.py backend --driver file`, as users start
+    them: an adoption's start and end reach the listener, with the ids the relay makes."""
+    images = tmp_path / "images"
+    images.mkdir()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(images / "disk.qcow2"),
+                    "1G"], check=True)
+    async with Stack(client, database_url, backend_in_process=False, backend_driver="file",
+                     api_in_process=False, transport_url=RABBIT_URL,
+                     notification_topic=bus.topic) as stack:
+        api = ApiProcess(stack, temporal_server, tmp_path / "api.log")
+        backend = BackendProcess(stack, temporal_server, images, tmp_path / "backend.log")
+        try:
+            api.start()
+            backend.start()
+            await wait_for(lambda: service_registered(stack))
+            adopted = await stack.manage_and_wait("disk.qcow2")
+            await bus.wait_for(adopted.id, END)
+
+            assert adopted.status == statuses.AVAILABLE
+            assert bus.types_of(adopted.id) == [START, END]
+            assert {r.message_id for r in bus.of(adopted.id)} == expected_ids(
+                stack, [adopted.id])
+        finally:
+            backend.stop()
+            api.stop()
+
+
+async def test_the_api_worker_killed_with_notifications_unsent(
+        client: Client, database_url: str, bus: Bus, temporal_server: DevServer,
+        tmp_path: Path) -> None:
+    """The broker cut off, three adoptions made meanwhile, the relay's sends failing; the
+    `worker.py api` process SIGKILLed, the broker back, the worker started again: every
+    notification arrives, each with the id the relay makes (at least once: a repeat has
+    the first's id), none lost."""
+    proxy = TcpProxy(5672)
+    await proxy.start()
+    try:
+        url = f"rabbit://guest:guest@127.0.0.1:{proxy.port}/"
+        async with Stack(client, database_url, api_in_process=False, transport_url=url,
+                         notification_topic=bus.topic) as stack:
+            api = ApiProcess(stack, temporal_server, tmp_path / "api.log")
+            try:
+                for n in range(4):
+                    stack.fake.add_object(f"vol-{n}")
+                api.start()
+                first = await stack.manage_and_wait("vol-0")
+                await bus.wait_for(first.id, END)  # the relay runs and reaches the broker
+                await proxy.cut()
+                later = [await stack.manage_and_wait(f"vol-{n}") for n in (1, 2, 3)]
+                await retried(client.get_workflow_handle(
+                    naming.notifications_relay_workflow_id(stack.settings.api_task_queue)),
+                    between_attempts=True)
+                api.signal(signal.SIGKILL)
+                api.wait()
+                assert not bus.of(later[0].id)  # unsent when the worker died
+                await proxy.restore()
+                api.start()
+
+                await bus.wait_until(8, unique=True)
+                ids = [v.id for v in (first, *later)]
+                for volume_id in ids:
+                    assert set(bus.types_of(volume_id)) == {START, END}
+                assert {r.message_id for r in bus.received} == expected_ids(stack, ids)
+            finally:
+                api.stop()
+    finally:
+        proxy.close()

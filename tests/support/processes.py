@@ -1,4 +1,5 @@
-"""A backend worker as a real process (`python worker.py backend …`), for tests that kill it."""
+"""Workers as real processes (`python worker.py backend …`, `python worker.py api …`), started
+the way users start them, for tests that kill them."""
 
 from __future__ import annotations
 
@@ -21,29 +22,19 @@ from volume_manage.operations.devserver import DevServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class BackendProcess:
-    """`python worker.py backend …` for one stack, over a directory of images."""
+class WorkerProcess:
+    """One `python worker.py …` process: started with `start`, signalled, waited for, and
+    killed by `stop` if it still runs; its output appended to `log`."""
 
-    def __init__(self, stack: Stack, server: DevServer, directory: Path, log: Path, *,
-                 driver_args: list[str] | None = None, env: dict[str, str] | None = None
-                 ) -> None:
-        """The file driver over `directory`, unless `driver_args` name another (with its
-        options in `env`, as a deployment would set them)."""
-        self.stack, self.server, self.directory, self.log = stack, server, directory, log
-        self.driver_args = driver_args or ["--driver", "file", "--path", str(directory)]
-        self.extra_env = env or {}
+    def __init__(self, log: Path) -> None:
+        self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *faults: str) -> None:
-        env = {**os.environ, "TEMPORAL_ADDRESS": self.server.address,
-               "DATABASE_URL": self.stack.database_url, **self.extra_env}
-        args = [sys.executable, str(ROOT / "worker.py"), "backend",
-                "--backend-host", self.stack.host, *self.driver_args]
-        for fault in faults:
-            args += ["--fault", fault]
+    def spawn(self, args: list[str], env: dict[str, str]) -> None:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=ROOT)
+            self.process = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), *args],
+                                            env={**os.environ, **env}, stdout=log,
+                                            stderr=subprocess.STDOUT, cwd=ROOT)
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.process is not None
@@ -57,6 +48,46 @@ class BackendProcess:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+class ApiProcess(WorkerProcess):
+    """`python worker.py api --transport-url … --notification-topic …` for one stack (built
+    with `api_in_process=False`), on its API queue, sending to its transport URL if any."""
+
+    def __init__(self, stack: Stack, server: DevServer, log: Path) -> None:
+        super().__init__(log)
+        self.stack, self.server = stack, server
+
+    def start(self) -> None:
+        settings = self.stack.settings
+        args = ["api"]
+        if settings.transport_url:
+            args += ["--transport-url", settings.transport_url,
+                     "--notification-topic", settings.notification_topic]
+        self.spawn(args, {"TEMPORAL_ADDRESS": self.server.address,
+                          "DATABASE_URL": self.stack.database_url,
+                          "VOLUME_API_TASK_QUEUE": settings.api_task_queue})
+
+
+class BackendProcess(WorkerProcess):
+    """`python worker.py backend …` for one stack, over a directory of images."""
+
+    def __init__(self, stack: Stack, server: DevServer, directory: Path, log: Path, *,
+                 driver_args: list[str] | None = None, env: dict[str, str] | None = None
+                 ) -> None:
+        """The file driver over `directory`, unless `driver_args` name another (with its
+        options in `env`, as a deployment would set them)."""
+        super().__init__(log)
+        self.stack, self.server, self.directory = stack, server, directory
+        self.driver_args = driver_args or ["--driver", "file", "--path", str(directory)]
+        self.extra_env = env or {}
+
+    def start(self, *faults: str) -> None:
+        args = ["backend", "--backend-host", self.stack.host, *self.driver_args]
+        for fault in faults:
+            args += ["--fault", fault]
+        self.spawn(args, {"TEMPORAL_ADDRESS": self.server.address,
+                          "DATABASE_URL": self.stack.database_url, **self.extra_env})
 
 
 @pytest.fixture

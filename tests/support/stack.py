@@ -35,10 +35,13 @@ class Stack:
     def __init__(self, client: Client, database_url: str, *, driver: Driver | None = None,
                  zone: str = "nova", backend_in_process: bool = True,
                  backend_driver: str | None = None, transport_url: str | None = None,
-                 notification_topic: str = "notifications") -> None:
+                 notification_topic: str = "notifications", api_in_process: bool = True
+                 ) -> None:
         """`backend_driver` names the backend's driver when its worker is not in this
         process (a `worker.py backend --driver file` of the test's); else it is `driver`'s.
-        With `transport_url` the API worker relays notifications, as `worker.py api` does."""
+        With `transport_url` the API worker relays notifications, as `worker.py api` does.
+        Without `api_in_process` the test runs the API worker (`processes.ApiProcess`, on
+        this stack's settings)."""
         tag = uuid.uuid4().hex[:8]
         self.client = client
         self.database_url = database_url
@@ -55,6 +58,7 @@ class Stack:
         self.project = f"project-{tag}"
         self.zone = zone
         self.backend_in_process = backend_in_process
+        self.api_in_process = api_in_process
         self.workers: list[Worker] = []
 
     @property
@@ -63,14 +67,16 @@ class Stack:
         return self.driver
 
     async def __aenter__(self) -> Stack:
-        self.workers = [api_worker(self.client, self.settings, faults=self.faults)]
+        if self.api_in_process:
+            self.workers = [api_worker(self.client, self.settings, faults=self.faults)]
         if self.backend_in_process:
             self.report_service()
             self.workers.append(backend_worker(self.client, self.settings, self.backend,
                                                self.driver, faults=self.faults))
         for worker in self.workers:
             await worker.__aenter__()
-        await start_relay(self.client, self.settings)
+        if self.api_in_process:
+            await start_relay(self.client, self.settings)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

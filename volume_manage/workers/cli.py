@@ -6,8 +6,8 @@
         --rbd-ceph-conf /etc/ceph/ceph.conf --rbd-user cinder --rbd-keyring FILE
 
 Options come from flags or the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
-DATABASE_URL, METRICS_PORT, LOG_FORMAT, VOLUME_MANAGE_TRACING, VOLUME_MANAGE_TRANSPORT_URL,
-the RBD_* of the rbd driver's options). SIGINT/SIGTERM stop polling
+DATABASE_URL, METRICS_PORT, LOG_FORMAT, VOLUME_MANAGE_TRACING, the API worker's
+VOLUME_MANAGE_TRANSPORT_URL, the RBD_* of the rbd driver's options). SIGINT/SIGTERM stop polling
 and let in-flight activities finish. `--metrics-port` serves Prometheus metrics (the SDK's
 and the project's) on one endpoint; see volume_manage/observability.
 """
@@ -15,6 +15,7 @@ and the project's) on one endpoint; see volume_manage/observability.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import logging
@@ -61,6 +62,7 @@ MetricsHostOpt = typer.Option(
 LogFormatOpt = typer.Option(
     "text", "--log-format", envvar="LOG_FORMAT",
     help="text (for humans) or json (one object a line)")
+# The API worker's alone: it runs the relay of the notifications (backend workers send none).
 TransportOpt = typer.Option(
     None, "--transport-url",
     help="send Cinder's notifications to this oslo.messaging transport, e.g. "
@@ -101,8 +103,6 @@ def worker_options(
     metrics_host: str = MetricsHostOpt,
     log_format: str = LogFormatOpt,
     tracing: str | None = TracingOpt,
-    transport_url: str | None = TransportOpt,
-    notification_topic: str | None = TopicOpt,
 ) -> WorkerOptions:
     """The options every worker command takes (`worker_command` adds them to each); sets up
     logging first, so that every later line has the chosen format."""
@@ -116,9 +116,7 @@ def worker_options(
         raise typer.BadParameter(f"step[:times[:permanent]] or step:delay=SECONDS ({err})",
                                  param_hint="--fault") from None
     settings = Settings.from_env(temporal_address=temporal_address,
-                                 temporal_namespace=namespace, database_url=database_url,
-                                 transport_url=transport_url,
-                                 notification_topic=notification_topic)
+                                 temporal_namespace=namespace, database_url=database_url)
     return WorkerOptions(settings, observed, faults)
 
 
@@ -140,16 +138,20 @@ def worker_command(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @worker_command
-def api(options: WorkerOptions) -> None:
+def api(options: WorkerOptions, transport_url: str | None = TransportOpt,
+        notification_topic: str | None = TopicOpt) -> None:
     """Run the API/scheduler worker (ManageExistingWorkflow on the API task queue), and with
     --transport-url the relay of Cinder's notifications."""
+    # A flag wins over its environment variable (which Settings.from_env has read).
+    settings = dataclasses.replace(
+        options.settings, transport_url=transport_url or options.settings.transport_url,
+        notification_topic=notification_topic or options.settings.notification_topic)
 
     async def main() -> None:
-        client = await connect_observed(options.settings, options.observing)
-        worker = api_worker(client, options.settings, faults=options.faults)
-        if await start_relay(client, options.settings) is not None:
-            log.info("notifications on: sending to topic %s",
-                     options.settings.notification_topic)
+        client = await connect_observed(settings, options.observing)
+        worker = api_worker(client, settings, faults=options.faults)
+        if await start_relay(client, settings) is not None:
+            log.info("notifications on: sending to topic %s", settings.notification_topic)
         await run_until_signalled(worker)
 
     run_main(main)
