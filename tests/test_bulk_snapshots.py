@@ -16,14 +16,21 @@ from tests.support.stack import Stack
 from tests.test_cli import cli
 from tests.test_snapshots import snapshot_rows, snapshot_usage
 from volume_manage import sdk
+from volume_manage.cli.bulk import bar_state, print_report
+from volume_manage.cli.common import out
 from volume_manage.drivers.file import FileDriver
 from volume_manage.shared import naming, statuses
-from volume_manage.shared.types import BulkManageInput
+from volume_manage.shared.types import BulkManageInput, BulkProgress, ItemError
+from workflows import bulk_manage
 from workflows.saga import failure_of
 
 
 async def test_the_safe_snapshots_of_the_adopted_volumes_follow_them(
-        stack: Stack, cli_env: dict[str, str], tmp_path: Path) -> None:
+        stack: Stack, cli_env: dict[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of one snapshot (two of one name on two volumes, told apart by the position's
+    volume) and runs of two snapshots (continued as new) through the CLI."""
+    monkeypatch.setattr(bulk_manage, "SNAPSHOTS_PER_RUN", 2)  # (workers run in this process)
     for name in ["vol-0", "vol-1", "other"]:
         stack.fake.add_object(name)
     for snap in ["a", "b"]:
@@ -37,7 +44,8 @@ async def test_the_safe_snapshots_of_the_adopted_volumes_follow_them(
     refs.write_text("vol-0\nvol-1\n")
 
     code, out, _ = await cli(cli_env, "bulk-manage", stack.host, "--from-file", str(refs),
-                             "--project", stack.project, "--snapshots", "--json")
+                             "--project", stack.project, "--snapshots", "--page-size", "1",
+                             "--bulk-id", stack.project, "--json")
 
     report = json.loads(out)
     assert code == 1, out  # one snapshot failed
@@ -54,6 +62,9 @@ async def test_the_safe_snapshots_of_the_adopted_volumes_follow_them(
     assert sum(n.startswith("snapshot-") for n in names) == 2
     assert error["ref"]["source-name"] in names and "busy" in names  # failed one renamed back
     assert stack.fake.snapshot_names(naming.managed_object_name(mine.id)) == ["x"]
+    runs = [w async for w in stack.client.list_workflows(
+        f'WorkflowId = "{naming.bulk_manage_workflow_id(stack.project)}"')]
+    assert len(runs) == 2 and report["snapshot_pages"] == 5
 
 
 async def test_a_backend_that_cannot_adopt_snapshots_refuses_the_flag(
@@ -75,3 +86,16 @@ async def test_a_backend_that_cannot_adopt_snapshots_refuses_the_flag(
             await handle.result()
         assert failure_of(failed.value.cause)[0] == "NotSupported.snapshots"
         assert stack.project_volumes() == []
+
+
+def test_the_cli_counts_the_snapshots_once_the_volumes_are_done() -> None:
+    progress = BulkProgress(total=5, done=5, snapshot_pages=1, snapshots_total=4,
+                            snapshots_done=2, snapshots_failed=1, snapshots_in_flight=1,
+                            snapshots_listing_finished=True, errors=[ItemError(
+                                {"source-name": "s"}, "injected", "v-1", kind="snapshot")])
+    assert bar_state(progress) == (
+        4, 3, "volumes: 5 ok, 0 failed · snapshots: 2 ok, 1 failed, 1 in flight")
+    with out.capture() as captured:
+        print_report(progress)
+    text = captured.get()
+    assert "snapshots" in text and "injected" in text and "│ snapshot " in text

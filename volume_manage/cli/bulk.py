@@ -60,8 +60,9 @@ def bulk_manage(
     metadata: list[str] = typer.Option([], help="KEY=VALUE for every volume, repeatable"),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="volumes per batch saga"),
     concurrency: int = typer.Option(4, help="batches in flight at once"),
-    page_size: int = typer.Option(1000, help="with --all: objects listed per page"),
-    page_timeout: float = typer.Option(300.0, help="with --all: seconds a page may take"),
+    page_size: int = typer.Option(1000, help="with --all or --snapshots: objects listed per page"),
+    page_timeout: float = typer.Option(
+        300.0, help="with --all or --snapshots: seconds a page may take"),
     snapshots: bool = typer.Option(
         False, "--snapshots",
         help="then adopt the safe snapshots of the volumes this adopted (rbd, fake)"),
