@@ -10,12 +10,13 @@ core's, shared with the manager.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -28,10 +29,12 @@ from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import utcnow
 from volume_manage.shared import errors, events, naming, search, statuses, ui
 from volume_manage.shared.types import (
+    BulkVolumesQuery,
     CreateSnapshotEntryInput,
     ManageSnapshotInput,
     SnapshotCompensation,
     SnapshotEntry,
+    SnapshotOutcome,
     SnapshotRequest,
     SnapshotSpec,
 )
@@ -77,6 +80,48 @@ class SnapshotApiActivities:
             # Already cast and finished (this is a retry): casting again must not re-adopt.
             activity.logger.info("cast already done: %s", workflow_id)
         return workflow_id
+
+    # --- bulk-manage --snapshots (BulkManageWorkflow, on this worker) ---------------------
+
+    @activity.defn
+    def check_bulk_snapshots(self, host: str) -> None:
+        """The backend of a bulk adoption with --snapshots adopts snapshots (its service row
+        says so), or the bulk is refused on `snapshots` before it adopts anything."""
+        with typed_errors(), transaction(self.database_url, readonly=True) as session:
+            snaps.check_adopts_snapshots(session, host, now=utcnow(),
+                                         down_time=self.service_down_time)
+
+    @activity.defn
+    def bulk_adopted_volumes(self, query: BulkVolumesQuery) -> list[str | None]:
+        """Per snapshot source reference of a listing page, the volume the bulk adopted
+        there, or None (a volume adopted otherwise, or not at all, keeps its snapshots out)."""
+        with typed_errors(), transaction(self.database_url, readonly=True) as session:
+            return snaps.bulk_adopted_volumes(session, query.bulk_workflow_id, query.sources)
+
+    @activity.defn
+    async def wait_snapshot_adopted(self, snapshot_id: str) -> SnapshotOutcome:
+        """Wait for the snapshot's manager workflow (cast by its API workflow, so not a
+        child the bulk could wait on) to end, heartbeating, then read how the entry ended:
+        the inventory says, whether the workflow completed or failed."""
+        handle = self.client.get_workflow_handle(naming.manage_snapshot_workflow_id(snapshot_id))
+        waiting = asyncio.ensure_future(handle.result())
+        try:
+            while not (await asyncio.wait({waiting}, timeout=5))[0]:
+                activity.heartbeat()
+            waiting.result()
+        except WorkflowFailureError:
+            pass  # failed (or cancelled, terminated): the entry has the reason
+        finally:
+            waiting.cancel()
+        return await asyncio.to_thread(self._outcome, snapshot_id)
+
+    def _outcome(self, snapshot_id: str) -> SnapshotOutcome:
+        with typed_errors(), transaction(self.database_url, readonly=True) as session:
+            snapshot = snaps.get_snapshot(session, snapshot_id)
+            if snapshot is None:
+                return SnapshotOutcome(snapshot_id, statuses.ERROR_MANAGING,
+                                       "its entry is not in the inventory")
+            return SnapshotOutcome(snapshot_id, snapshot.status, snapshot.error)
 
 
 class SnapshotEntryActivities:

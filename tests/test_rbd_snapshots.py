@@ -153,3 +153,30 @@ async def test_a_backend_worker_killed_mid_snapshot_adoption_adopts_it_once(
     assert stack.events(entry.id).count("manage_existing.end") == 1
     await stack.vm.unmanage_snapshot(done.id)
     assert snaps(pool, volume.id) == {"nightly": False}
+
+
+async def test_bulk_manage_with_snapshots_adopts_the_safe_snaps_of_its_images(
+        rbd_snapshot_stack: tuple[Stack, RbdPool]) -> None:
+    """bulk-manage --snapshots on a real pool: each adopted image's safe snaps are renamed
+    to snapshot-<id> and protected; a backup's snap is left as it was (not safe)."""
+    stack, pool = rbd_snapshot_stack
+    for name in ("a", "b"):
+        pool.create(name, "4M")
+        pool.cluster.rbd("snap", "create", f"{pool.name}/{name}@nightly")
+    pool.cluster.rbd("snap", "create", f"{pool.name}/a@backup.x.snap.1")
+
+    handle = await stack.vm.start_bulk_manage(sdk.BulkManageInput(
+        host=stack.host, project_id=stack.project, snapshots=True,
+        refs=[{"source-name": "a"}, {"source-name": "b"}]))
+    report = await stack.vm.bulk_report(handle)
+
+    assert (report.done, report.snapshots_total, report.snapshots_done,
+            report.snapshots_failed) == (2, 2, 2, 0)
+    by_volume = {v.ref["source-name"]: v.id for v in stack.project_volumes()}
+    adopted = {e.volume_id: naming.managed_snapshot_name(e.id)
+               for e in await stack.vm.list_snapshots(project_id=stack.project)}
+    assert snaps(pool, by_volume["a"]) == {adopted[by_volume["a"]]: True,
+                                           "backup.x.snap.1": False}
+    assert snaps(pool, by_volume["b"]) == {adopted[by_volume["b"]]: True}
+    for snapshot_id in [e.id for e in await stack.vm.list_snapshots(project_id=stack.project)]:
+        await stack.vm.unmanage_snapshot(snapshot_id)

@@ -144,6 +144,26 @@ async def test_record_bulk_histories(stack: Stack) -> None:
 
 
 @record_only
+async def test_record_bulk_snapshots_history(stack: Stack) -> None:
+    """Since 2026-12 bulk-manage --snapshots adopts the safe snapshots of the volumes it
+    adopted once they are done (a snapshot listing page, the inventory lookup, a snapshot
+    saga and its wait each); runs without the flag record what they recorded before, so the
+    older histories need no patch. One snapshot's driver call fails. Record only this:
+    `-k record_bulk_snapshots`."""
+    for n in range(2):
+        stack.fake.add_object(f"v-{n}")
+        stack.fake.add_snapshot(f"v-{n}", "s")
+    stack.fake.add_snapshot("v-0", "t")
+    stack.fail("driver_manage_snapshot", times=1, retryable=False)
+    data = BulkManageInput(host=stack.host, project_id=stack.project, snapshots=True,
+                           refs=[{"source-name": f"v-{n}"} for n in range(2)])
+    handle = await stack.vm.start_bulk_manage(data, bulk_id=f"{stack.project}-snapshots")
+    report = await stack.vm.bulk_report(handle)
+    assert (report.done, report.snapshots_done, report.snapshots_failed) == (2, 2, 1)
+    await save(stack, handle.id, "snapshots-one-failure")
+
+
+@record_only
 async def test_record_batch_answered_with_changes(stack: Stack) -> None:
     """Since 2026-12 a batch's steps answer with only the items they changed, behind the
     patch `changed-items-only`; ManageBatchWorkflow--one-failure.json keeps the older shape

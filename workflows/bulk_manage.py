@@ -23,9 +23,14 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, TimeoutError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    TimeoutError,
+)
 
-from volume_manage.shared import errors, naming, search, ui
+from volume_manage.shared import errors, naming, search, statuses, ui
 from volume_manage.shared.errors import RequestError
 from volume_manage.shared.paging import MAX_LIMIT as MAX_PAGE_SIZE
 from volume_manage.shared.types import (
@@ -33,18 +38,24 @@ from volume_manage.shared.types import (
     BatchItem,
     BulkManageInput,
     BulkProgress,
+    BulkSnapshot,
+    BulkVolumesQuery,
     ItemError,
     ManageablePage,
     ManageableQuery,
     ManageRequest,
     ManageSpec,
+    SnapshotEntry,
+    SnapshotOutcome,
+    SnapshotRequest,
 )
 from volume_manage.shared.validation import check_string_map
 from workflows.saga import failure_of
-from workflows.steps import run_step
+from workflows.steps import run_heartbeating_step, run_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.api import ApiActivities
+    from activities.snapshots import SnapshotApiActivities
 
 # Batches per run before continuing as new (keeps each run's history far below its limits).
 BATCHES_PER_RUN = 20
@@ -57,6 +68,10 @@ PIPELINED_PAGES_PATCH = "pipeline-the-pages"
 # Since 2026-12-02: once the backend is listed, the rest is spread over the batch slots
 # (`_take`); runs from before it take full batches to the end.
 SPLIT_THE_REST_PATCH = "split-the-rest"
+# bulk-manage --snapshots: snapshots adopted per run before continuing as new, and how
+# many are adopted at once per batch slot (each is two small workflows and a wait).
+SNAPSHOTS_PER_RUN = 200
+SNAPSHOTS_PER_SLOT = 4
 # The whole-backend listing of runs from before the patch.
 WHOLE_LISTING_TIMEOUT = timedelta(minutes=5)
 
@@ -70,6 +85,8 @@ class BulkManageWorkflow:
     async def run(self, data: BulkManageInput) -> BulkProgress:
         if data.progress is not None:
             self.progress = data.progress
+        if data.volumes_done:  # (only runs with --snapshots get here)
+            return await self._run_snapshots(data)
         # Asked first, before any local activity ran in this workflow task (docs/upgrading.md).
         if data.all_safe and workflow.patched(PIPELINED_PAGES_PATCH):
             return await self._run_pipelined(data, split=workflow.patched(SPLIT_THE_REST_PATCH))
@@ -84,9 +101,7 @@ class BulkManageWorkflow:
         if end < len(data.refs):
             workflow.continue_as_new(dataclasses.replace(data, next_index=end,
                                                          progress=self.progress))
-        self.progress.finished = True
-        workflow.set_current_details(self._details())
-        return self.progress
+        return await self._finish(data)
 
     async def _prepare(self, data: BulkManageInput) -> BulkManageInput:
         """Validate the shared request once; find the refs; drop malformed ones with a reason.
@@ -152,9 +167,117 @@ class BulkManageWorkflow:
                 data = dataclasses.replace(data, refs=data.refs[data.next_index:] + refs,
                                            next_index=0, list_after=after)
                 listing = None
+        return await self._finish(data)
+
+    # --- bulk-manage --snapshots, after the volumes --------------------------------------
+
+    async def _finish(self, data: BulkManageInput) -> BulkProgress:
+        """The volumes are done: adopt their snapshots if asked, else end with the report.
+        (Without --snapshots this records nothing new: runs from before it replay as they
+        ran, so no patch is needed.)"""
+        if data.snapshots:
+            return await self._run_snapshots(dataclasses.replace(
+                data, volumes_done=True, refs=[], next_index=0))
         self.progress.finished = True
         workflow.set_current_details(self._details())
         return self.progress
+
+    async def _run_snapshots(self, data: BulkManageInput) -> BulkProgress:
+        """Page through the backend's manageable snapshots (sorted by reference and volume,
+        unadopted only), keep the safe ones on a volume this bulk adopted, and adopt each
+        through ManageExistingSnapshotWorkflow, the single adoption's saga, a few at a time.
+        After SNAPSHOTS_PER_RUN snapshots, or a window of pages, continue as new with the
+        page's rest and the position."""
+        assert data.spec is not None
+        limit = asyncio.Semaphore(max(1, data.max_concurrent_batches) * SNAPSHOTS_PER_SLOT)
+        adopted = pages = 0
+        while True:
+            if not data.snapshot_queue:
+                if self.progress.snapshots_listing_finished:
+                    break
+                if adopted >= SNAPSHOTS_PER_RUN or pages >= BATCHES_PER_RUN:
+                    workflow.continue_as_new(dataclasses.replace(data, progress=self.progress))
+                data, pages = await self._next_snapshot_page(data), pages + 1
+                continue
+            if adopted >= SNAPSHOTS_PER_RUN:
+                workflow.continue_as_new(dataclasses.replace(data, progress=self.progress))
+            take = data.snapshot_queue[:SNAPSHOTS_PER_RUN - adopted]
+            first = data.next_snapshot
+            await asyncio.gather(*(self._adopt_snapshot(data, snap, first + n, limit)
+                                   for n, snap in enumerate(take)))
+            adopted += len(take)
+            data = dataclasses.replace(data, snapshot_queue=data.snapshot_queue[len(take):],
+                                       next_snapshot=first + len(take))
+        self.progress.finished = True
+        workflow.set_current_details(self._details())
+        return self.progress
+
+    async def _next_snapshot_page(self, data: BulkManageInput) -> BulkManageInput:
+        """Read the snapshot page after the position; queue its safe snapshots that live on a
+        volume this bulk adopted (one inventory lookup for the page)."""
+        assert data.spec is not None
+        p = self.progress
+        query = ManageableQuery(
+            backend=data.spec.backend, resource="snapshot", after=data.snapshot_after,
+            after_source=data.snapshot_after_source,
+            limit=max(1, min(data.page_size, MAX_PAGE_SIZE)), sort_key="reference",
+            sort_dir="asc", unmanaged_only=True)
+        page = await self._listing(
+            query, f"{_root_id()}-snapshot-listing-{p.snapshot_pages}",
+            timedelta(seconds=max(1.0, data.page_timeout_s)),
+            f"snapshots after {p.snapshots_total} found")
+        p.snapshot_pages += 1
+        p.snapshots_listing_finished = page.more == 0 or page.last is None
+        safe = [item for item in page.items if item.safe_to_manage and item.source_reference]
+        volumes: list[str | None] = []
+        if safe:
+            volumes = await run_step(SnapshotApiActivities.bulk_adopted_volumes, BulkVolumesQuery(
+                _root_id(), [item.source_reference or {} for item in safe]))
+        queue = [BulkSnapshot(volume_id, item.reference)
+                 for item, volume_id in zip(safe, volumes, strict=True) if volume_id]
+        p.snapshots_total += len(queue)
+        workflow.set_current_details(self._details())
+        return dataclasses.replace(
+            data, snapshot_queue=queue, snapshot_after=page.last or data.snapshot_after,
+            snapshot_after_source=page.last_source if page.last else data.snapshot_after_source)
+
+    async def _adopt_snapshot(self, data: BulkManageInput, snap: BulkSnapshot, number: int,
+                              limit: asyncio.Semaphore) -> None:
+        """One snapshot through the single adoption's API workflow (its id made from the
+        bulk's and the snapshot's number), then its manager's outcome."""
+        p = self.progress
+        async with limit:
+            p.snapshots_in_flight += 1
+            workflow.set_current_details(self._details())
+            request_id = f"{_root_id()}-snapshot-{number}"
+            snapshot_id: str | None = None
+            try:
+                entry: SnapshotEntry = await workflow.execute_child_workflow(
+                    naming.MANAGE_EXISTING_SNAPSHOT_WORKFLOW,
+                    SnapshotRequest(volume_id=snap.volume_id, ref=snap.ref,
+                                    project_id=data.project_id, user_id=data.user_id,
+                                    request_id=request_id),
+                    id=naming.manage_snapshot_request_workflow_id(data.project_id, request_id),
+                    result_type=SnapshotEntry,
+                    static_summary=ui.plain(f"Manage snapshot {ui.ref_text(snap.ref)} of "
+                                            f"volume {snap.volume_id}"),
+                    static_details="part of " + ui.workflow_link(workflow.info().namespace,
+                                                                 _root_id()),
+                )
+                snapshot_id = entry.id
+                outcome: SnapshotOutcome = await run_heartbeating_step(
+                    SnapshotApiActivities.wait_snapshot_adopted, entry.id)
+                status, error = outcome.status, outcome.error
+            except (ChildWorkflowError, ActivityError) as err:
+                status, error = "failed", ": ".join(failure_of(err))
+            p.snapshots_in_flight -= 1
+            if status == statuses.AVAILABLE:
+                p.snapshots_done += 1
+            else:
+                p.snapshots_failed += 1
+                self._record_error(ItemError(snap.ref, error or status, snap.volume_id,
+                                             kind="snapshot", snapshot_id=snapshot_id))
+            workflow.set_current_details(self._details())
 
     @staticmethod
     def _take(queued: int, size: int, free: int, rest: bool) -> int:
@@ -203,9 +326,7 @@ class BulkManageWorkflow:
                                        next_batch=data.next_batch + len(starts))
             if ahead is not None:
                 data = self._with_page(data, await ahead)
-        self.progress.finished = True
-        workflow.set_current_details(self._details())
-        return self.progress
+        return await self._finish(data)
 
     async def _next_page(self, data: BulkManageInput
                          ) -> tuple[list[dict[str, str]], dict[str, str] | None]:
@@ -261,6 +382,8 @@ class BulkManageWorkflow:
     # --- shared by both paths ---------------------------------------------------------------
 
     async def _validate(self, data: BulkManageInput) -> ManageSpec:
+        if data.snapshots:  # refused before any volume is adopted (the SDK checked too)
+            await run_step(SnapshotApiActivities.check_bulk_snapshots, data.host)
         template = ManageRequest(
             ref={"source-name": "bulk"}, host=data.host,  # refs are checked per item
             volume_type=data.volume_type, metadata=data.metadata,
@@ -338,6 +461,10 @@ class BulkManageWorkflow:
                     f"of {p.total}")
         batches = ui.list_link(workflow.info().namespace, search.batches_query(_root_id()),
                                "its batches")
+        if p.snapshots_total or p.snapshot_pages:
+            adopting += (f"; snapshots: {p.snapshots_done} adopted, {p.snapshots_failed} "
+                         f"failed, {p.snapshots_in_flight} in flight of {p.snapshots_total}"
+                         + ("" if p.snapshots_listing_finished else " found so far"))
         if not p.pages or p.finished:
             return ui.lines(adopting, batches)
         listing = (f"listed {p.listed} objects" if p.listing_finished

@@ -105,6 +105,14 @@ LISTING = StepKind("listing", attempt=timedelta(hours=1), deadline=timedelta(hou
 LISTING_PAGE = StepKind("listing a page", attempt=timedelta(minutes=1),
                         per_object=timedelta(milliseconds=100), deadline=timedelta(hours=1))
 
+# bulk-manage --snapshots waits for each snapshot's manager workflow, which its API workflow
+# cast (a child of the bulk could not be awaited): a REGULAR activity on the API queue that
+# heartbeats every 5 s while it waits. A manager's steps each have their own deadline (at
+# most 10 minutes), so an hour bounds an attempt; 30 s without a heartbeat mean a dead
+# worker, and the wait is taken up again by another.
+SNAPSHOT_WAIT = StepKind("waiting for a snapshot's adoption", attempt=timedelta(hours=1),
+                         deadline=timedelta(hours=2), heartbeat=timedelta(seconds=30))
+
 # The notifications relay's step (activities/notifications.py): waits up to 10 s for new
 # events, heartbeating every 0.2 s while it waits and every 100 notifications while it
 # sends, then sends a page of at most 500. Five minutes bound an attempt; 30 s without a
@@ -160,6 +168,10 @@ STEP_KINDS: dict[str, StepKind] = {
     "delete_snapshot_entry": DATABASE,
     "mark_snapshot_error_managing": DATABASE,
     "cast_manage_snapshot": CAST,
+    # BulkManageWorkflow with --snapshots (the API worker)
+    "check_bulk_snapshots": DATABASE,
+    "bulk_adopted_volumes": DATABASE,
+    "wait_snapshot_adopted": SNAPSHOT_WAIT,
     # ManageSnapshotWorkflow (the backend's worker)
     "check_snapshot": DATABASE,
     "get_snapshot_size": DRIVER,

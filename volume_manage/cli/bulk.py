@@ -60,8 +60,12 @@ def bulk_manage(
     metadata: list[str] = typer.Option([], help="KEY=VALUE for every volume, repeatable"),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, help="volumes per batch saga"),
     concurrency: int = typer.Option(4, help="batches in flight at once"),
-    page_size: int = typer.Option(1000, help="with --all: objects listed per page"),
-    page_timeout: float = typer.Option(300.0, help="with --all: seconds a page may take"),
+    page_size: int = typer.Option(1000, help="with --all or --snapshots: objects listed per page"),
+    page_timeout: float = typer.Option(
+        300.0, help="with --all or --snapshots: seconds a page may take"),
+    snapshots: bool = typer.Option(
+        False, "--snapshots",
+        help="then adopt the safe snapshots of the volumes this adopted (rbd, fake)"),
     bulk_id: str | None = typer.Option(None, help="idempotency key; repeat to attach"),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -73,6 +77,7 @@ def bulk_manage(
         pattern=pattern, project_id=project, user_id=user, volume_type=volume_type,
         metadata=parse_pairs(metadata, "metadata"), batch_size=batch_size,
         max_concurrent_batches=concurrency, page_size=page_size, page_timeout_s=page_timeout,
+        snapshots=snapshots,
     )
 
     async def go(vm: sdk.VolumeManage) -> BulkProgress:
@@ -86,7 +91,7 @@ def bulk_manage(
         print_json(dataclasses.asdict(report))
     else:
         print_report(report)
-    if report.failed:
+    if report.failed or report.snapshots_failed:
         raise typer.Exit(1)
 
 
@@ -110,6 +115,11 @@ def bar_state(p: BulkProgress) -> tuple[int | None, int, str]:
     backend, the total counts what is still to list too (an estimate: some of it will not be
     safe to adopt), so the bar moves as pages are listed, not only as batches adopt."""
     adopted = f"{p.done} ok, {p.failed} failed, {p.in_flight} in flight"
+    if p.snapshot_pages:  # the volumes are done: the bar counts the snapshots
+        return (p.snapshots_total or None, p.snapshots_done + p.snapshots_failed,
+                f"volumes: {p.done} ok, {p.failed} failed · snapshots: {p.snapshots_done} "
+                f"ok, {p.snapshots_failed} failed, {p.snapshots_in_flight} in flight"
+                + ("" if p.snapshots_listing_finished else ", listing"))
     if not p.pages or p.listing_finished:
         return p.total or None, p.done + p.failed, adopted
     return (p.total + p.to_list or None, p.done + p.failed,
@@ -117,13 +127,17 @@ def bar_state(p: BulkProgress) -> tuple[int | None, int, str]:
 
 
 def print_report(report: BulkProgress) -> None:
-    table = Table("total", "adopted", "failed", title="bulk-manage report")
-    table.add_row(str(report.total), str(report.done), str(report.failed))
+    table = Table("", "total", "adopted", "failed", title="bulk-manage report")
+    table.add_row("volumes", str(report.total), str(report.done), str(report.failed))
+    if report.snapshot_pages:
+        table.add_row("snapshots", str(report.snapshots_total), str(report.snapshots_done),
+                      str(report.snapshots_failed))
     out.print(table)
     if report.errors:
-        failures = Table("ref", "volume id", "error", title="failures")
+        failures = Table("kind", "ref", "volume id", "snapshot id", "error", title="failures")
         for e in report.errors:
-            failures.add_row(show_ref(e.ref), e.volume_id or "", e.error)
+            failures.add_row(e.kind, show_ref(e.ref), e.volume_id or "", e.snapshot_id or "",
+                             e.error)
         out.print(failures)
 
 

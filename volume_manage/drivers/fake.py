@@ -34,6 +34,7 @@ from volume_manage.shared.types import Adopted, ManageableItem
 class FakeSnapshot:
     size_bytes: int
     snapshot_id: str
+    busy: bool = False  # listed not safe, as rbd lists a snapshot used for a clone
 
 
 @dataclass
@@ -59,13 +60,14 @@ class FakeDriver(Driver, ManageableSnapshots):
                 int(size_gib * GIB), object_id=f"fake-{len(self.objects) + 1}", in_use=in_use
             )
 
-    def add_snapshot(self, object_name: str, name: str, size_gib: float = 1.0) -> None:
-        """A snapshot `name` of the object now named `object_name`."""
+    def add_snapshot(self, object_name: str, name: str, size_gib: float = 1.0, *,
+                     busy: bool = False) -> None:
+        """A snapshot `name` of the object now named `object_name` (`busy`: not safe)."""
         with self._lock:
             snapshots = self.objects[object_name].snapshots
             snapshots[name] = FakeSnapshot(int(size_gib * GIB),
                                            f"{self.objects[object_name].object_id}-snap-"
-                                           f"{len(snapshots) + 1}")
+                                           f"{len(snapshots) + 1}", busy=busy)
 
     def snapshot_names(self, object_name: str) -> list[str]:
         with self._lock:
@@ -236,10 +238,11 @@ class FakeDriver(Driver, ManageableSnapshots):
         result = []
         for object_name, name, snap in found:
             cinder_id = managed.get(name) or naming.managed_snapshot_id(name)
+            reason = "already managed" if cinder_id else ("used for a clone" if snap.busy
+                                                          else None)
             result.append(ManageableItem(
                 reference={"source-name": name}, size=size_in_gib(snap.size_bytes),
-                safe_to_manage=cinder_id is None,
-                reason_not_safe="already managed" if cinder_id else None,
+                safe_to_manage=reason is None, reason_not_safe=reason,
                 cinder_id=cinder_id, extra_info={"id": snap.snapshot_id},
                 source_reference={"source-name": object_name}))
         return result

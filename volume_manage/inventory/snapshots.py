@@ -223,6 +223,37 @@ def resolve_snapshot_request(session: Session, request: SnapshotRequest, *, now:
     )
 
 
+def check_adopts_snapshots(session: Session, host: str, *, now: datetime,
+                           down_time: timedelta) -> None:
+    """bulk-manage --snapshots on `host`: its backend's driver must adopt snapshots (its
+    service row says so), or a RequestError on `snapshots`; an unknown or down backend is
+    refused on `host`, as the volumes' validation refuses it."""
+    service, _ = resolve.serving_backend(session, host=host, now=now, down_time=down_time)
+    adopts = (service.capabilities or {}).get("adopts")
+    if adopts is not None and "snapshot" not in adopts:
+        driver = (service.capabilities or {}).get("driver", "its")
+        raise RequestError("snapshots", (
+            f"the backend {service.host} cannot adopt snapshots: the {driver} driver adopts "
+            f"only {', '.join(adopts) or 'nothing'}s"), errors.NOT_SUPPORTED)
+
+
+def bulk_adopted_volumes(session: Session, bulk_workflow_id: str,
+                         sources: Sequence[dict[str, str]]) -> list[str | None]:
+    """Per source reference (a snapshot's volume object, named `volume-<id>` once adopted),
+    the id of the volume if the bulk adoption `bulk_workflow_id` adopted it (its batches
+    made the entry, `bulk-manage-<id>-batch-<n>`) and it is live and snapshottable; else
+    None. One query for a page of sources."""
+    ids = [naming.managed_volume_id(source.get("source-name", "")) for source in sources]
+    wanted = {volume_id for volume_id in ids if volume_id}
+    adopted: set[str] = set()
+    if wanted:
+        adopted = set(session.scalars(select(Volume.id).where(
+            Volume.id.in_(sorted(wanted)), Volume.deleted.is_(False),
+            Volume.status.in_(sorted(statuses.SNAPSHOTTABLE)), Volume.launched_at.is_not(None),
+            Volume.workflow_id.startswith(f"{bulk_workflow_id}-batch-", autoescape=True))))
+    return [volume_id if volume_id in adopted else None for volume_id in ids]
+
+
 def current_snapshot_ref(session: Session, ref: dict[str, str], volume_id: str
                          ) -> dict[str, str]:
     """`ref`, unless it names a snapshot `snapshot-<id>` of an entry: the volume rule

@@ -474,8 +474,11 @@ class VolumeManage:
         """Start (or attach to) a bulk adoption; follow it with `bulk_progress(handle)`,
         end with `bulk_report(handle)`."""
         requests.check_bulk(data, bulk_id)
+        if data.snapshots:
+            await self._db(snapshots.check_bulk_snapshots, self.settings, data.host)
         what = (f"{len(data.refs)} refs" if data.refs
                 else f"all safe objects ({data.pattern or '*'})")
+        what += " and their snapshots" if data.snapshots else ""
         client = await self.connect()
         workflow_id = naming.bulk_manage_workflow_id(bulk_id or str(uuid.uuid4()))
         return await client.start_workflow(

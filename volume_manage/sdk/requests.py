@@ -38,6 +38,8 @@ def check_bulk(data: BulkManageInput, bulk_id: str | None) -> None:
     if not 1 <= data.page_size <= paging.MAX_LIMIT:
         raise RequestError("page_size", f"must be between 1 and {paging.MAX_LIMIT}, got "
                                         f"{data.page_size}")
+    if not isinstance(data.snapshots, bool):
+        raise RequestError("snapshots", f"must be true or false, got {data.snapshots!r}")
     if not data.page_timeout_s > 0:
         raise RequestError("page_timeout_s", f"must be positive, got {data.page_timeout_s}")
     validate_request_fields(ManageRequest(

@@ -36,6 +36,15 @@ def check_against_inventory(settings: Settings, request: SnapshotRequest) -> Non
             down_time=timedelta(seconds=settings.service_down_time_s))
 
 
+def check_bulk_snapshots(settings: Settings, host: str) -> None:
+    """bulk-manage --snapshots is refused before anything starts when the backend's driver
+    cannot adopt snapshots (the workflow checks it again, for other clients)."""
+    with transaction(settings.database_url, readonly=True) as session:
+        snaps.check_adopts_snapshots(
+            session, host, now=utcnow(),
+            down_time=timedelta(seconds=settings.service_down_time_s))
+
+
 def get_snapshot(database_url: str, snapshot_id: str, *, include_deleted: bool = False
                  ) -> SnapshotEntry | None:
     with transaction(database_url, readonly=True) as session:

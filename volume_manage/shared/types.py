@@ -213,6 +213,10 @@ class ItemError:
     ref: dict[str, str]
     error: str
     volume_id: str | None = None
+    # "snapshot" for a snapshot bulk-manage --snapshots could not adopt: `ref` is the
+    # snapshot's on the volume `volume_id`, `snapshot_id` its entry's if one was made.
+    kind: str = "volume"
+    snapshot_id: str | None = None
 
 
 @dataclass
@@ -229,6 +233,41 @@ class BulkProgress:
     pages: int = 0
     to_list: int = 0
     listing_finished: bool = False
+    # bulk-manage --snapshots: the safe snapshots of the volumes this bulk adopted, found
+    # once the volumes are done, and what became of them (their failures are in `errors`,
+    # with kind "snapshot").
+    snapshots_total: int = 0
+    snapshots_done: int = 0
+    snapshots_failed: int = 0
+    snapshots_in_flight: int = 0
+    snapshot_pages: int = 0
+    snapshots_listing_finished: bool = False
+
+
+@dataclass
+class BulkSnapshot:
+    """A snapshot bulk-manage --snapshots adopts: its ref on the volume this bulk adopted."""
+
+    volume_id: str
+    ref: dict[str, str]
+
+
+@dataclass
+class BulkVolumesQuery:
+    """Which of `sources` (the references of a snapshot listing's volume objects) name a
+    volume the bulk adoption `bulk_workflow_id` adopted."""
+
+    bulk_workflow_id: str
+    sources: list[dict[str, str]]
+
+
+@dataclass
+class SnapshotOutcome:
+    """How a snapshot's manager workflow ended, as the inventory says."""
+
+    snapshot_id: str
+    status: str
+    error: str | None = None
 
 
 # Volumes per batch saga. Each batch costs a child workflow and its steps whatever its size
@@ -262,6 +301,15 @@ class BulkManageInput:
     spec: ManageSpec | None = None
     list_after: dict[str, str] | None = None  # with all_safe: where the next page starts
     next_batch: int = 0  # with all_safe: the number of the next batch
+    # bulk-manage --snapshots: once the volumes are adopted, adopt the safe snapshots of
+    # the volumes this bulk adopted (refused up front for a driver that cannot).
+    snapshots: bool = False
+    # Carried across continue-as-new in the snapshot phase; callers leave them alone.
+    volumes_done: bool = False
+    snapshot_queue: list[BulkSnapshot] = field(default_factory=list)
+    snapshot_after: dict[str, str] | None = None
+    snapshot_after_source: dict[str, str] | None = None
+    next_snapshot: int = 0
 
 
 @dataclass
