@@ -42,7 +42,7 @@ from bench.bulk import adopt_all
 from bench.file_bulk import make_images
 from volume_manage.inventory.db import transaction
 from volume_manage.inventory.models import Volume
-from volume_manage.notifications.publisher import CONTROL_EXCHANGE, make_conf
+from volume_manage.notifications.listener import NotificationListener
 from volume_manage.shared import naming
 from volume_manage.shared.types import DEFAULT_BATCH_SIZE
 
@@ -60,46 +60,23 @@ class Heard:
     at: float  # time.perf_counter() when the listener got it
 
 
-class Listener:
-    """An oslo.messaging notification listener on one topic (as Ceilometer consumes):
-    what arrived, and when. Its queues are deleted when it stops."""
+class Listener(NotificationListener):
+    """What the notification listener heard on one topic (the INFO ones: the adoptions'),
+    and when. Its queues are deleted when it stops."""
 
     def __init__(self, url: str, topic: str) -> None:
-        self.url, self.topic = url, topic
+        super().__init__(url, topic, self._hear)
         self.heard: list[Heard] = []
         self._lock = threading.Lock()
-        self._listener: Any = None
-        self._transport: Any = None
 
-    def start(self) -> None:
-        import oslo_messaging
-
-        listener = self
-
-        class Endpoint:
-            def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
-                     metadata: dict[str, Any]) -> None:
-                heard = Heard(metadata["message_id"], event_type,
-                              str(payload.get("volume_id", "")), time.perf_counter())
-                with listener._lock:
-                    listener.heard.append(heard)
-
-        self._transport = oslo_messaging.get_notification_transport(make_conf(), url=self.url)
-        targets = [oslo_messaging.Target(topic=self.topic, exchange=CONTROL_EXCHANGE)]
-        self._listener = oslo_messaging.get_notification_listener(
-            self._transport, targets, [Endpoint()], executor="threading")
-        self._listener.start()
-
-    def stop(self) -> None:
-        self._listener.stop()
-        self._listener.wait()
-        self._transport.cleanup()
-        import kombu
-
-        with kombu.Connection(self.url.replace("rabbit://", "amqp://", 1)) as conn:  # type: ignore[attr-defined,no-untyped-call]
-            channel = conn.channel()
-            for priority in ("info", "error"):
-                channel.queue_delete(f"{self.topic}.{priority}")
+    def _hear(self, priority: str, publisher_id: str, event_type: str, payload: Any,
+              metadata: dict[str, Any]) -> None:
+        if priority != "INFO":
+            return
+        heard = Heard(metadata["message_id"], event_type, str(payload.get("volume_id", "")),
+                      time.perf_counter())
+        with self._lock:
+            self.heard.append(heard)
 
     def unique(self) -> int:
         with self._lock:

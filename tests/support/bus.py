@@ -1,6 +1,7 @@
 """The message bus for tests: an oslo.messaging notification listener on the real RabbitMQ
-(127.0.0.1:5672, guest/guest), consuming as Ceilometer does, on a topic of its own so that
-parallel tests never see each other's notifications; its queues are deleted afterwards."""
+(127.0.0.1:5672, guest/guest), consuming as Ceilometer does
+(volume_manage/notifications/listener.py), on a topic of its own so that parallel tests
+never see each other's notifications; its queues are deleted afterwards."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from volume_manage.notifications.publisher import CONTROL_EXCHANGE, make_conf
+from volume_manage.notifications.listener import NotificationListener
 
 RABBIT_URL = os.environ.get("TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 WAIT_S = 120.0  # a deadline for what must arrive, not a measure of speed
@@ -26,46 +27,11 @@ class Received:
     message_id: str
 
 
-class Bus:
+class Bus(NotificationListener):
     def __init__(self, url: str = RABBIT_URL) -> None:
-        self.url = url
-        self.topic = f"notifications-test-{uuid.uuid4().hex[:12]}"
+        super().__init__(url, f"notifications-test-{uuid.uuid4().hex[:12]}", self._add)
         self.received: list[Received] = []
         self._lock = threading.Lock()
-        self._listener: Any = None
-        self._transport: Any = None
-
-    def start(self) -> None:
-        import oslo_messaging
-
-        bus = self
-
-        class Endpoint:
-            def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
-                     metadata: dict[str, Any]) -> None:
-                bus._add("INFO", publisher_id, event_type, payload, metadata)
-
-            def error(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any,
-                      metadata: dict[str, Any]) -> None:
-                bus._add("ERROR", publisher_id, event_type, payload, metadata)
-
-        self._transport = oslo_messaging.get_notification_transport(make_conf(), url=self.url)
-        targets = [oslo_messaging.Target(topic=self.topic, exchange=CONTROL_EXCHANGE)]
-        self._listener = oslo_messaging.get_notification_listener(
-            self._transport, targets, [Endpoint()], executor="threading")
-        self._listener.start()
-
-    def stop(self) -> None:
-        self._listener.stop()
-        self._listener.wait()
-        self._transport.cleanup()
-        import kombu
-
-        url = self.url.replace("rabbit://", "amqp://", 1)
-        with kombu.Connection(url) as conn:  # type: ignore[attr-defined,no-untyped-call]
-            channel = conn.channel()
-            for priority in ("info", "error"):
-                channel.queue_delete(f"{self.topic}.{priority}")
 
     def _add(self, priority: str, publisher_id: str, event_type: str, payload: Any,
              metadata: dict[str, Any]) -> None:
