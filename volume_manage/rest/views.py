@@ -148,12 +148,22 @@ def volume_list(ctx: CallContext, entries: list[VolumeEntry], *, detail: bool, l
     """`{"volumes": [...]}` plus `volumes_links` with a `next` link when the page is full,
     and `count` (every page's) when asked with `with_count` (from 3.45)."""
     build = volume_detail if detail else volume_summary
-    body: dict[str, Any] = {"volumes": [build(ctx, entry) for entry in entries]}
-    if entries and len(entries) >= limit:
-        params = dict(query) | {"marker": entries[-1].id}
+    return _paged("volumes", ctx, [build(ctx, entry) for entry in entries],
+                  entries[-1].id if entries else None, detail=detail, limit=limit,
+                  query=query, count=count)
+
+
+def _paged(collection: str, ctx: CallContext, views: list[dict[str, Any]],
+           last_id: str | None, *, detail: bool, limit: int, query: Mapping[str, str],
+           count: int | None) -> dict[str, Any]:
+    """Cinder's list body: `{collection: [...]}`, `<collection>_links` with a `next` link
+    when the page is full, `count` (every page's) when asked (`with_count`, from 3.45)."""
+    body: dict[str, Any] = {collection: views}
+    if last_id is not None and len(views) >= limit:
+        params = dict(query) | {"marker": last_id}
         project = f"/{ctx.project_id}" if ctx.project_in_url else ""
-        path = "volumes/detail" if detail else "volumes"
-        body["volumes_links"] = [{
+        path = f"{collection}/detail" if detail else collection
+        body[f"{collection}_links"] = [{
             "rel": "next",
             "href": f"{ctx.base_url}/v3{project}/{path}?{urllib.parse.urlencode(params)}",
         }]
@@ -226,19 +236,10 @@ def snapshot_list(ctx: CallContext, entries: list[SnapshotEntry], *, detail: boo
                   limit: int, query: Mapping[str, str], count: int | None = None
                   ) -> dict[str, Any]:
     """`{"snapshots": [...]}`, `snapshots_links` when the page is full, `count` when asked."""
-    body: dict[str, Any] = {"snapshots": [snapshot_detail(ctx, e) if detail
-                                          else snapshot_summary(e) for e in entries]}
-    if entries and len(entries) >= limit:
-        params = dict(query) | {"marker": entries[-1].id}
-        project = f"/{ctx.project_id}" if ctx.project_in_url else ""
-        path = "snapshots/detail" if detail else "snapshots"
-        body["snapshots_links"] = [{
-            "rel": "next",
-            "href": f"{ctx.base_url}/v3{project}/{path}?{urllib.parse.urlencode(params)}",
-        }]
-    if count is not None:
-        body["count"] = count
-    return body
+    return _paged("snapshots", ctx, [snapshot_detail(ctx, e) if detail else snapshot_summary(e)
+                                     for e in entries],
+                  entries[-1].id if entries else None, detail=detail, limit=limit,
+                  query=query, count=count)
 
 
 # A page of a manageable listing by path (see manageable_next_link).
