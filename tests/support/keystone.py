@@ -10,19 +10,17 @@ workers never see each other's catalog.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from volume_manage.operations.keystoneserver import Admin, Keystone, stop_group
+from volume_manage.operations.keystoneserver import Admin, Keystone, locked, stop_group
 
 SERVICE_USER = "volume-manage"
 SERVICE_PROJECT = "service"
@@ -84,16 +82,6 @@ def make_cloud(access: KeystoneAccess, api_url: str) -> Cloud:
     return Cloud(access.url, api_url, region, name, project, other, users, ids)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -114,7 +102,7 @@ def keystone(tmp_path_factory: pytest.TempPathFactory, worker_id: str
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if worker_id != "master" else base
     state_file, lock = shared / "keystone.json", shared / "keystone.lock"
-    with _locked(lock):
+    with locked(lock):
         state = json.loads(state_file.read_text()) if state_file.exists() else None
         if state is None or not _alive(state["pid"]):
             server = Keystone(shared / f"keystone-{uuid.uuid4().hex[:6]}", _free_port(),
@@ -132,7 +120,7 @@ def keystone(tmp_path_factory: pytest.TempPathFactory, worker_id: str
         state_file.write_text(json.dumps(state))
     server = Keystone(Path(state["directory"]), state["port"], state["password"])
     yield KeystoneAccess(server, state["service_password"])
-    with _locked(lock):
+    with locked(lock):
         state = json.loads(state_file.read_text())
         state["users"] -= 1
         if state["users"] <= 0:

@@ -80,7 +80,9 @@ def venv_dir() -> Path:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (made if missing) for the block: processes that share
+    Keystone (its venv, the tests' one server) take turns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -94,7 +96,7 @@ def install(venv: Path | None = None) -> Path:
     """Build Keystone's venv unless it is there (under a lock: pytest workers share it)."""
     venv = venv or venv_dir()
     ready = venv / ".ready"
-    with _locked(venv.with_name(venv.name + ".lock")):
+    with locked(venv.with_name(venv.name + ".lock")):
         if not ready.exists():
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
             subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
