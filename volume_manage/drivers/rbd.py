@@ -207,6 +207,7 @@ class RbdDriver(Driver, ManageableSnapshots):
         self._rbd = librbd.RBD()
         # What each adoption's size step read of its image, for its rename moments later.
         self._sized: OrderedDict[str, _Sized] = OrderedDict()
+        self._sized_lock = threading.Lock()  # not _lock: a connect holds that for seconds
 
     # --- the connection -------------------------------------------------------------------
 
@@ -492,7 +493,7 @@ class RbdDriver(Driver, ManageableSnapshots):
         return size_in_gib(header.size)
 
     def _remember(self, volume_id: str, sized: _Sized) -> None:
-        with self._lock:
+        with self._sized_lock:
             self._sized[volume_id] = sized
             while len(self._sized) > SIZED_KEPT:
                 self._sized.popitem(last=False)
@@ -502,7 +503,7 @@ class RbdDriver(Driver, ManageableSnapshots):
         read lately: its rename then skips reading them again (two of the five OSD calls
         of a rename). A stale id cannot rename another image: the directory refuses a
         source it does not list under that id, and the rename then reads it anew."""
-        with self._lock:
+        with self._sized_lock:
             sized = self._sized.pop(volume_id, None)
         if sized is None or sized.name != name or time.monotonic() - sized.at > SIZED_FOR_S:
             return None
