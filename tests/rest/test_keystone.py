@@ -71,84 +71,120 @@ async def adopted(stack: Stack, cloud: Cloud, name: str) -> str:
     return done.id
 
 
-def via_sdk(cloud: Cloud, role: str, host: str, source: str, volume_id: str
-            ) -> dict[str, Any]:
-    """openstacksdk: each call's result or the status it was refused with."""
-    options: dict[str, Any] = cloud.auth(role)
-    conn = sdk.connect(**options, region_name=cloud.region, block_storage_api_version="3.8")
-    storage: Any = conn.block_storage
+class ViaSdk:
+    """openstacksdk as `role`: each call's result, or the status it was refused with."""
 
+    name = "sdk"
+
+    def __init__(self, cloud: Cloud, role: str) -> None:
+        options: dict[str, Any] = cloud.auth(role)
+        self.storage: Any = sdk.connect(**options, region_name=cloud.region,
+                                        block_storage_api_version="3.8").block_storage
+
+    @staticmethod
     def outcome(call: Callable[[], Any]) -> Any:
         try:
             return call()
         except sdk_errors.HttpException as err:
             return err.status_code
 
-    managed = outcome(lambda: storage.manage_volume(
-        host=host, ref={"source-name": source}, name="sdk").id)
-    return {"managed": managed,
-            "show": outcome(lambda: storage.get_volume(volume_id).status),
-            "list": outcome(lambda: sorted(v.id for v in storage.volumes())),
-            "manageable": outcome(lambda: len(list(storage.manageable_volumes(host=host)))),
-            "unmanage": outcome(lambda: storage.unmanage_volume(volume_id))}
+    async def manage(self, host: str, source: str) -> Any:
+        return await asyncio.to_thread(self.outcome, lambda: self.storage.manage_volume(
+            host=host, ref={"source-name": source}, name="sdk").id)
+
+    async def reads(self, host: str, volume_id: str) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            storage, outcome = self.storage, self.outcome
+            return {"show": outcome(lambda: storage.get_volume(volume_id).status),
+                    "list": outcome(lambda: sorted(v.id for v in storage.volumes())),
+                    "manageable": outcome(
+                        lambda: len(list(storage.manageable_volumes(host=host))))}
+        return await asyncio.to_thread(read)
+
+    async def unmanage(self, volume_id: str) -> Any:
+        return await asyncio.to_thread(
+            self.outcome, lambda: self.storage.unmanage_volume(volume_id))
 
 
-def via_cinderclient(cloud: Cloud, role: str, host: str, source: str,
-                     volume_id: str) -> dict[str, Any]:
+class ViaCinderclient:
     """python-cinderclient's Python API on a keystoneauth password session."""
-    options = cloud.auth(role)
-    auth = v3.Password(auth_url=options["auth_url"], username=options["username"],
-                       password=options["password"], project_name=options["project_name"],
-                       user_domain_name="Default", project_domain_name="Default")
-    cinder = cinder_client.Client("3.8", session=ks_session.Session(auth=auth),
-                                  region_name=cloud.region)
 
+    name = "cinderclient"
+
+    def __init__(self, cloud: Cloud, role: str) -> None:
+        options = cloud.auth(role)
+        auth = v3.Password(auth_url=options["auth_url"], username=options["username"],
+                           password=options["password"], project_name=options["project_name"],
+                           user_domain_name="Default", project_domain_name="Default")
+        self.cinder = cinder_client.Client("3.8", session=ks_session.Session(auth=auth),
+                                           region_name=cloud.region)
+
+    @staticmethod
     def outcome(call: Callable[[], Any]) -> Any:
         try:
             return call()
         except cinder_errors.ClientException as err:
             return err.code
 
-    managed = outcome(lambda: cinder.volumes.manage(
-        host, {"source-name": source}, name="cinderclient").id)
-    return {"managed": managed,
-            "show": outcome(lambda: cinder.volumes.get(volume_id).status),
-            "list": outcome(lambda: sorted(v.id for v in cinder.volumes.list())),
-            "manageable": outcome(lambda: len(cinder.volumes.list_manageable(host))),
-            "unmanage": outcome(lambda: cinder.volumes.unmanage(volume_id) and None)}
+    async def manage(self, host: str, source: str) -> Any:
+        return await asyncio.to_thread(self.outcome, lambda: self.cinder.volumes.manage(
+            host, {"source-name": source}, name="cinderclient").id)
+
+    async def reads(self, host: str, volume_id: str) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            volumes, outcome = self.cinder.volumes, self.outcome
+            return {"show": outcome(lambda: volumes.get(volume_id).status),
+                    "list": outcome(lambda: sorted(v.id for v in volumes.list())),
+                    "manageable": outcome(lambda: len(volumes.list_manageable(host)))}
+        return await asyncio.to_thread(read)
+
+    async def unmanage(self, volume_id: str) -> Any:
+        return await asyncio.to_thread(
+            self.outcome, lambda: self.cinder.volumes.unmanage(volume_id) and None)
 
 
-async def via_cli(cloud: Cloud, role: str, home: Path, host: str, source: str,
-                  volume_id: str) -> dict[str, Any]:
-    """The openstack CLI with OS_* variables, as a cloud's user runs it."""
-    options = cloud.auth(role)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8",
-           "OS_AUTH_URL": options["auth_url"], "OS_USERNAME": options["username"],
-           "OS_PASSWORD": options["password"], "OS_PROJECT_NAME": options["project_name"],
-           "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-           "OS_REGION_NAME": cloud.region, "OS_VOLUME_API_VERSION": "3.8"}
+class ViaCli:
+    """The openstack CLI with OS_* variables, as a cloud's user runs it: each command's
+    JSON output, or its error output when it fails."""
 
-    async def run(*args: str) -> Any:
+    name = "cli"
+
+    def __init__(self, cloud: Cloud, role: str, home: Path) -> None:
+        options = cloud.auth(role)
+        self.env = {
+            "PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8",
+            "OS_AUTH_URL": options["auth_url"], "OS_USERNAME": options["username"],
+            "OS_PASSWORD": options["password"], "OS_PROJECT_NAME": options["project_name"],
+            "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+            "OS_REGION_NAME": cloud.region, "OS_VOLUME_API_VERSION": "3.8"}
+
+    async def run(self, *args: str) -> Any:
         process = await asyncio.create_subprocess_exec(
             OPENSTACK, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env)
+            env=self.env)
         out, err = await asyncio.wait_for(process.communicate(), timeout=90)
         if process.returncode:
             return err.decode().strip()
         return json.loads(out) if out.strip() else None
 
-    made, show, listing, manageable = await asyncio.gather(
-        run("volume", "create", "--remote-source", f"source-name={source}", "--host", host,
-            "-f", "json", "cli"),
-        run("volume", "show", volume_id, "-f", "json"),
-        run("volume", "list", "-f", "json"),
-        run("block", "storage", "volume", "manageable", "list", host, "-f", "json"))
-    return {"managed": made["id"] if isinstance(made, dict) else made,
-            "show": show["status"] if isinstance(show, dict) else show,
-            "list": (sorted(row["ID"] for row in listing) if isinstance(listing, list)
-                     else listing),
-            "manageable": len(manageable) if isinstance(manageable, list) else manageable,
-            "unmanage": await run("volume", "delete", "--remote", volume_id)}
+    async def manage(self, host: str, source: str) -> Any:
+        made = await self.run("volume", "create", "--remote-source", f"source-name={source}",
+                              "--host", host, "-f", "json", "cli")
+        return made["id"] if isinstance(made, dict) else made
+
+    async def reads(self, host: str, volume_id: str) -> dict[str, Any]:
+        show, listing, manageable = await asyncio.gather(
+            self.run("volume", "show", volume_id, "-f", "json"),
+            self.run("volume", "list", "-f", "json"),
+            self.run("block", "storage", "volume", "manageable", "list", host, "-f", "json"))
+        return {"show": show["status"] if isinstance(show, dict) else show,
+                "list": (sorted(row["ID"] for row in listing) if isinstance(listing, list)
+                         else listing),
+                "manageable": (len(manageable) if isinstance(manageable, list)
+                               else manageable)}
+
+    async def unmanage(self, volume_id: str) -> Any:
+        return await self.run("volume", "delete", "--remote", volume_id)
 
 
 @pytest.mark.parametrize("role", ["admin", "member", "reader"])
@@ -156,33 +192,42 @@ async def test_clients_with_keystone(stack: Stack, cloud: Cloud, role: str,
                                      tmp_path: Path) -> None:
     """Each client, as `role`: manage, show, list, manageable listing, unmanage. An admin
     does all; a member and a reader read their project's volumes and are refused the rest
-    with Cinder's 403s."""
+    with Cinder's 403s. The clients run side by side, one phase at a time: a listing that
+    runs while objects are renamed may miss one (it lists names, then describes them)."""
     volumes = [await adopted(stack, cloud, f"kept-{n}") for n in range(3)]
     admin = role == "admin"
     for n in range(3):
         stack.fake.add_object(f"new-{n}", size_gib=1)
     stack.report_service()  # up now, however long the clients take to start
-    results = await asyncio.gather(
-        asyncio.to_thread(via_sdk, cloud, role, stack.host, "new-0", volumes[0]),
-        asyncio.to_thread(via_cinderclient, cloud, role, stack.host, "new-1", volumes[1]),
-        via_cli(cloud, role, tmp_path, stack.host, "new-2", volumes[2]))
-    for client, result, volume_id in zip(("sdk", "cinderclient", "cli"), results, volumes,
-                                         strict=True):
-        assert result["show"] == "available", (client, result)
-        assert volume_id in result["list"], (client, result["list"])  # (others may be gone)
+    clients: list[Any] = [*await asyncio.gather(asyncio.to_thread(ViaSdk, cloud, role),
+                                                asyncio.to_thread(ViaCinderclient, cloud, role)),
+                          ViaCli(cloud, role, tmp_path)]
+    managed = await asyncio.gather(*(client.manage(stack.host, f"new-{n}")
+                                     for n, client in enumerate(clients)))
+    if admin:
+        for volume_id in managed:
+            await stack.vm.wait_until_done(volume_id)
+    reads = await asyncio.gather(*(client.reads(stack.host, volume_id)
+                                   for client, volume_id in zip(clients, volumes, strict=True)))
+    unmanages = await asyncio.gather(*(client.unmanage(volume_id)
+                                       for client, volume_id in zip(clients, volumes,
+                                                                    strict=True)))
+    for client, made, read, unmanage, volume_id in zip(clients, managed, reads, unmanages,
+                                                       volumes, strict=True):
+        result = {"managed": made, **read, "unmanage": unmanage}
+        assert result["show"] == "available", (client.name, result)
+        assert volume_id in result["list"], (client.name, result["list"])
         if admin:
-            await stack.vm.wait_until_done(result["managed"])
-            assert result["manageable"] == 6, client  # 3 new + 3 kept (already managed)
-            assert result["unmanage"] is None, client
+            assert result["manageable"] == 6, client.name  # 3 new + 3 kept (already managed)
+            assert result["unmanage"] is None, client.name
         else:
             for key, message in (("managed", MANAGE_REFUSED),
                                  ("manageable", LISTING_REFUSED),
                                  ("unmanage", UNMANAGE_REFUSED)):
                 said = result[key]  # the SDKs' status, the CLI's error output
-                assert said == 403 or message in str(said), (client, key, said)
+                assert said == 403 or message in str(said), (client.name, key, said)
     if admin:
         await unmanaged(stack, *volumes)
-        managed = [result["managed"] for result in results]
         assert {stack.volume(v).project_id for v in managed} == {cloud.project_id}  # type: ignore[union-attr]
     else:
         for volume_id in volumes:
