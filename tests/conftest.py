@@ -32,7 +32,10 @@ MARIADB_ADMIN_URL = os.environ.get(
 
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.db")
+    # In memory (start-dev's own default): nothing restarts this server, and its SQLite
+    # file's writes cost the suite's pytest workers 5-15 % of their time. The tests that
+    # kill or restart a server start one of their own on a file.
+    server = DevServer(tmp_path_factory.mktemp("temporal") / "temporal.db", persist=False)
     server.start()
     yield server
     server.stop()

@@ -32,8 +32,11 @@ def free_port() -> int:
 
 
 class DevServer:
-    def __init__(self, db_file: Path, *, ui: bool = False) -> None:
+    def __init__(self, db_file: Path, *, ui: bool = False, persist: bool = True) -> None:
+        """persist: keep the server's state in `db_file` (a restart finds it there);
+        otherwise in memory. The log goes beside `db_file` either way."""
         self.db_file = db_file
+        self.persist = persist
         self.port = free_port()
         self.ui_port = free_port()
         self.ui = ui
@@ -46,8 +49,8 @@ class DevServer:
 
     def start(self, timeout_s: float = 60.0) -> None:
         args = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1",
-                "--port", str(self.port), "--db-filename", str(self.db_file),
-                "--log-level", "warn"]
+                "--port", str(self.port), "--log-level", "warn"]
+        args += ["--db-filename", str(self.db_file)] if self.persist else []
         args += ["--ui-port", str(self.ui_port)] if self.ui else ["--headless"]
         for name, kind in search.REGISTERED.items():
             args += ["--search-attribute", f"{name}={kind}"]

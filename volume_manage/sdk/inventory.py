@@ -18,7 +18,6 @@ from volume_manage.inventory import quota as quotas
 from volume_manage.inventory import repository as repo
 from volume_manage.inventory import resolve
 from volume_manage.inventory.db import transaction
-from volume_manage.inventory.migrate import upgrade
 from volume_manage.inventory.models import Service, VolumeType, utcnow
 from volume_manage.sdk.errors import ManageError
 from volume_manage.sdk.results import BackendInfo, QuotaRow, VolumeTypeInfo
@@ -133,6 +132,9 @@ def quota(database_url: str, project_id: str, limits: Mapping[str, int]) -> list
 
 
 def migrate(database_url: str) -> None:
+    # Imported here: Alembic (and psycopg, for scratch databases) cost every process that
+    # imports the SDK a third of a second at start, and only `migrate` needs them.
+    from volume_manage.inventory.migrate import upgrade
     upgrade(database_url)
 
 
