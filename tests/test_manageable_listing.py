@@ -132,10 +132,13 @@ async def test_a_slow_listing_says_what_it_waited_for(stack: Stack) -> None:
     assert ("reported no progress yet" in message or "is its worker up?" in message), message
     assert "\n" not in message
     # the caller stopped waiting, so the listing was stopped too: nothing is left running
+    # (its status from the workflow itself: the list's visibility record may lag behind)
     [listed] = [w async for w in stack.client.list_workflows(
         f"WorkflowType = 'ListManageableWorkflow' AND TaskQueue = "
         f"'{naming.backend_task_queue(stack.backend)}'")]
-    assert listed.status == WorkflowExecutionStatus.TERMINATED
+    described = await stack.client.get_workflow_handle(listed.id, run_id=listed.run_id
+                                                       ).describe()
+    assert described.status == WorkflowExecutionStatus.TERMINATED
 
 
 async def test_a_slow_bounded_page_says_its_worker_did_not_answer(stack: Stack) -> None:

@@ -292,6 +292,7 @@ async def test_keystone_tokens(stack: Stack, cloud: Cloud, keystone: KeystoneAcc
         everyone = request(api_url, system, "/volumes?all_tenants=1").json()["volumes"]
         assert volume_id in [v["id"] for v in everyone]  # role:admin, whatever the scope
         assert request(api_url, system, "/volumes").json()["volumes"] == []  # no project
+        assert request(api_url, system, "/snapshots").json()["snapshots"] == []  # likewise
 
         reader_role = admin.role_id("reader")
         admin.http.put(f"/domains/default/users/{cloud.user_ids['reader']}/roles/"
